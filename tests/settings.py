@@ -1,0 +1,36 @@
+"""Settings for the test run: the app's own settings, pointed at services that the harness starts.
+
+The environment is set before apps.settings is read, and child processes (the Celery worker, MLflow)
+inherit it, so every process of a test run talks to the same Redis, database folder and MLflow. A Redis
+or MLflow that a developer runs for `make run` is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+_base = Path(__file__).resolve().parent.parent
+_data = Path(os.environ.get("ATELIER_TEST_DATA_DIR") or _base / "var" / "test").resolve()
+os.environ["ATELIER_DATA_DIR"] = str(_data)
+os.environ.pop("REDIS_URL", None)  # the embedded one, in the test data folder
+os.environ["ATELIER_REDIS_PORT"] = str(_free_port())  # used only when the socket path is too long
+os.environ["ATELIER_MLFLOW_PORT"] = str(_free_port())
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+os.environ["ATELIER_HEARTBEAT_SECONDS"] = "1"
+# Playwright's sync API runs an event loop in the test thread; the ORM calls tests make beside it are
+# still synchronous and safe.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+from apps.settings import *  # noqa: E402, F403
+
+# Fast hashing: the suite creates many users.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
