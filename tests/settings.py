@@ -19,13 +19,18 @@ def _free_port() -> int:
 
 
 _base = Path(__file__).resolve().parent.parent
-_data = Path(os.environ.get("ATELIER_TEST_DATA_DIR") or _base / "var" / "test").resolve()
-os.environ["ATELIER_DATA_DIR"] = str(_data)
-os.environ.pop("REDIS_URL", None)  # the embedded one, in the test data folder
-os.environ["ATELIER_REDIS_PORT"] = str(_free_port())  # used only when the socket path is too long
-os.environ["ATELIER_MLFLOW_PORT"] = str(_free_port())
-os.environ.pop("MLFLOW_TRACKING_URI", None)
-os.environ["ATELIER_HEARTBEAT_SECONDS"] = "1"
+# The first process of a test run chooses; the worker and MLflow processes it starts read this module
+# too and must get the same answers, so they keep what they inherit. A developer's own ATELIER_DATA_DIR
+# or REDIS_URL is never used by the tests.
+if os.environ.get("ATELIER_TEST_HARNESS") != "1":
+    os.environ["ATELIER_TEST_HARNESS"] = "1"
+    _data = Path(os.environ.get("ATELIER_TEST_DATA_DIR") or _base / "var" / "test").resolve()
+    os.environ["ATELIER_DATA_DIR"] = str(_data)
+    os.environ.pop("REDIS_URL", None)  # the embedded one, in the test data folder
+    os.environ["ATELIER_REDIS_PORT"] = str(_free_port())  # used only when the socket path is too long
+    os.environ["ATELIER_MLFLOW_PORT"] = str(_free_port())
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ["ATELIER_HEARTBEAT_SECONDS"] = "1"
 # Playwright's sync API runs an event loop in the test thread; the ORM calls tests make beside it are
 # still synchronous and safe.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"

@@ -1,0 +1,2 @@
+-- A second database for MLflow's tracking store, beside Atelier's own.
+CREATE DATABASE mlflow;

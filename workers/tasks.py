@@ -1,0 +1,23 @@
+"""Every Celery task: ids in, one call into a service. Safe to run twice."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from workers.celery import app
+
+
+@app.task(name="workers.tasks.ping")
+def ping(ping_id: int) -> None:
+    from apps.core.services import ping_complete
+
+    ping_complete(ping_id=ping_id, worker=ping.request.hostname or socket.gethostname())
+
+
+@app.task(name="workers.tasks.beat_heartbeat")
+def beat_heartbeat() -> None:
+    """Scheduled by beat: proves beat, Redis and a worker are all alive (health page)."""
+    from apps.core.selectors import BEAT_KEY, redis_client
+
+    redis_client().set(BEAT_KEY, time.time())
