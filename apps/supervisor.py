@@ -43,6 +43,7 @@ class Supervisor:
     cwd: str | None = None
     out: IO[str] = field(default_factory=lambda: sys.stdout)
     _children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _pumps: dict[str, threading.Thread] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -84,7 +85,9 @@ class Supervisor:
             )
             self._children[name] = child
             assert child.stdout is not None
-            threading.Thread(target=self._pump, args=(name, child.stdout), daemon=True).start()
+            pump = threading.Thread(target=self._pump, args=(name, child.stdout), daemon=True)
+            pump.start()
+            self._pumps[name] = pump
             self._print("system", f"{name} started (pid {child.pid})")
         status = 0
         while not self._stop.wait(0.2):
@@ -109,6 +112,7 @@ class Supervisor:
             # The leader may be gone while its group lives on (a shell's children): kill the group.
             _signal_group(child, signal.SIGKILL)
             child.wait()
+            self._pumps[name].join(timeout=1.0)  # its last lines before ours
             self._print("system", f"{name} stopped")
 
 
