@@ -1,5 +1,3 @@
-"""The Celery side of Atelier. `celery -A workers worker` finds the app here."""
-
-from workers.celery import app
-
-__all__ = ["app"]
+"""The worker side of Atelier: the Celery app (workers.celery, which `celery -A workers` finds by
+itself), its tasks, and the training layer (workers.training), which never imports Django. This package
+must stay import-free so that importing workers.training does not start Celery or Django."""

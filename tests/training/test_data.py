@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import json
+import re
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from workers.training import tiny
+from workers.training.data import DataError, load, read_rows, validate
+
+
+def _jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("technique", "file"),
+    [("sft", "reverse/sft.jsonl"), ("dpo", "reverse/dpo.jsonl"), ("rlvr", "reverse/rlvr.jsonl"),
+     ("sft", "add/sft.jsonl"), ("rlvr", "add/rlvr.jsonl"), ("rlaif", "reverse/rlvr.jsonl")],
+)  # fmt: skip
+def test_every_demo_dataset_fits_its_technique(technique, file):
+    check = validate(read_rows(tiny.DEMO / file), technique)
+    assert check.ok and len(check.rows) == 400
+
+
+def test_held_out_words_never_appear_in_training():
+    train = {r["answer"] for r in tiny.read_jsonl(tiny.DEMO / "reverse" / "rlvr.jsonl")}
+    held_out = {r["answer"] for r in tiny.read_jsonl(tiny.DEMO / "reverse" / "eval.jsonl")}
+    assert len(held_out) == 50 and not train & held_out
+
+
+def test_a_dpo_dataset_without_a_rejected_column_is_refused_with_the_columns_it_needs(tmp_path):
+    path = _jsonl(tmp_path / "d.jsonl", [{"prompt": "p", "chosen": "c"}])
+    with pytest.raises(
+        DataError, match="needs the columns prompt/chosen/rejected; this one has chosen, prompt"
+    ):
+        load(path, "dpo")
+
+
+def test_an_empty_dataset_is_refused(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n")
+    with pytest.raises(DataError, match="The dataset is empty"):
+        load(path, "sft")
+
+
+def test_bad_rows_are_named_by_line_and_can_be_dropped(tmp_path):
+    good = {"prompt": "add: 1 + 1", "completion": "2"}
+    path = _jsonl(
+        tmp_path / "d.jsonl",
+        [good, {"prompt": "", "completion": "x"}, good, {"prompt": "q", "completion": 3}],
+    )
+    check = validate(read_rows(path), "sft")
+    assert check.errors == [(2, "“prompt” is empty or not text"), (4, "“completion” is empty or not text")]
+    with pytest.raises(DataError, match=re.escape("2 bad rows in d.jsonl: line 2: “prompt” is empty")):
+        load(path, "sft")
+    assert load(path, "sft", drop_bad=True) == [good, good]
+
+
+def test_a_conversation_must_end_with_the_assistant(tmp_path):
+    path = _jsonl(tmp_path / "d.jsonl", [{"messages": [{"role": "user", "content": "hi"}]}])
+    assert validate(read_rows(path), "sft").errors == [(1, "the last message must be the assistant's answer")]
+
+
+def test_columns_with_other_names_are_mapped(tmp_path):
+    path = _jsonl(tmp_path / "d.jsonl", [{"question": "2+2?", "answer": "4"}])
+    rows = load(path, "rlvr", column_map={"question": "prompt"})
+    assert rows == [{"prompt": "2+2?", "answer": "4"}]
+
+
+def test_invalid_json_names_its_line(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"prompt": "a"}\n{"prompt": \n')
+    with pytest.raises(DataError, match=re.escape("Line 2 of d.jsonl is not valid JSON")):
+        read_rows(path)
+
+
+def test_csv_and_parquet_are_read(tmp_path):
+    (tmp_path / "d.csv").write_text("prompt,chosen,rejected\nhi,yes,no\n")
+    assert load(tmp_path / "d.csv", "dpo") == [{"prompt": "hi", "chosen": "yes", "rejected": "no"}]
+    pq.write_table(pa.table({"prompt": ["hi"], "answer": ["4"]}), tmp_path / "d.parquet")
+    assert load(tmp_path / "d.parquet", "rlvr") == [{"prompt": "hi", "answer": "4"}]
+
+
+def test_other_file_types_and_missing_files_are_named(tmp_path):
+    (tmp_path / "d.txt").write_text("x")
+    with pytest.raises(DataError, match=re.escape("Atelier reads .jsonl, .csv and .parquet files")):
+        read_rows(tmp_path / "d.txt")
+    with pytest.raises(DataError, match="No dataset file at"):
+        read_rows(tmp_path / "nope.jsonl")

@@ -1,0 +1,78 @@
+"""python -m workers.training: the training layer's command line.
+
+build-tiny [--out DIR] [--force]        build the built-in tiny model (base and partly trained)
+validate DATASET --technique T          check a dataset row by row against a technique's columns
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def default_models_dir() -> Path:
+    data = os.environ.get("ATELIER_DATA_DIR") or Path(__file__).resolve().parents[2] / "var"
+    return Path(data) / "models"
+
+
+def _build_tiny(args: argparse.Namespace) -> int:
+    from workers.training import tiny
+
+    out = Path(args.out or default_models_dir() / "atelier-tiny")
+    if tiny.is_built(out) and not args.force:
+        print(f"Built-in tiny model: already built at {out}")
+        return 0
+    print(f"Building the built-in tiny model into {out} ...", flush=True)
+    meta = tiny.build(out, force=args.force)
+    print(
+        f"Built-in tiny model: {meta['parameters']:,} parameters in {meta.get('seconds', 0)} s; "
+        f"reverse exact match: base {meta.get('base_reverse_exact_match', 0):.2f}, "
+        f"partly trained {meta['reverse_exact_match']:.2f} ({out})"
+    )
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from workers.training.data import DataError, read_rows, validate
+
+    try:
+        check = validate(read_rows(args.dataset), args.technique)
+    except DataError as exc:
+        print(json.dumps({"ok": False, "error": str(exc)}))
+        return 1
+    report = {
+        "ok": check.ok,
+        "rows": len(check.rows) + len(check.errors),
+        "good_rows": len(check.rows),
+        "columns": list(check.columns),
+        "errors": [{"line": n, "message": m} for n, m in check.errors[:100]],
+        "more_errors": max(0, len(check.errors) - 100),
+    }
+    print(json.dumps(report, indent=2))
+    return 0 if check.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m workers.training",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("build-tiny", help="build the built-in tiny model")
+    p.add_argument("--out", help="folder (default: $ATELIER_DATA_DIR/models/atelier-tiny)")
+    p.add_argument("--force", action="store_true", help="rebuild even if built")
+    p.set_defaults(func=_build_tiny)
+    p = sub.add_parser("validate", help="check a dataset against a technique")
+    p.add_argument("dataset")
+    p.add_argument("--technique", required=True, choices=["sft", "dpo", "rlvr", "rlaif"])
+    p.set_defaults(func=_validate)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

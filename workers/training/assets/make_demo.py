@@ -1,0 +1,98 @@
+"""Regenerate the demo datasets in demo/: small tasks that show each technique, with held-out splits.
+
+- reverse: "reverse: c a t" -> "t a c". SFT (chat messages), DPO (prompt/chosen/rejected), RLVR
+  (prompt + answer), and a held-out eval split of words never seen in training.
+- add: "add: 12 + 7" -> "19". SFT (prompt/completion), RLVR (prompt + answer, graded numerically), eval.
+
+Deterministic (seeded); the files are committed, so builds and tests do not depend on this script.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+HERE = Path(__file__).parent
+DEMO = HERE / "demo"
+
+
+def _write(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def _user(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+def _assistant(text: str) -> list[dict]:
+    return [{"role": "assistant", "content": text}]
+
+
+def reverse() -> None:
+    corpus = (HERE / "corpus.txt").read_text()
+    words = sorted(set(re.findall(r"\b[a-z]{3,6}\b", corpus)))
+    rng = random.Random(1234)
+    rng.shuffle(words)
+    held_out, train = words[:50], words[50:450]
+
+    def spaced(word: str) -> str:
+        return " ".join(word)
+
+    def prompt(word: str) -> str:
+        return f"reverse: {spaced(word)}"
+
+    _write(
+        DEMO / "reverse" / "sft.jsonl",
+        [{"messages": _user(prompt(w)) + _assistant(spaced(w[::-1]))} for w in train],
+    )
+    dpo = []
+    for i, w in enumerate(train):
+        if i % 2 == 0:
+            wrong = w  # the commonest failure: copying instead of reversing
+        else:
+            letters = list(w[::-1])
+            letters[0], letters[-1] = letters[-1], letters[0]
+            wrong = "".join(letters) if "".join(letters) != w[::-1] else w
+        dpo.append(
+            {
+                "prompt": _user(prompt(w)),
+                "chosen": _assistant(spaced(w[::-1])),
+                "rejected": _assistant(spaced(wrong)),
+            }
+        )
+    _write(DEMO / "reverse" / "dpo.jsonl", dpo)
+    _write(
+        DEMO / "reverse" / "rlvr.jsonl",
+        [{"prompt": _user(prompt(w)), "answer": spaced(w[::-1])} for w in train],
+    )
+    _write(
+        DEMO / "reverse" / "eval.jsonl",
+        [{"prompt": _user(prompt(w)), "answer": spaced(w[::-1])} for w in held_out],
+    )
+
+
+def add() -> None:
+    rng = random.Random(99)
+    pairs = sorted({(rng.randint(0, 49), rng.randint(0, 49)) for _ in range(1000)})
+    rng.shuffle(pairs)
+    held_out, train = pairs[:50], pairs[50:450]
+    _write(
+        DEMO / "add" / "sft.jsonl",
+        [{"prompt": _user(f"add: {a} + {b}"), "completion": _assistant(str(a + b))} for a, b in train],
+    )
+    _write(
+        DEMO / "add" / "rlvr.jsonl",
+        [{"prompt": _user(f"add: {a} + {b}"), "answer": str(a + b)} for a, b in train],
+    )
+    _write(
+        DEMO / "add" / "eval.jsonl",
+        [{"prompt": _user(f"add: {a} + {b}"), "answer": str(a + b)} for a, b in held_out],
+    )
+
+
+if __name__ == "__main__":
+    reverse()
+    add()

@@ -1,0 +1,130 @@
+"""Datasets: reading JSONL, CSV and Parquet, validating rows against a technique's columns, and
+turning them into what TRL's trainers take. Each problem names the line (1-based, as in an editor)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class DataError(ValueError):
+    """A dataset that cannot be used, with a message a person understands."""
+
+
+# What each technique needs: alternatives of required columns, and what each column holds.
+SCHEMAS: dict[str, list[tuple[str, ...]]] = {
+    "sft": [("messages",), ("prompt", "completion")],
+    "dpo": [("prompt", "chosen", "rejected")],
+    "rlvr": [("prompt",)],
+    "rlaif": [("prompt",)],
+}
+
+
+@dataclass
+class Validation:
+    rows: list[dict[str, Any]] = field(default_factory=list)  # the good rows
+    errors: list[tuple[int, str]] = field(default_factory=list)  # (line, message)
+    columns: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and bool(self.rows)
+
+
+def read_rows(path: Path | str) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"No dataset file at {path}.")
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        rows = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"Line {number} of {path.name} is not valid JSON: {exc.msg}.") from exc
+            if not isinstance(row, dict):
+                raise DataError(f"Line {number} of {path.name} is not a JSON object.")
+            rows.append(row)
+        return rows
+    if suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    raise DataError(f"{path.name}: Atelier reads .jsonl, .csv and .parquet files.")
+
+
+def _is_chat(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+            for m in value
+        )
+    )
+
+
+def _text_or_chat(value: Any) -> bool:
+    return (isinstance(value, str) and value.strip() != "") or _is_chat(value)
+
+
+def validate(
+    rows: list[dict[str, Any]], technique: str, column_map: dict[str, str] | None = None
+) -> Validation:
+    """Check every row against the technique's columns; keep the good rows, name the bad ones."""
+    if technique not in SCHEMAS:
+        raise DataError(f"Unknown technique “{technique}”: choose one of {', '.join(SCHEMAS)}.")
+    if not rows:
+        raise DataError("The dataset is empty: it has no rows.")
+    mapping = column_map or {}
+    rows = [{mapping.get(k, k): v for k, v in row.items()} for row in rows]
+    present = set().union(*(row.keys() for row in rows))
+    columns = next((alt for alt in SCHEMAS[technique] if set(alt) <= present), None)
+    if columns is None:
+        wanted = " or ".join("/".join(alt) for alt in SCHEMAS[technique])
+        raise DataError(
+            f"A {technique.upper()} dataset needs the columns {wanted}; this one has {', '.join(sorted(present)) or 'none'}."
+            " Rename or map the columns."
+        )
+    result = Validation(columns=columns)
+    for number, row in enumerate(rows, start=1):
+        problem = None
+        for column in columns:
+            value = row.get(column)
+            if column == "messages":
+                if not _is_chat(value):
+                    problem = "“messages” must be a list of {role, content} objects"
+                elif value and value[-1]["role"] != "assistant":
+                    problem = "the last message must be the assistant's answer"
+            elif not _text_or_chat(value):
+                problem = f"“{column}” is empty or not text"
+            if problem:
+                break
+        if problem:
+            result.errors.append((number, problem))
+        else:
+            result.rows.append(row)
+    return result
+
+
+def load(
+    path: Path | str, technique: str, column_map: dict[str, str] | None = None, drop_bad: bool = False
+) -> list[dict[str, Any]]:
+    """Rows ready for training; a DataError naming the first bad lines unless drop_bad."""
+    check = validate(read_rows(path), technique, column_map)
+    if check.errors and not drop_bad:
+        shown = "; ".join(f"line {n}: {m}" for n, m in check.errors[:5])
+        more = f" (and {len(check.errors) - 5} more)" if len(check.errors) > 5 else ""
+        raise DataError(f"{len(check.errors)} bad rows in {Path(path).name}: {shown}{more}.")
+    if not check.rows:
+        raise DataError("No usable rows are left in the dataset.")
+    return check.rows

@@ -1,0 +1,49 @@
+"""Greedy generation and exact match on held-out rows: the task metric that tests, the partly trained
+tiny model and reports use next to the trainer's own numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def generate(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[list[dict[str, str]]],
+    max_new_tokens: int = 24,
+    batch_size: int = 64,
+) -> list[str]:
+    """Greedy completions of chat prompts, batched with left padding."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    tokenizer.padding_side = "left"
+    outputs: list[str] = []
+    with torch.no_grad():
+        for start in range(0, len(prompts), batch_size):
+            texts = [
+                tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
+                for p in prompts[start : start + batch_size]
+            ]
+            batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            batch = {k: v.to(model.device) for k, v in batch.items()}
+            generated = model.generate(
+                **batch,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+            new = generated[:, batch["input_ids"].shape[1] :]
+            outputs += [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+    if was_training:
+        model.train()
+    return outputs
+
+
+def exact_match(model: Any, tokenizer: Any, rows: list[dict[str, Any]], max_new_tokens: int = 24) -> float:
+    """Share of rows whose greedy completion equals their `answer` (whitespace-trimmed)."""
+    completions = generate(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens=max_new_tokens)
+    hits = sum(c == str(r["answer"]).strip() for c, r in zip(completions, rows, strict=True))
+    return hits / max(len(rows), 1)
