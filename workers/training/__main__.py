@@ -55,6 +55,12 @@ def _validate(args: argparse.Namespace) -> int:
     return 0 if check.ok else 1
 
 
+def _run(args: argparse.Namespace) -> int:
+    from workers.training.runner import run_and_report
+
+    return run_and_report(Path(args.spec))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m workers.training",
@@ -62,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="train as a spec file says")
+    p.add_argument("spec")
+    p.set_defaults(func=_run)
     p = sub.add_parser("build-tiny", help="build the built-in tiny model")
     p.add_argument("--out", help="folder (default: $ATELIER_DATA_DIR/models/atelier-tiny)")
     p.add_argument("--force", action="store_true", help="rebuild even if built")

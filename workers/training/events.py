@@ -34,9 +34,10 @@ def _clean(value: Any) -> Any:
 
 
 class EventWriter:
-    def __init__(self, path: Path | None, stream: IO[str] | None = sys.stdout) -> None:
+    def __init__(self, path: Path | None, stream: IO[str] | None = None, to_stdout: bool = True) -> None:
         self.path = path
-        self.stream = stream
+        # sys.stdout as it is now, not as it was at import (tests and redirections replace it).
+        self.stream = stream if stream is not None else (sys.stdout if to_stdout else None)
         self._file = path.open("a") if path else None
 
     def emit(self, event: str, **fields: Any) -> dict[str, Any]:

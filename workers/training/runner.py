@@ -1,0 +1,256 @@
+"""Run one job spec: load data and model, choose hyperparameters, train with the technique's TRL
+trainer, save the adapter or model, and report everything as events. Failures a person can fix end in a
+`failed` event whose message says what to change; nothing here imports Django."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workers.training import data as data_module
+from workers.training.events import EventWriter
+from workers.training.hparams import HParams, resolve
+from workers.training.models import ModelError, load_model, load_tokenizer
+from workers.training.spec import JobSpec, SpecError
+
+CANCEL_FILE = "CANCEL"
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on, with a message a person understands."""
+
+
+@dataclass
+class Context:
+    """What a technique's build function needs."""
+
+    spec: JobSpec
+    params: Any
+    hparams: HParams
+    model: Any
+    tokenizer: Any
+    train_rows: list[dict[str, Any]]
+    callbacks: list[Any] = field(default_factory=list)
+
+    def trainer_args(self) -> dict[str, Any]:
+        h = self.hparams
+        return {
+            "output_dir": str(self.spec.output / "checkpoints"),
+            "max_steps": h.max_steps,
+            "per_device_train_batch_size": h.batch_size,
+            "gradient_accumulation_steps": h.gradient_accumulation,
+            "learning_rate": h.learning_rate,
+            "lr_scheduler_type": "cosine",
+            "warmup_steps": max(1, h.max_steps // 20),
+            "logging_steps": h.logging_steps,
+            "save_strategy": "steps",
+            "save_steps": h.save_steps,
+            "save_total_limit": 2,
+            "bf16": h.bf16,
+            "seed": h.seed,
+            "data_seed": h.seed,
+            "report_to": "none",
+            "gradient_checkpointing": False,
+            "dataloader_num_workers": 0,
+            "disable_tqdm": True,
+            # Log a NaN loss as NaN (the default hides it behind earlier losses), so divergence is seen.
+            "logging_nan_inf_filter": False,
+        }
+
+    def peft_config(self) -> Any:
+        if self.hparams.method == "full":
+            return None
+        from peft import LoraConfig
+
+        return LoraConfig(
+            r=self.hparams.lora_rank,
+            lora_alpha=self.hparams.lora_alpha,
+            lora_dropout=0.0,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
+
+    def dataset(self, rows: list[dict[str, Any]]) -> Any:
+        from datasets import Dataset
+
+        return Dataset.from_list(rows)
+
+
+def _token_lengths(tokenizer: Any, rows: list[dict[str, Any]]) -> list[int]:
+    lengths = []
+    for row in rows:
+        if "messages" in row:
+            text = tokenizer.apply_chat_template(row["messages"], tokenize=False)
+        else:
+            parts = []
+            for key in ("prompt", "completion", "chosen"):
+                value = row.get(key)
+                if isinstance(value, list):
+                    parts.append(tokenizer.apply_chat_template(value, tokenize=False))
+                elif isinstance(value, str):
+                    parts.append(value)
+            text = "".join(parts)
+        lengths.append(len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]))
+    return lengths
+
+
+def _events_callback(events: EventWriter, output: Path, max_steps: int) -> Any:
+    from transformers import TrainerCallback
+
+    class EventsCallback(TrainerCallback):
+        def __init__(self) -> None:
+            self.started = time.monotonic()
+            self.first_step: int | None = None
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if self.first_step is None:
+                self.first_step, self.started = state.global_step, time.monotonic()
+            if (output / CANCEL_FILE).exists():
+                events.emit("cancelling", step=state.global_step)
+                control.should_training_stop = True
+            return control
+
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+        ) -> Any:
+            logs = dict(logs or {})
+            bad = [
+                k
+                for k in ("loss", "grad_norm")
+                if isinstance(logs.get(k), float) and not math.isfinite(logs[k])
+            ]
+            if bad:
+                raise TrainingError(
+                    f"The {bad[0].replace('_', ' ')} became {logs[bad[0]]} at step {state.global_step}: training diverged. "
+                    "Lower the learning rate (try a tenth of it) and start again."
+                )
+            done = state.global_step - (self.first_step or 0)
+            elapsed = time.monotonic() - self.started
+            eta = elapsed / done * (max_steps - state.global_step) if done > 0 else None
+            events.emit("step", step=state.global_step, max_steps=max_steps, metrics=logs, eta_seconds=eta)
+            return control
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            events.emit("checkpoint", step=state.global_step, path=str(path))
+            return control
+
+    return EventsCallback()
+
+
+def run(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
+    """Train; return the `finished` event. Raises TrainingError (and the data, model and spec errors)
+    with messages for people; the CLI turns them into a `failed` event."""
+    import torch
+
+    from workers.training.evaluate import exact_match
+    from workers.training.techniques import REGISTRY, make_params
+
+    if spec.technique not in REGISTRY:
+        raise SpecError(f"Unknown technique “{spec.technique}”: choose one of {', '.join(REGISTRY)}.")
+    technique = REGISTRY[spec.technique]
+    params = make_params(technique, spec.params)
+    spec.output.mkdir(parents=True, exist_ok=True)
+    events.emit(
+        "started",
+        job_id=spec.job_id,
+        technique=spec.technique,
+        model=spec.model.name_or_path,
+        pid=os.getpid(),
+    )
+
+    train_rows = data_module.load(spec.dataset, spec.technique, spec.column_map)
+    eval_rows = data_module.read_rows(spec.eval_dataset) if spec.eval_dataset else []
+    tokenizer = load_tokenizer(spec.model)
+    model = load_model(spec.model, method=spec.training.method)
+    n_params = sum(p.numel() for p in model.parameters())
+    lengths = _token_lengths(tokenizer, train_rows)
+    context = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
+    bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    hparams = resolve(
+        spec.training,
+        technique=spec.technique,
+        n_params=n_params,
+        n_rows=len(train_rows),
+        token_lengths=lengths,
+        context=context,
+        bf16_supported=bf16,
+    )
+    too_long = [i + 1 for i, n in enumerate(lengths) if n > hparams.max_length]
+    if too_long:
+        shown = ", ".join(map(str, too_long[:10])) + (" …" if len(too_long) > 10 else "")
+        raise TrainingError(
+            f"{len(too_long)} rows are longer than the maximum length of {hparams.max_length} tokens "
+            f"(rows {shown}; the longest has {max(lengths)}). Raise the maximum length or shorten those rows."
+        )
+    events.emit("configured", hparams=asdict(hparams), parameters=n_params, rows=len(train_rows))
+
+    before = (
+        exact_match(model, tokenizer, eval_rows, spec.training.eval_max_new_tokens) if eval_rows else None
+    )
+    ctx = Context(
+        spec=spec,
+        params=params,
+        hparams=hparams,
+        model=model,
+        tokenizer=tokenizer,
+        train_rows=train_rows,
+        callbacks=[_events_callback(events, spec.output, hparams.max_steps)],
+    )
+    trainer = technique.build(ctx)
+    result = trainer.train()
+    trained = trainer.model
+    kind = "model" if hparams.method == "full" else "adapter"
+    artifact = spec.output / kind
+    trained.save_pretrained(artifact, safe_serialization=True)
+    tokenizer.save_pretrained(artifact)
+    after = None
+    if eval_rows:
+        scored = (
+            trained.merge_and_unload()
+            if hparams.method != "full" and hasattr(trained, "merge_and_unload")
+            else trained
+        )
+        after = exact_match(scored, tokenizer, eval_rows, spec.training.eval_max_new_tokens)
+    metrics = {"train_loss": result.training_loss, "global_step": result.global_step}
+    if before is not None:
+        metrics |= {"eval_exact_match_before": before, "eval_exact_match_after": after}
+    return events.emit(
+        "finished",
+        artifacts={kind: str(artifact)},
+        metrics=metrics,
+        cancelled=(spec.output / CANCEL_FILE).exists(),
+    )
+
+
+def run_and_report(spec_path: Path) -> int:
+    """The CLI's `run`: events to stdout and to OUTPUT/events.jsonl; exit status 0 on success."""
+    try:
+        spec = JobSpec.load(spec_path)
+    except SpecError as exc:
+        EventWriter(None).emit("failed", message=str(exc))
+        return 2
+    spec.output.mkdir(parents=True, exist_ok=True)
+    # stdout carries the events alone: whatever the libraries print goes to stderr.
+    events = EventWriter(spec.output / "events.jsonl", stream=sys.stdout)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            run(spec, events)
+        return 0
+    except (SpecError, data_module.DataError, ModelError, TrainingError, ValueError) as exc:
+        events.emit("failed", message=str(exc))
+        return 1
+    except Exception as exc:  # noqa: BLE001 - an unexpected failure is still reported as an event
+        events.emit(
+            "failed", message=f"Training failed unexpectedly: {exc}", traceback=traceback.format_exc()
+        )
+        return 1
+    finally:
+        events.close()

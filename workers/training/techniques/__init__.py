@@ -1,0 +1,46 @@
+"""The techniques: each one module with a parameters dataclass and a function that builds its TRL
+trainer, and one line in REGISTRY. The wizard generates each technique's form from its dataclass
+(type, default, and the field metadata: help, min, max, choices)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from workers.training.techniques import sft
+
+
+@dataclass(frozen=True)
+class Technique:
+    name: str
+    title: str
+    summary: str
+    params: type
+    build: Callable[..., Any]
+
+
+REGISTRY: dict[str, Technique] = {
+    "sft": Technique("sft", "Supervised fine-tuning", sft.SUMMARY, sft.SFTParams, sft.build_trainer),
+}
+
+
+class ParamsError(ValueError):
+    """Parameters outside their bounds, with a message naming the field."""
+
+
+def make_params(technique: Technique, values: dict[str, Any]) -> Any:
+    """The technique's parameters from user values, checked against each field's bounds."""
+    known = {f.name: f for f in fields(technique.params)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ParamsError(f"{technique.title} has no parameter {', '.join(sorted(unknown))}.")
+    for name, value in values.items():
+        meta = known[name].metadata
+        if "min" in meta and value < meta["min"]:
+            raise ParamsError(f"{name} must be at least {meta['min']} (got {value}).")
+        if "max" in meta and value > meta["max"]:
+            raise ParamsError(f"{name} must be at most {meta['max']} (got {value}).")
+        if "choices" in meta and value not in meta["choices"]:
+            raise ParamsError(f"{name} must be one of {', '.join(map(str, meta['choices']))} (got {value}).")
+    return technique.params(**values)
