@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import signal
 import sys
 import time
 import traceback
@@ -15,12 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from workers.training import data as data_module
+from workers.training.checkpoints import newest_complete
 from workers.training.events import EventWriter
 from workers.training.hparams import HParams, resolve
 from workers.training.models import ModelError, load_model, load_tokenizer
 from workers.training.spec import JobSpec, SpecError
 
 CANCEL_FILE = "CANCEL"
+EXIT_INTERRUPTED = 3  # stopped by SIGTERM after a checkpoint: run again to resume
+
+
+class _Stop:
+    """Set by SIGTERM; the callback then checkpoints at the end of the current step and stops."""
+
+    requested = False
 
 
 class TrainingError(RuntimeError):
@@ -112,6 +121,9 @@ def _events_callback(events: EventWriter, output: Path, max_steps: int) -> Any:
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
             if self.first_step is None:
                 self.first_step, self.started = state.global_step, time.monotonic()
+            if _Stop.requested:
+                control.should_save = True
+                control.should_training_stop = True
             if (output / CANCEL_FILE).exists():
                 events.emit("cancelling", step=state.global_step)
                 control.should_training_stop = True
@@ -205,7 +217,13 @@ def run(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
         callbacks=[_events_callback(events, spec.output, hparams.max_steps)],
     )
     trainer = technique.build(ctx)
-    result = trainer.train()
+    resume = newest_complete(spec.output / "checkpoints")
+    if resume is not None:
+        events.emit("resumed", step=int(resume.name.split("-")[1]), path=str(resume))
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if _Stop.requested:
+        saved = newest_complete(spec.output / "checkpoints")
+        raise _Interrupted(int(saved.name.split("-")[1]) if saved else 0)
     trained = trainer.model
     kind = "model" if hparams.method == "full" else "adapter"
     artifact = spec.output / kind
@@ -230,6 +248,15 @@ def run(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
     )
 
 
+class _Interrupted(Exception):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    _Stop.requested = True
+
+
 def run_and_report(spec_path: Path) -> int:
     """The CLI's `run`: events to stdout and to OUTPUT/events.jsonl; exit status 0 on success."""
     try:
@@ -240,10 +267,18 @@ def run_and_report(spec_path: Path) -> int:
     spec.output.mkdir(parents=True, exist_ok=True)
     # stdout carries the events alone: whatever the libraries print goes to stderr.
     events = EventWriter(spec.output / "events.jsonl", stream=sys.stdout)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         with contextlib.redirect_stdout(sys.stderr):
             run(spec, events)
         return 0
+    except _Interrupted as stop:
+        events.emit(
+            "interrupted",
+            step=stop.step,
+            message="Stopped on request after a checkpoint; run again to resume.",
+        )
+        return EXIT_INTERRUPTED
     except (SpecError, data_module.DataError, ModelError, TrainingError, ValueError) as exc:
         events.emit("failed", message=str(exc))
         return 1

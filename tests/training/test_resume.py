@@ -1,0 +1,107 @@
+"""Resume after a crash: a run killed with SIGKILL continues from its newest complete checkpoint (a
+half-written one is skipped) and ends where an uninterrupted run ends; SIGTERM checkpoints and exits."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from workers.training import tiny
+from workers.training.checkpoints import is_complete, newest_complete
+from workers.training.events import read_events
+from workers.training.runner import EXIT_INTERRUPTED
+
+ROOT = Path(__file__).resolve().parents[2]
+STEPS = 60
+
+
+def _spec(folder: Path, model: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "technique": "sft",
+        "model": str(model),
+        "dataset": str(tiny.DEMO / "reverse" / "sft.jsonl"),
+        "output_dir": str(folder / "out"),
+        "training": {"method": "full", "max_steps": STEPS, "save_steps": 10},
+        "tracking": {"enabled": False},
+    }
+    (folder / "spec.json").write_text(json.dumps(spec))
+    return folder / "spec.json"
+
+
+def _start(spec: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "workers.training", "run", str(spec)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+
+
+def _wait_for(
+    events_file: Path, predicate: Callable[[dict], bool], proc: subprocess.Popen[str], timeout: float = 120
+) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in read_events(events_file) if events_file.exists() else []:
+            if predicate(event):
+                return event
+        assert proc.poll() is None, "the run ended before the awaited event"
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def _losses(out: Path) -> dict[int, float]:
+    return {e["step"]: e["metrics"]["loss"] for e in read_events(out / "events.jsonl")
+            if e["event"] == "step" and "loss" in e["metrics"]}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, tiny_model) -> Path:
+    folder = tmp_path_factory.mktemp("whole")
+    assert _start(_spec(folder, tiny_model / "partial")).wait(300) == 0
+    return folder / "out"
+
+
+def test_a_killed_run_resumes_from_its_newest_complete_checkpoint_and_ends_like_an_uninterrupted_one(
+    tmp_path, tiny_model, uninterrupted
+):
+    spec = _spec(tmp_path, tiny_model / "partial")
+    out = tmp_path / "out"
+    proc = _start(spec)
+    _wait_for(out / "events.jsonl", lambda e: e["event"] == "checkpoint" and e["step"] >= 20, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    complete = newest_complete(out / "checkpoints")
+    assert complete is not None
+    # What a kill during a save leaves: a higher-numbered folder without its state.
+    half = out / "checkpoints" / f"checkpoint-{int(complete.name.split('-')[1]) + 5}"
+    half.mkdir()
+    (half / "model.safetensors").write_bytes(b"\0" * 10)
+    assert not is_complete(half)
+
+    assert _start(spec).wait(300) == 0
+    events = read_events(out / "events.jsonl")
+    resumed = next(e for e in events if e["event"] == "resumed")
+    assert resumed["step"] == int(complete.name.split("-")[1])
+    assert events[-1]["event"] == "finished" and events[-1]["metrics"]["global_step"] == STEPS
+    whole, pieced = _losses(uninterrupted), _losses(out)
+    assert pieced[STEPS] == pytest.approx(whole[STEPS], rel=0.05)
+
+
+def test_sigterm_checkpoints_the_current_step_and_exits_to_be_resumed(tmp_path, tiny_model):
+    spec = _spec(tmp_path, tiny_model / "partial")
+    out = tmp_path / "out"
+    proc = _start(spec)
+    _wait_for(out / "events.jsonl", lambda e: e["event"] == "step" and e["step"] >= 3, proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == EXIT_INTERRUPTED
+    stop = read_events(out / "events.jsonl")[-1]
+    assert stop["event"] == "interrupted" and stop["step"] > 0
+    saved = newest_complete(out / "checkpoints")
+    assert saved is not None and saved.name == f"checkpoint-{stop['step']}"
