@@ -105,7 +105,7 @@ def mlflow_service() -> Iterator[str]:
     service = Service("mlflow", python("-m", "apps.launcher", "mlflow"), LOGS)
 
     def healthy() -> bool:
-        with urllib.request.urlopen(f"{uri}/health", timeout=1) as response:  # noqa: S310
+        with urllib.request.urlopen(f"{uri}/health", timeout=1) as response:
             return response.status == 200
 
     service.wait_until(healthy, 120, "healthy")

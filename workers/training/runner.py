@@ -5,6 +5,7 @@ trainer, save the adapter or model, and report everything as events. Failures a 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from workers.training import data as data_module
+from workers.training import tracking
 from workers.training.checkpoints import newest_complete
 from workers.training.events import EventWriter
 from workers.training.hparams import HParams, resolve
@@ -110,7 +112,7 @@ def _token_lengths(tokenizer: Any, rows: list[dict[str, Any]]) -> list[int]:
     return lengths
 
 
-def _events_callback(events: EventWriter, output: Path, max_steps: int) -> Any:
+def _events_callback(events: EventWriter, output: Path, max_steps: int, tracker: Any = None) -> Any:
     from transformers import TrainerCallback
 
     class EventsCallback(TrainerCallback):
@@ -147,6 +149,8 @@ def _events_callback(events: EventWriter, output: Path, max_steps: int) -> Any:
             elapsed = time.monotonic() - self.started
             eta = elapsed / done * (max_steps - state.global_step) if done > 0 else None
             events.emit("step", step=state.global_step, max_steps=max_steps, metrics=logs, eta_seconds=eta)
+            if tracker is not None:
+                tracker.log_metrics(logs, step=state.global_step)
             return control
 
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
@@ -162,7 +166,6 @@ def run(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
     with messages for people; the CLI turns them into a `failed` event."""
     import torch
 
-    from workers.training.evaluate import exact_match
     from workers.training.techniques import REGISTRY, make_params
 
     if spec.technique not in REGISTRY:
@@ -204,6 +207,41 @@ def run(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
         )
     events.emit("configured", hparams=asdict(hparams), parameters=n_params, rows=len(train_rows))
 
+    tracker = None
+    if spec.tracking.enabled:
+        tracker, problem = tracking.start(
+            tracking_uri=spec.tracking.tracking_uri,
+            experiment=spec.tracking.experiment,
+            run_name=spec.tracking.run_name or f"{spec.technique}-{spec.job_id}",
+            output=spec.output,
+            params={"spec": json.loads(spec.to_json()), "hparams": asdict(hparams), "parameters": n_params},
+        )
+        if problem:
+            events.warning(problem)
+    try:
+        return _train(
+            spec, events, technique, params, hparams, model, tokenizer, train_rows, eval_rows, tracker
+        )
+    except BaseException:
+        if tracker is not None:
+            tracker.fail()
+        raise
+
+
+def _train(
+    spec: JobSpec,
+    events: EventWriter,
+    technique: Any,
+    params: Any,
+    hparams: HParams,
+    model: Any,
+    tokenizer: Any,
+    train_rows: list[dict[str, Any]],
+    eval_rows: list[dict[str, Any]],
+    tracker: Any,
+) -> dict[str, Any]:
+    from workers.training.evaluate import exact_match
+
     before = (
         exact_match(model, tokenizer, eval_rows, spec.training.eval_max_new_tokens) if eval_rows else None
     )
@@ -214,7 +252,7 @@ def run(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
         model=model,
         tokenizer=tokenizer,
         train_rows=train_rows,
-        callbacks=[_events_callback(events, spec.output, hparams.max_steps)],
+        callbacks=[_events_callback(events, spec.output, hparams.max_steps, tracker)],
     )
     trainer = technique.build(ctx)
     resume = newest_complete(spec.output / "checkpoints")
@@ -240,10 +278,16 @@ def run(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
     metrics = {"train_loss": result.training_loss, "global_step": result.global_step}
     if before is not None:
         metrics |= {"eval_exact_match_before": before, "eval_exact_match_after": after}
+    mlflow_info = None
+    if tracker is not None:
+        mlflow_info = tracker.finish(
+            artifact=artifact, kind=kind, register_as=spec.tracking.register_as, metrics=metrics
+        )
     return events.emit(
         "finished",
         artifacts={kind: str(artifact)},
         metrics=metrics,
+        mlflow=mlflow_info,
         cancelled=(spec.output / CANCEL_FILE).exists(),
     )
 

@@ -1,0 +1,86 @@
+"""Every run in the real MLflow server, read back through its REST API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from workers.training import tiny
+from workers.training.events import read_events
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.services
+
+
+def _run(tmp_path: Path, model: Path, tracking: dict, steps: int = 8) -> list[dict]:
+    spec = {
+        "technique": "sft",
+        "model": str(model),
+        "dataset": str(tiny.DEMO / "reverse" / "sft.jsonl"),
+        "eval_dataset": str(tiny.DEMO / "reverse" / "eval.jsonl"),
+        "output_dir": str(tmp_path / "out"),
+        "training": {"method": "lora", "max_steps": steps},
+        "tracking": tracking,
+        "job_id": "42",
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    env = {**os.environ, "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "workers.training", "run", str(tmp_path / "spec.json")],
+        cwd=ROOT, capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return read_events(tmp_path / "out" / "events.jsonl")
+
+
+def _api(uri: str, endpoint: str, **query: str) -> dict:
+    with urllib.request.urlopen(
+        f"{uri}/api/2.0/mlflow/{endpoint}?{urllib.parse.urlencode(query)}", timeout=10
+    ) as r:
+        return json.loads(r.read())
+
+
+def test_a_run_its_params_metrics_artifacts_and_model_version_are_in_mlflow(
+    tmp_path, tiny_model, mlflow_service
+):
+    events = _run(
+        tmp_path, tiny_model / "partial",
+        {"tracking_uri": mlflow_service, "experiment": "project-7", "register_as": f"reverse-{tmp_path.name}"},
+    )  # fmt: skip
+    finished = events[-1]
+    assert finished["event"] == "finished"
+    run_id = finished["mlflow"]["run_id"]
+
+    run = _api(mlflow_service, "runs/get", run_id=run_id)["run"]
+    assert run["info"]["status"] == "FINISHED" and run["info"]["run_name"] == "sft-42"
+    params = {p["key"]: p["value"] for p in run["data"]["params"]}
+    assert params["spec.technique"] == "sft" and params["hparams.method"] == "lora"
+    assert float(params["hparams.learning_rate"]) > 0
+    metrics = {m["key"] for m in run["data"]["metrics"]}
+    assert {"loss", "learning_rate", "grad_norm", "eval_exact_match_after"} <= metrics
+    assert any(key.startswith("system/") for key in metrics)
+    history = _api(mlflow_service, "metrics/get-history", run_id=run_id, metric_key="loss")["metrics"]
+    assert sorted(m["step"] for m in history) == list(range(1, 9))
+    experiment = _api(mlflow_service, "experiments/get-by-name", experiment_name="project-7")["experiment"]
+    assert run["info"]["experiment_id"] == experiment["experiment_id"]
+
+    files = _api(mlflow_service, "artifacts/list", run_id=run_id, path="adapter")["files"]
+    assert "adapter/adapter_model.safetensors" in {f["path"] for f in files}
+    name = f"reverse-{tmp_path.name}"
+    versions = _api(mlflow_service, "model-versions/search", filter=f"name='{name}'")["model_versions"]
+    assert [(v["version"], v["run_id"]) for v in versions] == [("1", run_id)]
+    assert finished["mlflow"] == {"run_id": run_id, "registered_model": name, "version": 1}
+
+
+def test_training_goes_on_with_a_warning_when_mlflow_is_down(tmp_path, tiny_model):
+    events = _run(tmp_path, tiny_model / "partial", {"tracking_uri": "http://127.0.0.1:9"}, steps=3)
+    warnings = [e["message"] for e in events if e["event"] == "warning"]
+    assert warnings and "MLflow at http://127.0.0.1:9 cannot be reached" in warnings[0]
+    assert events[-1]["event"] == "finished" and events[-1]["mlflow"] is None
