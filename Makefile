@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DEV_DB_URL ?= postgres://postgres@127.0.0.1:5432/atelier
 
-.PHONY: run test setup lint typecheck pytest tiny-model chromium format test-postgres compose-config clean
+.PHONY: run test setup lint typecheck pytest tiny-model system-packages format test-postgres clean
 
 ## run: set everything up and start Atelier with its embedded services on http://127.0.0.1:8000
 run: setup
@@ -31,14 +31,18 @@ tiny-model: $(VENV)/.installed
 	$(PY) -m workers.training build-tiny
 
 ## test: set up what the tests need and run the whole suite (lint, types, unit, integration, browser)
-test: $(VENV)/.installed chromium lint typecheck pytest
+test: $(VENV)/.installed system-packages lint typecheck pytest
 
-chromium:
-	@if [ ! -x /usr/bin/chromium ]; then \
+# Debian's chromium drives the browser tests; bubblewrap sandboxes users' Python graders.
+system-packages:
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "The browser tests need Chromium at /usr/bin/chromium: install Debian's 'chromium' package." >&2; exit 1; \
+	    echo "The tests need Debian's packages:$$missing (apt-get install$$missing)." >&2; exit 1; \
 	  fi; \
 	fi
 
@@ -57,7 +61,7 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 
 ## test-postgres: the same suite against the PostgreSQL at DEV_DB_URL
-test-postgres: $(VENV)/.installed chromium
+test-postgres: $(VENV)/.installed system-packages
 	DATABASE_URL=$(DEV_DB_URL) $(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -1,0 +1,102 @@
+"""Graders: plain functions `(completions, **columns) -> list[float]` that score completions against a
+row's reference columns, each score in [0, 1]. The same functions are RLVR's rewards in training and
+pass rates in evaluation reports. `make(name, **options)` gives a grader by name, configured.
+
+Completions may be text or chat messages (TRL passes `[{"role": "assistant", "content": ...}]` for chat
+prompts); `text()` turns either into text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+Grader = Callable[..., list[float]]
+
+
+def text(completion: Any) -> str:
+    if isinstance(completion, list):
+        return "".join(str(m.get("content", "")) for m in completion if isinstance(m, dict)).strip()
+    return str(completion).strip()
+
+
+def _normalize(value: Any) -> str:
+    return " ".join(str(value).split()).casefold()
+
+
+def exact_match(completions: Sequence[Any], answer: Sequence[Any], **_: Any) -> list[float]:
+    """1 when the completion equals the answer, ignoring case and runs of white space."""
+    return [float(_normalize(text(c)) == _normalize(a)) for c, a in zip(completions, answer, strict=True)]
+
+
+def contains(completions: Sequence[Any], answer: Sequence[Any], **_: Any) -> list[float]:
+    """1 when the answer appears anywhere in the completion (case-insensitive)."""
+    return [float(_normalize(a) in _normalize(text(c))) for c, a in zip(completions, answer, strict=True)]
+
+
+def math_match(completions: Sequence[Any], answer: Sequence[Any], **_: Any) -> list[float]:
+    """1 when the completion's final answer equals the reference as mathematics (19, 19.0 and
+    \\frac{38}{2} agree), by Hugging Face's math-verify."""
+    from math_verify import parse, verify
+
+    scores = []
+    for completion, reference in zip(completions, answer, strict=True):
+        try:
+            scores.append(float(verify(parse(str(reference)), parse(text(completion)))))
+        except Exception:  # noqa: BLE001 - an answer that cannot be parsed is simply wrong
+            scores.append(0.0)
+    return scores
+
+
+def regex(completions: Sequence[Any], *, pattern: str, **_: Any) -> list[float]:
+    """1 when the whole completion matches the pattern (Python regular expression)."""
+    compiled = re.compile(pattern, re.DOTALL)
+    return [float(compiled.fullmatch(text(c)) is not None) for c in completions]
+
+
+def json_schema(completions: Sequence[Any], *, schema: dict[str, Any] | str, **_: Any) -> list[float]:
+    """1 when the completion is JSON that is valid against the schema."""
+    import jsonschema
+
+    checker = jsonschema.Draft202012Validator(json.loads(schema) if isinstance(schema, str) else schema)
+    scores = []
+    for completion in completions:
+        try:
+            scores.append(float(checker.is_valid(json.loads(text(completion)))))
+        except ValueError:
+            scores.append(0.0)
+    return scores
+
+
+def python(completions: Sequence[Any], *, code: str, **columns: Any) -> list[float]:
+    """The user's own `grade(completion, **row) -> float`, run in a bubblewrap sandbox."""
+    from workers.training.graders.sandbox import run_python_grader
+
+    rows = [
+        {k: v[i] for k, v in columns.items() if isinstance(v, list | tuple)} for i in range(len(completions))
+    ]
+    return run_python_grader(code, [text(c) for c in completions], rows)
+
+
+REGISTRY: dict[str, Grader] = {
+    "exact_match": exact_match,
+    "contains": contains,
+    "math_match": math_match,
+    "regex": regex,
+    "json_schema": json_schema,
+    "python": python,
+}
+
+
+def make(name: str, **options: Any) -> Grader:
+    """A grader by name with its options bound (pattern, schema, code), named for TRL's reward logs."""
+    if name not in REGISTRY:
+        raise ValueError(f"Unknown grader “{name}”: choose one of {', '.join(REGISTRY)}.")
+    grader = partial(REGISTRY[name], **options) if options else REGISTRY[name]
+    # TRL names each reward function's metric after __name__; a partial has none.
+    wrapped: Any = lambda completions, **columns: grader(completions, **columns)  # noqa: E731
+    wrapped.__name__ = name
+    return wrapped
