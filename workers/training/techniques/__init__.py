@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from workers.training.techniques import sft
+from workers.training.techniques import dpo, rlvr, sft
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,10 @@ class Technique:
 
 REGISTRY: dict[str, Technique] = {
     "sft": Technique("sft", "Supervised fine-tuning", sft.SUMMARY, sft.SFTParams, sft.build_trainer),
+    "dpo": Technique("dpo", "Direct preference optimization", dpo.SUMMARY, dpo.DPOParams, dpo.build_trainer),
+    "rlvr": Technique(
+        "rlvr", "RL with verifiable rewards", rlvr.SUMMARY, rlvr.RLVRParams, rlvr.build_trainer
+    ),
 }
 
 
@@ -41,6 +45,14 @@ def make_params(technique: Technique, values: dict[str, Any]) -> Any:
             raise ParamsError(f"{name} must be at least {meta['min']} (got {value}).")
         if "max" in meta and value > meta["max"]:
             raise ParamsError(f"{name} must be at most {meta['max']} (got {value}).")
-        if "choices" in meta and value not in meta["choices"]:
+        if "choices" in meta and isinstance(value, list | tuple):
+            wrong = [v for v in value if v not in meta["choices"]]
+            if wrong:
+                raise ParamsError(
+                    f"{name} may only hold {', '.join(map(str, meta['choices']))} (not {', '.join(map(str, wrong))})."
+                )
+            value = tuple(value)
+            values = {**values, name: value}
+        elif "choices" in meta and value not in meta["choices"]:
             raise ParamsError(f"{name} must be one of {', '.join(map(str, meta['choices']))} (got {value}).")
     return technique.params(**values)

@@ -1,0 +1,79 @@
+"""Reinforcement learning with verifiable rewards: TRL's GRPOTrainer samples several answers to each
+prompt and reinforces those the graders score higher. `prompt` rows plus the graders' reference columns
+(e.g. `answer`). It needs a model that is sometimes right already: groups that all score the same teach
+nothing (from 20% right GRPO learned nothing here; from 38% it reached 98%)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SUMMARY = "Reward answers that pass automatic checks (exact answer, math, format). Use it on a model that is sometimes right."
+
+
+@dataclass(frozen=True)
+class RLVRParams:
+    graders: tuple[str, ...] = field(
+        default=("exact_match",),
+        metadata={"help": "The checks that score each answer; their scores are added up.",
+                  "choices": ("exact_match", "contains", "math_match", "regex", "json_schema", "python")},
+    )  # fmt: skip
+    grader_options: dict[str, dict[str, Any]] = field(
+        default_factory=dict,
+        metadata={"help": "Options per grader: a regex's pattern, a JSON schema, a Python grader's code."},
+    )
+    num_generations: int = field(
+        default=4, metadata={"help": "Answers sampled per prompt.", "min": 2, "max": 64}
+    )
+    max_completion_length: int = field(
+        default=16, metadata={"help": "Longest answer sampled, in tokens.", "min": 1, "max": 8192}
+    )
+    temperature: float = field(
+        default=1.0, metadata={"help": "Sampling temperature.", "min": 0.1, "max": 2.0}
+    )
+    beta: float = field(
+        default=0.0,
+        metadata={
+            "help": "Pull towards the starting model (KL weight); 0 saves memory.",
+            "min": 0.0,
+            "max": 1.0,
+        },
+    )
+
+
+def grpo_config(ctx: Any, params: Any) -> Any:
+    from trl import GRPOConfig
+
+    args = ctx.trainer_args()
+    # GRPO's batch is made of whole groups: a multiple of the answers sampled per prompt.
+    batch = max(
+        params.num_generations,
+        args["per_device_train_batch_size"] // params.num_generations * params.num_generations,
+    )
+    args["per_device_train_batch_size"] = batch
+    return GRPOConfig(
+        **args,
+        num_generations=params.num_generations,
+        max_completion_length=params.max_completion_length,
+        temperature=params.temperature,
+        beta=params.beta,
+        log_completions=False,
+    )
+
+
+def build_trainer(ctx: Any) -> Any:
+    from trl import GRPOTrainer
+
+    from workers.training.graders import make
+
+    params: RLVRParams = ctx.params
+    rewards: list[Any] = [make(name, **params.grader_options.get(name, {})) for name in params.graders]
+    return GRPOTrainer(
+        model=ctx.model,
+        reward_funcs=rewards,
+        args=grpo_config(ctx, params),
+        train_dataset=ctx.dataset(ctx.train_rows),
+        processing_class=ctx.tokenizer,
+        peft_config=ctx.peft_config(),
+        callbacks=ctx.callbacks,
+    )
