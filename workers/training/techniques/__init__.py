@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from workers.training.techniques import dpo, rlvr, sft
+from workers.training.techniques import dpo, rlaif, rlvr, sft
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ REGISTRY: dict[str, Technique] = {
     "rlvr": Technique(
         "rlvr", "RL with verifiable rewards", rlvr.SUMMARY, rlvr.RLVRParams, rlvr.build_trainer
     ),
+    "rlaif": Technique("rlaif", "RL from AI feedback", rlaif.SUMMARY, rlaif.RLAIFParams, rlaif.build_trainer),
 }
 
 

@@ -1,0 +1,73 @@
+"""Reinforcement learning from AI feedback: GRPO rewarded by an AI judge (an LLM at any
+OpenAI-compatible URL, scoring against a rubric) or by a local reward model. `prompt` rows, with an
+optional per-row `rubric`. A learned reward can be gamed (here a reward model's score rose while exact
+match fell to 0): always evaluate on held-out data with real graders beside it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from workers.training.techniques.rlvr import grpo_config
+
+SUMMARY = "Reward answers that an AI judge rates well against your rubric. Use it when quality is a matter of judgement."
+
+
+@dataclass(frozen=True)
+class RLAIFParams:
+    judge_url: str = field(
+        default="", metadata={"help": "Base URL of an OpenAI-compatible API, e.g. http://host/v1."}
+    )
+    judge_model: str = field(default="", metadata={"help": "The judge model's name at that URL."})
+    judge_api_key_env: str = field(
+        default="ATELIER_JUDGE_API_KEY",
+        metadata={"help": "Environment variable that holds the judge's API key."},
+    )
+    rubric: str = field(
+        default="The answer is correct, complete and concise.", metadata={"help": "What a good answer is."}
+    )
+    reward_model: str = field(
+        default="", metadata={"help": "Instead of a judge: a local reward model (sequence classification)."}
+    )
+    judge_timeout: float = field(
+        default=10.0, metadata={"help": "Seconds to wait for each judgement.", "min": 0.1, "max": 600}
+    )
+    num_generations: int = field(
+        default=4, metadata={"help": "Answers sampled per prompt.", "min": 2, "max": 64}
+    )
+    max_completion_length: int = field(
+        default=16, metadata={"help": "Longest answer sampled, in tokens.", "min": 1, "max": 8192}
+    )
+    temperature: float = field(
+        default=1.0, metadata={"help": "Sampling temperature.", "min": 0.1, "max": 2.0}
+    )
+    beta: float = field(
+        default=0.0, metadata={"help": "Pull towards the starting model (KL weight).", "min": 0.0, "max": 1.0}
+    )
+
+
+def build_trainer(ctx: Any) -> Any:
+    from trl import GRPOTrainer
+
+    from workers.training.judge import Judge
+
+    params: RLAIFParams = ctx.params
+    reward: Any
+    if params.reward_model:
+        reward = params.reward_model
+    elif params.judge_url and params.judge_model:
+        reward = Judge(params.judge_url, params.judge_model, params.rubric,
+                       api_key=os.environ.get(params.judge_api_key_env), timeout=params.judge_timeout)  # fmt: skip
+        reward.__name__ = "judge"
+    else:
+        raise ValueError("RLAIF needs a judge (its URL and model) or a reward model.")
+    return GRPOTrainer(
+        model=ctx.model,
+        reward_funcs=[reward],
+        args=grpo_config(ctx, params),
+        train_dataset=ctx.dataset(ctx.train_rows),
+        processing_class=ctx.tokenizer,
+        peft_config=ctx.peft_config(),
+        callbacks=ctx.callbacks,
+    )
