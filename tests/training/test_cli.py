@@ -56,3 +56,24 @@ def test_build_tiny_skips_a_model_that_is_built(tiny_model):
     result = _cli("build-tiny", "--out", str(tiny_model))
     assert result.returncode == 0
     assert "already built" in result.stdout
+
+
+def test_estimate_prints_memory_time_and_the_hyperparameters_a_spec_would_get(tmp_path, tiny_model):
+    spec = tmp_path / "spec.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "technique": "sft",
+                "model": str(tiny_model / "base"),
+                "output_dir": str(tmp_path),
+                "dataset": str(tiny.DEMO / "reverse" / "sft.jsonl"),
+                "training": {"method": "full"},
+            }
+        )
+    )
+    result = _cli("estimate", str(spec))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["estimate"]["compute_class"] == "CPU" and report["estimate"]["total_gb"] < 1
+    assert report["parameters"] == 1_098_880 and report["hparams"]["method"] == "full"
+    assert 5 < report["estimate"]["seconds"] < 300

@@ -61,6 +61,21 @@ def _run(args: argparse.Namespace) -> int:
     return run_and_report(Path(args.spec))
 
 
+def _estimate(args: argparse.Namespace) -> int:
+    from workers.training.data import DataError
+    from workers.training.models import ModelError
+    from workers.training.runner import estimate_spec
+    from workers.training.spec import JobSpec, SpecError
+
+    try:
+        result = estimate_spec(JobSpec.load(Path(args.spec)), gpu=args.gpu)
+    except (SpecError, DataError, ModelError) as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m workers.training",
@@ -71,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("run", help="train as a spec file says")
     p.add_argument("spec")
     p.set_defaults(func=_run)
+    p = sub.add_parser("estimate", help="memory and time before launch")
+    p.add_argument("spec")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--gpu", dest="gpu", action="store_true", default=None, help="estimate for a GPU")
+    where.add_argument("--cpu", dest="gpu", action="store_false", help="estimate for this CPU")
+    p.set_defaults(func=_estimate)
     p = sub.add_parser("build-tiny", help="build the built-in tiny model")
     p.add_argument("--out", help="folder (default: $ATELIER_DATA_DIR/models/atelier-tiny)")
     p.add_argument("--force", action="store_true", help="rebuild even if built")

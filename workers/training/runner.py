@@ -184,7 +184,12 @@ def run(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
     train_rows = data_module.load(spec.dataset, spec.technique, spec.column_map)
     eval_rows = data_module.read_rows(spec.eval_dataset) if spec.eval_dataset else []
     tokenizer = load_tokenizer(spec.model)
-    model = load_model(spec.model, method=spec.training.method)
+    # On a GPU a LoRA base is frozen in bf16; full fine-tuning keeps fp32 weights under bf16 autocast
+    # (the Trainer's bf16=True). estimate.py assumes the same.
+    lora_on_gpu = (
+        spec.training.method == "lora" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    )
+    model = load_model(spec.model, method=spec.training.method, dtype=torch.bfloat16 if lora_on_gpu else None)
     n_params = sum(p.numel() for p in model.parameters())
     lengths = _token_lengths(tokenizer, train_rows)
     context = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
@@ -290,6 +295,40 @@ def _train(
         mlflow=mlflow_info,
         cancelled=(spec.output / CANCEL_FILE).exists(),
     )
+
+
+def estimate_spec(spec: JobSpec, *, gpu: bool | None = None) -> dict[str, Any]:
+    """The memory and time estimate of a spec, with the hyperparameters it would get, without loading
+    any weights (the config and the tokenizer are enough)."""
+    from transformers import AutoConfig
+
+    from workers.training.estimate import Shape, estimate
+    from workers.training.models import resolve as resolve_model
+
+    rows = data_module.load(spec.dataset, spec.technique, spec.column_map)
+    tokenizer = load_tokenizer(spec.model)
+    try:
+        config = AutoConfig.from_pretrained(resolve_model(spec.model)["base"], trust_remote_code=False)
+    except OSError as exc:
+        raise ModelError(
+            f"The configuration of “{spec.model.name_or_path}” could not be read: {exc}"
+        ) from exc
+    shape = Shape.from_config(config)
+    if gpu is None:
+        gpu = shape.parameters >= 50_000_000
+    hparams = resolve(spec.training, technique=spec.technique, n_params=shape.parameters, n_rows=len(rows),
+                      token_lengths=_token_lengths(tokenizer, rows),
+                      context=int(getattr(config, "max_position_embeddings", 2048) or 2048), bf16_supported=gpu)  # fmt: skip
+    generations = int(spec.params.get("num_generations", 4))
+    guess = estimate(shape, technique=spec.technique, method=hparams.method, batch_size=hparams.batch_size,
+                     max_length=hparams.max_length, steps=hparams.max_steps, lora_rank=hparams.lora_rank, gpu=gpu,
+                     num_generations=generations)  # fmt: skip
+    return {
+        "estimate": guess.as_dict(),
+        "hparams": asdict(hparams),
+        "parameters": shape.parameters,
+        "rows": len(rows),
+    }
 
 
 class _Interrupted(Exception):
