@@ -23,11 +23,12 @@ def _jsonl(path, rows):
 )  # fmt: skip
 def test_every_demo_dataset_fits_its_technique(technique, file):
     check = validate(read_rows(tiny.DEMO / file), technique)
-    assert check.ok and len(check.rows) == 400
+    assert check.ok and len(check.rows) == (4100 if file == "reverse/sft.jsonl" else 400)
 
 
 def test_held_out_words_never_appear_in_training():
     train = {r["answer"] for r in tiny.read_jsonl(tiny.DEMO / "reverse" / "rlvr.jsonl")}
+    train |= {r["messages"][-1]["content"] for r in tiny.read_jsonl(tiny.DEMO / "reverse" / "sft.jsonl")}
     held_out = {r["answer"] for r in tiny.read_jsonl(tiny.DEMO / "reverse" / "eval.jsonl")}
     assert len(held_out) == 50 and not train & held_out
 

@@ -9,6 +9,7 @@ Seeded and deterministic: two builds give the same files. `python -m workers.tra
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from typing import Any
 ASSETS = Path(__file__).parent / "assets"
 DEMO = ASSETS / "demo"
 # Bump when anything below changes what is built: a folder of another version is rebuilt.
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|pad|>", "<|im_start|>", "<|im_end|>"]
 # `generation` marks what the assistant says, so trainers can put the loss on it alone.
@@ -47,8 +48,9 @@ class TinyRecipe:
     pretrain_batch: int = 8
     pretrain_window: int = 128
     pretrain_lr: float = 3e-3
-    partial_lr: float = 1e-3
-    partial_batch: int = 16
+    partial_lr: float = 2e-3
+    partial_batch: int = 32
+    partial_schedule_steps: int = 600  # the cosine schedule's length; the run stops far earlier
     partial_max_steps: int = 400
     seed: int = 0
 
@@ -172,7 +174,11 @@ def _partly_train(model: Any, tokenizer: Any, recipe: TinyRecipe) -> tuple[int, 
 
     rows = read_jsonl(DEMO / "reverse" / "sft.jsonl")
     held_out = read_jsonl(DEMO / "reverse" / "eval.jsonl")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.partial_lr)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.partial_lr, weight_decay=0.0)
+    total = recipe.partial_schedule_steps
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / 30) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+    )
     batches = _completion_batches(tokenizer, rows, recipe.partial_batch, recipe.seed)
     score = 0.0
     for step in range(1, recipe.partial_max_steps + 1):
@@ -180,9 +186,11 @@ def _partly_train(model: Any, tokenizer: Any, recipe: TinyRecipe) -> tuple[int, 
         model.train()
         loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        schedule.step()
         optimizer.zero_grad()
-        if step % 10 == 0:
+        if step >= 150 and step % 10 == 0:
             score = exact_match(model, tokenizer, held_out, max_new_tokens=16)
             if PARTIAL_RANGE[0] <= score <= PARTIAL_RANGE[1]:
                 return step, score

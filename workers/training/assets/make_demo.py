@@ -1,7 +1,10 @@
 """Regenerate the demo datasets in demo/: small tasks that show each technique, with held-out splits.
 
-- reverse: "reverse: c a t" -> "t a c". SFT (chat messages), DPO (prompt/chosen/rejected), RLVR
-  (prompt + answer), and a held-out eval split of words never seen in training.
+- reverse: "reverse: c a t" -> "t a c". SFT (chat messages: every other word of the corpus and 3,000
+  random letter strings; with only 400 words the tiny model memorised them, training loss 0.04 with
+  held-out exact match stuck near 0.4, while this variety lets it generalise past 0.9), DPO
+  (prompt/chosen/rejected) and RLVR (prompt + answer) on 400 words, and a held-out eval split of 50
+  words never seen in training.
 - add: "add: 12 + 7" -> "19". SFT (prompt/completion), RLVR (prompt + answer, graded numerically), eval.
 
 Deterministic (seeded); the files are committed, so builds and tests do not depend on this script.
@@ -44,9 +47,15 @@ def reverse() -> None:
     def prompt(word: str) -> str:
         return f"reverse: {spaced(word)}"
 
+    strings = [
+        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 6)))
+        for _ in range(3000)
+    ]
+    sft_words = [w for w in words[50:] + strings if w not in set(held_out)]
+    rng.shuffle(sft_words)
     _write(
         DEMO / "reverse" / "sft.jsonl",
-        [{"messages": _user(prompt(w)) + _assistant(spaced(w[::-1]))} for w in train],
+        [{"messages": _user(prompt(w)) + _assistant(spaced(w[::-1]))} for w in sft_words],
     )
     dpo = []
     for i, w in enumerate(train):
