@@ -7,6 +7,7 @@ to the same redis-server, worker and MLflow server that `make run` starts.
 from __future__ import annotations
 
 import os
+import shutil
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,6 +103,8 @@ def celery_beat(celery_worker) -> Iterator[Service]:
 @pytest.fixture(scope="session")
 def mlflow_service() -> Iterator[str]:
     uri = settings.MLFLOW_TRACKING_URI
+    # A fresh store each session: runs and registered models of earlier sessions would leak into tests.
+    shutil.rmtree(Path(settings.DATA_DIR) / "mlflow", ignore_errors=True)
     service = Service("mlflow", python("-m", "apps.launcher", "mlflow"), LOGS)
 
     def healthy() -> bool:

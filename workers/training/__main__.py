@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--gpu", dest="gpu", action="store_true", default=None, help="estimate for a GPU")
     where.add_argument("--cpu", dest="gpu", action="store_false", help="estimate for this CPU")
-    p.set_defaults(func=_estimate)
+    p.set_defaults(func=_estimate, gpu=None)  # neither flag: GPU for models of 50M parameters or more
     p = sub.add_parser("build-tiny", help="build the built-in tiny model")
     p.add_argument("--out", help="folder (default: $ATELIER_DATA_DIR/models/atelier-tiny)")
     p.add_argument("--force", action="store_true", help="rebuild even if built")

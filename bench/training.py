@@ -1,0 +1,150 @@
+"""Training throughput and memory: Atelier's CLI against a bare TRL script on the same spec.
+
+For each technique (SFT, DPO, RLVR) on the built-in tiny model: steps/s and tokens/s of the training
+loop through `python -m workers.training run`, and of a bare TRL script given the same model, data and
+hyperparameters (the ratio is the cost of Atelier's callbacks, events and checks); the wall time of each
+process (start-up included); and the memory estimate against the measured peak RSS.
+
+    python bench/training.py [--quick]      (--quick: 30 steps each, within 3 minutes on 2 cores)
+
+Prints a table and writes bench/results/training.json. Never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from workers.training import tiny  # noqa: E402
+from workers.training.events import read_events  # noqa: E402
+
+DEMO = tiny.DEMO / "reverse"
+DATA = {"sft": "sft.jsonl", "dpo": "dpo.jsonl", "rlvr": "rlvr.jsonl"}
+
+BARE = r"""
+import json, sys, time
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
+spec = json.load(open(sys.argv[1])); h = json.load(open(sys.argv[2]))
+tok = AutoTokenizer.from_pretrained(spec["model"]); model = AutoModelForCausalLM.from_pretrained(spec["model"])
+rows = [json.loads(l) for l in open(spec["dataset"]) if l.strip()]
+common = dict(output_dir=sys.argv[3], max_steps=h["max_steps"], per_device_train_batch_size=h["batch_size"],
+              gradient_accumulation_steps=h["gradient_accumulation"], learning_rate=h["learning_rate"],
+              lr_scheduler_type="cosine", warmup_steps=max(1, h["max_steps"] // 20), logging_steps=h["logging_steps"],
+              save_strategy="no", report_to="none", bf16=False, seed=h["seed"], disable_tqdm=True)
+technique = spec["technique"]
+if technique == "sft":
+    from trl import SFTConfig, SFTTrainer
+    trainer = SFTTrainer(model=model, args=SFTConfig(**common, max_length=h["max_length"], assistant_only_loss=True),
+                         train_dataset=Dataset.from_list(rows), processing_class=tok)
+elif technique == "dpo":
+    from trl import DPOConfig, DPOTrainer
+    trainer = DPOTrainer(model=model, args=DPOConfig(**common, max_length=h["max_length"], loss_type=["sigmoid", "sft"],
+                         loss_weights=[1.0, 1.0]), train_dataset=Dataset.from_list(rows), processing_class=tok)
+else:
+    from trl import GRPOConfig, GRPOTrainer
+    def exact(completions, answer, **_):
+        return [float(c[0]["content"].strip() == a) for c, a in zip(completions, answer)]
+    trainer = GRPOTrainer(model=model, reward_funcs=[exact], args=GRPOConfig(**common, num_generations=4,
+                          max_completion_length=16, beta=0.0), train_dataset=Dataset.from_list(rows), processing_class=tok)
+result = trainer.train()
+print(json.dumps({"train_runtime": result.metrics["train_runtime"], "steps": result.global_step}))
+"""
+
+
+def _peak_rss(command: list[str], out: Path) -> tuple[float, float, str]:
+    """Run a command; (wall seconds, peak RSS in MB of it and its children, stdout)."""
+    started = time.perf_counter()
+    with out.open("w") as stdout:
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=stdout, stderr=subprocess.DEVNULL)
+        watched = psutil.Process(proc.pid)
+        peak = 0
+        while proc.poll() is None:
+            try:
+                family = [watched, *watched.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in family))
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+    return time.perf_counter() - started, peak / 2**20, out.read_text()
+
+
+def bench(technique: str, model: Path, steps: int, work: Path) -> dict:
+    spec = {"technique": technique, "model": str(model / "partial"), "dataset": str(DEMO / DATA[technique]),
+            "output_dir": str(work / technique), "training": {"method": "full", "max_steps": steps, "save_steps": 10_000},
+            "tracking": {"enabled": False}}  # fmt: skip
+    spec_path = work / f"{technique}.json"
+    spec_path.write_text(json.dumps(spec))
+    cli_wall, cli_rss, _ = _peak_rss(
+        [sys.executable, "-m", "workers.training", "run", str(spec_path)], work / f"{technique}.cli"
+    )
+    events = read_events(work / technique / "events.jsonl")
+    hparams = next(e["hparams"] for e in events if e["event"] == "configured")
+    final = next(
+        e["metrics"] for e in reversed(events) if e["event"] == "step" and "train_runtime" in e["metrics"]
+    )
+    tokens = max((e["metrics"].get("num_tokens", 0) for e in events if e["event"] == "step"), default=0)
+    (work / f"{technique}.h.json").write_text(json.dumps(hparams))
+    bare_spec = {**spec, "model": spec["model"]}
+    (work / f"{technique}.bare.json").write_text(json.dumps(bare_spec))
+    bare_wall, bare_rss, bare_out = _peak_rss(
+        [
+            sys.executable,
+            "-c",
+            BARE,
+            str(work / f"{technique}.bare.json"),
+            str(work / f"{technique}.h.json"),
+            str(work / "bare"),
+        ],
+        work / f"{technique}.bare",
+    )
+    bare = json.loads(bare_out.strip().splitlines()[-1])
+    from workers.training.runner import estimate_spec
+    from workers.training.spec import JobSpec
+
+    estimate = estimate_spec(JobSpec.from_dict(spec), gpu=False)["estimate"]
+    cli_sps = steps / final["train_runtime"]
+    bare_sps = bare["steps"] / bare["train_runtime"]
+    return {
+        "technique": technique, "steps": steps,
+        "cli_steps_per_s": round(cli_sps, 2), "bare_steps_per_s": round(bare_sps, 2), "ratio": round(cli_sps / bare_sps, 3),
+        "cli_tokens_per_s": round(tokens / final["train_runtime"], 1) if tokens else None,
+        "cli_wall_s": round(cli_wall, 1), "bare_wall_s": round(bare_wall, 1),
+        "estimated_gb": estimate["total_gb"], "cli_peak_rss_gb": round(cli_rss / 1024, 3),
+        "bare_peak_rss_gb": round(bare_rss / 1024, 3),
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="30 steps each")
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "training.json"))
+    args = parser.parse_args()
+    steps = 30 if args.quick else args.steps
+    model = Path(os.environ.get("ATELIER_DATA_DIR", ROOT / "var")) / "models" / "atelier-tiny"
+    tiny.build(model)
+    with tempfile.TemporaryDirectory() as folder:
+        rows = [bench(t, model, steps, Path(folder)) for t in ("sft", "dpo", "rlvr")]
+    header = f"{'technique':<9} {'steps':>5} {'CLI steps/s':>11} {'bare steps/s':>12} {'ratio':>6} {'CLI tok/s':>9} {'CLI wall s':>10} {'bare wall s':>11} {'est GB':>7} {'CLI RSS GB':>10}"
+    print(header)
+    for r in rows:
+        print(f"{r['technique']:<9} {r['steps']:>5} {r['cli_steps_per_s']:>11} {r['bare_steps_per_s']:>12} {r['ratio']:>6} "
+              f"{r['cli_tokens_per_s'] or '-':>9} {r['cli_wall_s']:>10} {r['bare_wall_s']:>11} {r['estimated_gb']:>7} {r['cli_peak_rss_gb']:>10}")  # fmt: skip
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"steps": steps, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
