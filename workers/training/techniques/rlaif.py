@@ -9,13 +9,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers.training.techniques.rlvr import grpo_config
+from workers.training.techniques.rlvr import GRPOSampling, grpo_config
 
 SUMMARY = "Reward answers that an AI judge rates well against your rubric. Use it when quality is a matter of judgement."
 
 
 @dataclass(frozen=True)
-class RLAIFParams:
+class RLAIFParams(GRPOSampling):
     judge_url: str = field(
         default="", metadata={"help": "Base URL of an OpenAI-compatible API, e.g. http://host/v1."}
     )
@@ -32,18 +32,6 @@ class RLAIFParams:
     )
     judge_timeout: float = field(
         default=10.0, metadata={"help": "Seconds to wait for each judgement.", "min": 0.1, "max": 600}
-    )
-    num_generations: int = field(
-        default=4, metadata={"help": "Answers sampled per prompt.", "min": 2, "max": 64}
-    )
-    max_completion_length: int = field(
-        default=16, metadata={"help": "Longest answer sampled, in tokens.", "min": 1, "max": 8192}
-    )
-    temperature: float = field(
-        default=1.0, metadata={"help": "Sampling temperature.", "min": 0.1, "max": 2.0}
-    )
-    beta: float = field(
-        default=0.0, metadata={"help": "Pull towards the starting model (KL weight).", "min": 0.0, "max": 1.0}
     )
 
 

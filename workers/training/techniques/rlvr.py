@@ -12,16 +12,9 @@ SUMMARY = "Reward answers that pass automatic checks (exact answer, math, format
 
 
 @dataclass(frozen=True)
-class RLVRParams:
-    graders: tuple[str, ...] = field(
-        default=("exact_match",),
-        metadata={"help": "The checks that score each answer; their scores are added up.",
-                  "choices": ("exact_match", "contains", "math_match", "regex", "json_schema", "python")},
-    )  # fmt: skip
-    grader_options: dict[str, dict[str, Any]] = field(
-        default_factory=dict,
-        metadata={"help": "Options per grader: a regex's pattern, a JSON schema, a Python grader's code."},
-    )
+class GRPOSampling:
+    """How GRPO samples answers: shared by RLVR and RLAIF."""
+
     num_generations: int = field(
         default=4, metadata={"help": "Answers sampled per prompt.", "min": 2, "max": 64}
     )
@@ -38,6 +31,19 @@ class RLVRParams:
             "min": 0.0,
             "max": 1.0,
         },
+    )
+
+
+@dataclass(frozen=True)
+class RLVRParams(GRPOSampling):
+    graders: tuple[str, ...] = field(
+        default=("exact_match",),
+        metadata={"help": "The checks that score each answer; their scores are added up.",
+                  "choices": ("exact_match", "contains", "math_match", "regex", "json_schema", "python")},
+    )  # fmt: skip
+    grader_options: dict[str, dict[str, Any]] = field(
+        default_factory=dict,
+        metadata={"help": "Options per grader: a regex's pattern, a JSON schema, a Python grader's code."},
     )
 
 
