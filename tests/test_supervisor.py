@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -40,7 +41,11 @@ def _descendants_when_up(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         kids = psutil.Process(proc.pid).children(recursive=True)
-        commands = [" ".join(k.cmdline()) for k in kids]
+        commands = []
+        for kid in kids:
+            # The talker's short-lived `sleep 0.05` children come and go (and are zombies a moment).
+            with contextlib.suppress(psutil.Error):
+                commands.append(" ".join(kid.cmdline()))
         if any("sleep 300" in c for c in commands) and any("sleep 301" in c for c in commands):
             return kids
         time.sleep(0.1)
