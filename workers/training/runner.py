@@ -88,6 +88,16 @@ class Context:
             task_type="CAUSAL_LM",
         )
 
+    def trainer_kwargs(self) -> dict[str, Any]:
+        """What every TRL trainer takes besides its config (and, for GRPO, its rewards)."""
+        return {
+            "model": self.model,
+            "train_dataset": self.dataset(self.train_rows),
+            "processing_class": self.tokenizer,
+            "peft_config": self.peft_config(),
+            "callbacks": self.callbacks,
+        }
+
     def dataset(self, rows: list[dict[str, Any]]) -> Any:
         from datasets import Dataset
 

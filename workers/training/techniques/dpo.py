@@ -39,11 +39,4 @@ def build_trainer(ctx: Any) -> Any:
         else {}
     )
     config = DPOConfig(**ctx.trainer_args(), beta=params.beta, max_length=ctx.hparams.max_length, **loss)
-    return DPOTrainer(
-        model=ctx.model,
-        args=config,
-        train_dataset=ctx.dataset(ctx.train_rows),
-        processing_class=ctx.tokenizer,
-        peft_config=ctx.peft_config(),
-        callbacks=ctx.callbacks,
-    )
+    return DPOTrainer(args=config, **ctx.trainer_kwargs())

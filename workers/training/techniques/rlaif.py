@@ -50,12 +50,4 @@ def build_trainer(ctx: Any) -> Any:
         reward.__name__ = "judge"
     else:
         raise ValueError("RLAIF needs a judge (its URL and model) or a reward model.")
-    return GRPOTrainer(
-        model=ctx.model,
-        reward_funcs=[reward],
-        args=grpo_config(ctx, params),
-        train_dataset=ctx.dataset(ctx.train_rows),
-        processing_class=ctx.tokenizer,
-        peft_config=ctx.peft_config(),
-        callbacks=ctx.callbacks,
-    )
+    return GRPOTrainer(reward_funcs=[reward], args=grpo_config(ctx, params), **ctx.trainer_kwargs())

@@ -74,12 +74,4 @@ def build_trainer(ctx: Any) -> Any:
 
     params: RLVRParams = ctx.params
     rewards: list[Any] = [make(name, **params.grader_options.get(name, {})) for name in params.graders]
-    return GRPOTrainer(
-        model=ctx.model,
-        reward_funcs=rewards,
-        args=grpo_config(ctx, params),
-        train_dataset=ctx.dataset(ctx.train_rows),
-        processing_class=ctx.tokenizer,
-        peft_config=ctx.peft_config(),
-        callbacks=ctx.callbacks,
-    )
+    return GRPOTrainer(reward_funcs=rewards, args=grpo_config(ctx, params), **ctx.trainer_kwargs())

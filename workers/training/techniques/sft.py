@@ -30,11 +30,4 @@ def build_trainer(ctx: Any) -> Any:
         completion_only_loss=(not conversational) and params.completion_only_loss,
         packing=False,
     )
-    return SFTTrainer(
-        model=ctx.model,
-        args=config,
-        train_dataset=ctx.dataset(ctx.train_rows),
-        processing_class=ctx.tokenizer,
-        peft_config=ctx.peft_config(),
-        callbacks=ctx.callbacks,
-    )
+    return SFTTrainer(args=config, **ctx.trainer_kwargs())
