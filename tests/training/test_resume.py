@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from workers.training import tiny
-from workers.training.checkpoints import is_complete, newest_complete
+from workers.training.checkpoints import is_complete, newest_complete, step_of
 from workers.training.events import read_events
 from workers.training.runner import EXIT_INTERRUPTED
 
@@ -78,9 +78,10 @@ def test_a_killed_run_resumes_from_its_newest_complete_checkpoint_and_ends_like_
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     complete = newest_complete(out / "checkpoints")
-    assert complete is not None
+    complete_step = step_of(complete) if complete else None
+    assert complete_step is not None
     # What a kill during a save leaves: a higher-numbered folder without its state.
-    half = out / "checkpoints" / f"checkpoint-{int(complete.name.split('-')[1]) + 5}"
+    half = out / "checkpoints" / f"checkpoint-{complete_step + 5}"
     half.mkdir()
     (half / "model.safetensors").write_bytes(b"\0" * 10)
     assert not is_complete(half)
@@ -88,7 +89,7 @@ def test_a_killed_run_resumes_from_its_newest_complete_checkpoint_and_ends_like_
     assert _start(spec).wait(300) == 0
     events = read_events(out / "events.jsonl")
     resumed = next(e for e in events if e["event"] == "resumed")
-    assert resumed["step"] == int(complete.name.split("-")[1])
+    assert resumed["step"] == complete_step
     assert events[-1]["event"] == "finished" and events[-1]["metrics"]["global_step"] == STEPS
     whole, pieced = _losses(uninterrupted), _losses(out)
     assert pieced[STEPS] == pytest.approx(whole[STEPS], rel=0.05)

@@ -114,3 +114,11 @@ def test_a_malformed_spec_is_reported_as_a_failed_event(tmp_path, capsys):
     assert run_and_report(path) == 2
     event = json.loads(capsys.readouterr().out)
     assert event["event"] == "failed" and "is not valid JSON" in event["message"]
+
+
+def test_a_stop_requested_in_an_earlier_run_does_not_stop_the_next(tmp_path, tiny_model):
+    from workers.training import runner
+
+    runner._Stop.requested = True  # as a SIGTERM to an earlier run in this process left it
+    assert run_and_report(_spec(tmp_path, tiny_model / "partial", training={"max_steps": 3})) == 0
+    assert read_events(tmp_path / "out" / "events.jsonl")[-1]["event"] == "finished"

@@ -12,9 +12,18 @@ WEIGHTS = ("model.safetensors", "adapter_model.safetensors", "model.safetensors.
 REQUIRED = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
 
 
+NAME = re.compile(r"checkpoint-(\d+)")
+
+
+def step_of(folder: Path) -> int | None:
+    """The global step a checkpoint folder is named for, or None for any other folder."""
+    match = NAME.fullmatch(folder.name)
+    return int(match.group(1)) if match else None
+
+
 def is_complete(folder: Path) -> bool:
-    match = re.fullmatch(r"checkpoint-(\d+)", folder.name)
-    if not match or not folder.is_dir():
+    step = step_of(folder)
+    if step is None or not folder.is_dir():
         return False
     if not all((folder / name).is_file() and (folder / name).stat().st_size > 0 for name in REQUIRED):
         return False
@@ -24,15 +33,12 @@ def is_complete(folder: Path) -> bool:
         state = json.loads((folder / "trainer_state.json").read_text())
     except (OSError, ValueError):
         return False
-    return bool(state.get("global_step") == int(match.group(1)))
+    return bool(state.get("global_step") == step)
 
 
 def newest_complete(checkpoints: Path) -> Path | None:
     if not checkpoints.is_dir():
         return None
-    candidates = sorted(
-        (p for p in checkpoints.iterdir() if re.fullmatch(r"checkpoint-\d+", p.name)),
-        key=lambda p: int(p.name.split("-")[1]),
-        reverse=True,
-    )
+    steps = {p: step for p in checkpoints.iterdir() if (step := step_of(p)) is not None}
+    candidates = sorted(steps, key=steps.__getitem__, reverse=True)
     return next((p for p in candidates if is_complete(p)), None)

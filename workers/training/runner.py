@@ -18,7 +18,7 @@ from typing import Any
 
 from workers.training import data as data_module
 from workers.training import tracking
-from workers.training.checkpoints import newest_complete
+from workers.training.checkpoints import newest_complete, step_of
 from workers.training.events import EventWriter
 from workers.training.hparams import HParams, resolve
 from workers.training.models import ModelError, load_model, load_tokenizer
@@ -122,6 +122,23 @@ def _token_lengths(tokenizer: Any, rows: list[dict[str, Any]]) -> list[int]:
     return lengths
 
 
+def _plan(
+    spec: JobSpec, tokenizer: Any, rows: list[dict[str, Any]], n_params: int, config: Any, bf16: bool
+) -> tuple[HParams, list[int]]:
+    """The hyperparameters a spec gets on this model and data, with each row's token length."""
+    lengths = _token_lengths(tokenizer, rows)
+    hparams = resolve(
+        spec.training,
+        technique=spec.technique,
+        n_params=n_params,
+        n_rows=len(rows),
+        token_lengths=lengths,
+        context=int(getattr(config, "max_position_embeddings", 2048) or 2048),
+        bf16_supported=bf16,
+    )
+    return hparams, lengths
+
+
 def _events_callback(events: EventWriter, output: Path, max_steps: int, tracker: Any = None) -> Any:
     from transformers import TrainerCallback
 
@@ -196,23 +213,11 @@ def run(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
     tokenizer = load_tokenizer(spec.model)
     # On a GPU a LoRA base is frozen in bf16; full fine-tuning keeps fp32 weights under bf16 autocast
     # (the Trainer's bf16=True). estimate.py assumes the same.
-    lora_on_gpu = (
-        spec.training.method == "lora" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    )
+    bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    lora_on_gpu = spec.training.method == "lora" and bf16
     model = load_model(spec.model, method=spec.training.method, dtype=torch.bfloat16 if lora_on_gpu else None)
     n_params = sum(p.numel() for p in model.parameters())
-    lengths = _token_lengths(tokenizer, train_rows)
-    context = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
-    bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    hparams = resolve(
-        spec.training,
-        technique=spec.technique,
-        n_params=n_params,
-        n_rows=len(train_rows),
-        token_lengths=lengths,
-        context=context,
-        bf16_supported=bf16,
-    )
+    hparams, lengths = _plan(spec, tokenizer, train_rows, n_params, model.config, bf16)
     too_long = [i + 1 for i, n in enumerate(lengths) if n > hparams.max_length]
     if too_long:
         shown = ", ".join(map(str, too_long[:10])) + (" …" if len(too_long) > 10 else "")
@@ -272,11 +277,11 @@ def _train(
     trainer = technique.build(ctx)
     resume = newest_complete(spec.output / "checkpoints")
     if resume is not None:
-        events.emit("resumed", step=int(resume.name.split("-")[1]), path=str(resume))
+        events.emit("resumed", step=step_of(resume), path=str(resume))
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if _Stop.requested:
         saved = newest_complete(spec.output / "checkpoints")
-        raise _Interrupted(int(saved.name.split("-")[1]) if saved else 0)
+        raise _Interrupted((step_of(saved) or 0) if saved is not None else 0)
     trained = trainer.model
     kind = "model" if hparams.method == "full" else "adapter"
     artifact = spec.output / kind
@@ -326,9 +331,7 @@ def estimate_spec(spec: JobSpec, *, gpu: bool | None = None) -> dict[str, Any]:
     shape = Shape.from_config(config)
     if gpu is None:
         gpu = shape.parameters >= 50_000_000
-    hparams = resolve(spec.training, technique=spec.technique, n_params=shape.parameters, n_rows=len(rows),
-                      token_lengths=_token_lengths(tokenizer, rows),
-                      context=int(getattr(config, "max_position_embeddings", 2048) or 2048), bf16_supported=gpu)  # fmt: skip
+    hparams, _ = _plan(spec, tokenizer, rows, shape.parameters, config, gpu)
     generations = int(spec.params.get("num_generations", 4))
     guess = estimate(shape, technique=spec.technique, method=hparams.method, batch_size=hparams.batch_size,
                      max_length=hparams.max_length, steps=hparams.max_steps, lora_rank=hparams.lora_rank, gpu=gpu,
@@ -360,6 +363,7 @@ def run_and_report(spec_path: Path) -> int:
     spec.output.mkdir(parents=True, exist_ok=True)
     # stdout carries the events alone: whatever the libraries print goes to stderr.
     events = EventWriter(spec.output / "events.jsonl", stream=sys.stdout)
+    _Stop.requested = False  # a flag from an earlier run in this process must not stop this one
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         with contextlib.redirect_stdout(sys.stderr):
