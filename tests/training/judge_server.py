@@ -1,40 +1,66 @@
-"""A minimal OpenAI-compatible chat-completions server for the judge tests, run as its own process.
+"""A minimal OpenAI-compatible chat-completions server for the judge tests, run as its own process and
+serving a local model: the stand-in for the deployment issue's engine until that exists.
 
-It is a stand-in for an LLM judge, which the tiny model cannot be: the `reverse-judge` model scores a
-reversal by rule (10 when right, fewer points for each wrong letter); `garbage` answers prose with no
-score; `slow` answers after 5 s. Run: python tests/training/judge_server.py PORT
+`tiny-judge` scores with a model, not by rule: a tiny model fully trained on the reverse task (stronger
+than the one being trained) reads the request and the answer from the judge's prompt, and the score is
+10 x its per-token probability of that answer (the geometric mean), so a right answer scores near 10 and
+each wrong letter costs what the model thinks it should. A tiny model cannot read a rubric; a real
+deployment points the judge at an instruction-following model. `garbage` answers prose with no score;
+`slow` answers after 5 s. Run: python tests/training/judge_server.py PORT MODEL_FOLDER
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+REQUEST = re.compile(r"Request: (.*?)\n\nAnswer: (.*)\n\nScore", re.DOTALL)
 
 
-def _score(content: str) -> str:
-    request = re.search(r"Request: reverse: ([a-z ]+)", content)
-    answer = re.search(r"Answer: (.*)\n\nScore", content, re.DOTALL)
-    if not request or not answer:
-        return "0"
-    expected = request.group(1).strip().split()[::-1]
-    given = answer.group(1).strip().split()
-    right = sum(a == b for a, b in zip(expected, given, strict=False))
-    penalty = abs(len(expected) - len(given))
-    return str(round(10 * max(0, right - penalty) / len(expected)))
+class Scorer:
+    def __init__(self, folder: str) -> None:
+        torch.set_num_threads(1)
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.model = AutoModelForCausalLM.from_pretrained(folder).eval()
+        self.lock = threading.Lock()
+
+    def __call__(self, content: str) -> str:
+        match = REQUEST.search(content)
+        if not match:
+            return "0"
+        request, answer = match.group(1).strip(), match.group(2).strip()
+        prompt = self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": request}], tokenize=False, add_generation_prompt=True
+        )
+        p = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        a = self.tokenizer(answer + "<|im_end|>", add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([p + a])
+        with self.lock, torch.no_grad():
+            logits = self.model(input_ids=ids).logits[0, len(p) - 1 : -1]
+        logprob = torch.log_softmax(logits.float(), -1).gather(1, torch.tensor(a)[:, None]).mean()
+        return f"{10 * math.exp(float(logprob)):.1f}"
 
 
 class Handler(BaseHTTPRequestHandler):
+    scorer: Scorer
+
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         model = body["model"]
         if model == "slow":
             time.sleep(5)
         content = body["messages"][-1]["content"]
-        reply = "It looks quite good to me." if model == "garbage" else _score(content)
-        payload = {
+        reply = "It looks quite good to me." if model == "garbage" else self.scorer(content)
+        payload: dict[str, Any] = {
             "id": "judge-1", "object": "chat.completion", "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
         }  # fmt: skip
@@ -50,4 +76,5 @@ class Handler(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
+    Handler.scorer = Scorer(sys.argv[2])
     ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 STEPS = 60
 
 
-def _spec(folder: Path, model: Path) -> Path:
+def _spec(folder: Path, model: Path, tracking: dict | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     spec = {
         "technique": "sft",
@@ -30,7 +32,7 @@ def _spec(folder: Path, model: Path) -> Path:
         "dataset": str(tiny.DEMO / "reverse" / "sft.jsonl"),
         "output_dir": str(folder / "out"),
         "training": {"method": "full", "max_steps": STEPS, "save_steps": 10},
-        "tracking": {"enabled": False},
+        "tracking": tracking or {"enabled": False},
     }
     (folder / "spec.json").write_text(json.dumps(spec))
     return folder / "spec.json"
@@ -106,3 +108,38 @@ def test_sigterm_checkpoints_the_current_step_and_exits_to_be_resumed(tmp_path, 
     assert stop["event"] == "interrupted" and stop["step"] > 0
     saved = newest_complete(out / "checkpoints")
     assert saved is not None and saved.name == f"checkpoint-{stop['step']}"
+
+
+@pytest.mark.services
+def test_a_resumed_run_continues_its_mlflow_run(tmp_path, tiny_model, mlflow_service):
+    experiment = f"resume-{tmp_path.name}"
+    spec = _spec(tmp_path, tiny_model / "partial", {"tracking_uri": mlflow_service, "experiment": experiment})
+    out = tmp_path / "out"
+    proc = _start(spec)
+    _wait_for(out / "events.jsonl", lambda e: e["event"] == "checkpoint" and e["step"] >= 20, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first_run = (out / "mlflow_run_id").read_text().strip()
+
+    assert _start(spec).wait(300) == 0
+    finished = read_events(out / "events.jsonl")[-1]
+    assert finished["event"] == "finished" and finished["mlflow"]["run_id"] == first_run
+
+    def api(endpoint: str, **query: str) -> dict:
+        url = f"{mlflow_service}/api/2.0/mlflow/{endpoint}?{urllib.parse.urlencode(query)}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.loads(response.read())
+
+    experiment_id = api("experiments/get-by-name", experiment_name=experiment)["experiment"]["experiment_id"]
+    search = urllib.request.Request(
+        f"{mlflow_service}/api/2.0/mlflow/runs/search",
+        data=json.dumps({"experiment_ids": [experiment_id]}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(search, timeout=10) as response:
+        runs = json.loads(response.read()).get("runs", [])
+    assert [r["info"]["run_id"] for r in runs] == [first_run]
+    assert runs[0]["info"]["status"] == "FINISHED"
+    steps = {m["step"] for m in api("metrics/get-history", run_id=first_run, metric_key="loss")["metrics"]}
+    # Steps logged before the kill and after the resume land in the one run, up to the last step.
+    assert max(steps) == STEPS and min(steps) < 20

@@ -1,5 +1,6 @@
-"""RLAIF's judge against a judge server running as a separate local process (tests/training/judge_server.py,
-a rule-based stand-in for an LLM judge until Atelier's own engine serves one)."""
+"""RLAIF's judge against a judge server running as a separate local process (tests/training/judge_server.py:
+a minimal OpenAI-compatible server that scores with a local model, the fully trained tiny model of the
+`full_sft` fixture, until Atelier's own engine serves one)."""
 
 from __future__ import annotations
 
@@ -21,31 +22,43 @@ from workers.training.runner import run_and_report
 HERE = Path(__file__).parent
 REVERSE = tiny.DEMO / "reverse"
 PROMPT = [{"role": "user", "content": "reverse: c a t"}]
+# Measured here: over 300 such steps the judge's mean reward rose from 0.19 (first tenth) to 0.41 (last
+# tenth) and held-out exact match from 0.36 to 0.62; 200 steps keep the test shorter.
+RLAIF_TRAINING = {
+    "method": "full",
+    "max_steps": 200,
+    "batch_size": 32,
+    "learning_rate": 2e-4,
+    "save_steps": 1000,
+}
+RLAIF_RISE = 0.10
 
 
 @pytest.fixture(scope="module")
-def judge_url(tmp_path_factory) -> Iterator[str]:
+def judge_url(tmp_path_factory, full_sft) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     service = Service(
-        "judge", [sys.executable, str(HERE / "judge_server.py"), str(port)], tmp_path_factory.mktemp("judge")
+        "judge",
+        [sys.executable, str(HERE / "judge_server.py"), str(port), str(full_sft[0])],
+        tmp_path_factory.mktemp("judge"),
     )
 
     def up() -> bool:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return True
 
-    service.wait_until(up, 15, "listening")
+    service.wait_until(up, 60, "listening")
     yield f"http://127.0.0.1:{port}/v1"
     service.stop()
 
 
-def test_the_judge_scores_answers_against_the_rubric(judge_url):
-    judge = Judge(judge_url, "reverse-judge", "The letters are reversed.")
+def test_the_judge_model_scores_right_answers_above_wrong_ones(judge_url):
+    judge = Judge(judge_url, "tiny-judge", "The letters are reversed.")
     scores = judge([PROMPT] * 3, [[{"role": "assistant", "content": "t a c"}], "t a x", "c a t"])
-    assert scores == [1.0, pytest.approx(0.7), pytest.approx(0.3)]
     assert judge.failures == []
+    assert scores[0] >= 0.8 and scores[0] > scores[1] > scores[2] >= 0
 
 
 def test_a_judge_that_answers_garbage_times_out_or_is_unreachable_gives_zero_with_a_reason(judge_url):
@@ -60,26 +73,33 @@ def test_a_judge_that_answers_garbage_times_out_or_is_unreachable_gives_zero_wit
     assert "could not be used" in gone.failures[0]
 
 
-def _rlaif(tmp_path: Path, model_path: Path, judge_url: str, judge_model: str) -> list[dict]:
+def _rlaif(
+    tmp_path: Path, model_path: Path, judge_url: str, judge_model: str, training: dict | None = None
+) -> list[dict]:
     spec = {
         "technique": "rlaif", "model": str(model_path), "dataset": str(REVERSE / "rlvr.jsonl"),
-        "output_dir": str(tmp_path / "out"), "tracking": {"enabled": False},
+        "eval_dataset": str(REVERSE / "eval.jsonl"), "output_dir": str(tmp_path / "out"),
+        "tracking": {"enabled": False},
         "params": {"judge_url": judge_url, "judge_model": judge_model, "rubric": "The letters are reversed.",
-                   "judge_timeout": 2.0},
-        "training": {"method": "lora", "max_steps": 4},
+                   "judge_timeout": 5.0, "num_generations": 8, "temperature": 1.0},
+        "training": training or {"method": "lora", "max_steps": 4},
     }  # fmt: skip
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     assert run_and_report(tmp_path / "spec.json") == 0, read_events(tmp_path / "out" / "events.jsonl")[-1]
     return read_events(tmp_path / "out" / "events.jsonl")
 
 
-def test_rlaif_trains_on_the_judges_scores(tmp_path, tiny_model, judge_url):
-    events = _rlaif(tmp_path, tiny_model / "partial", judge_url, "reverse-judge")
+def test_rlaif_raises_the_judges_reward(tmp_path, tiny_model, judge_url):
+    events = _rlaif(tmp_path, tiny_model / "partial", judge_url, "tiny-judge", RLAIF_TRAINING)
     rewards = [
         e["metrics"]["rewards/judge/mean"] for e in events if "rewards/judge/mean" in e.get("metrics", {})
     ]
-    assert len(rewards) == 4 and 0 < sum(rewards) / 4 <= 1
-    assert events[-1]["event"] == "finished"
+    tenth = max(1, len(rewards) // 10)
+    first, last = sum(rewards[:tenth]) / tenth, sum(rewards[-tenth:]) / tenth
+    assert first > 0 and last - first >= RLAIF_RISE, (first, last)
+    # The judge is a learned reward: the held-out task metric, by a real grader, must not fall with it.
+    metrics = events[-1]["metrics"]
+    assert metrics["eval_exact_match_after"] >= metrics["eval_exact_match_before"]
 
 
 def test_rlaif_survives_a_judge_that_answers_garbage(tmp_path, tiny_model, judge_url):
@@ -103,7 +123,7 @@ def test_rlaif_without_a_judge_or_reward_model_fails_clearly(tmp_path, tiny_mode
 
 
 def test_the_judge_server_speaks_the_chat_completions_protocol(judge_url):
-    body = json.dumps({"model": "reverse-judge", "messages": [{"role": "user", "content": "x"}]}).encode()
+    body = json.dumps({"model": "tiny-judge", "messages": [{"role": "user", "content": "x"}]}).encode()
     request = urllib.request.Request(
         f"{judge_url}/chat/completions", data=body, headers={"Content-Type": "application/json"}
     )

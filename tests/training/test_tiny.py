@@ -46,6 +46,14 @@ def test_it_is_saved_as_safetensors_with_a_chat_template(tiny_model):
     assert tokenizer.eos_token == "<|im_end|>"
 
 
+def test_every_spaced_letter_and_digit_is_one_token(tiny_model):
+    # The demo tasks spell words out; rows of one task must have one shape whatever the letters.
+    tokenizer = load_tokenizer(ModelRef(str(tiny_model / "base")))
+    symbols = "abcdefghijklmnopqrstuvwxyz0123456789"
+    ids = tokenizer(" " + " ".join(symbols), add_special_tokens=False)["input_ids"]
+    assert len(ids) == len(symbols)
+
+
 def test_two_builds_of_the_base_are_byte_identical(tmp_path):
     # A shortened pre-training keeps this quick; determinism does not depend on the length.
     recipe = tiny.TinyRecipe(pretrain_steps=5)
