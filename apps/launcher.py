@@ -36,7 +36,7 @@ def procfile() -> str:
         # Two workers: housekeeping (pings, the reaper) must not wait behind an hour-long training job,
         # and a training worker runs one job at a time.
         f"worker: {py} -m celery -A workers worker -Q default -c 2 -n default@%h --loglevel INFO",
-        f"trainer: {py} -m celery -A workers worker -Q train -c 1 -n train@%h --loglevel INFO",
+        f"trainer: {py} -m celery -A workers worker -Q train-cpu -c 1 -n train@%h --loglevel INFO",
         f"beat: {py} -m celery -A workers beat --loglevel INFO "
         f"--schedule {shlex.quote(str(data / 'celerybeat-schedule'))}",
     ]

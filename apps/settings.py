@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.accounts",
     "apps.projects",
+    "apps.jobs",
 ]
 
 MIDDLEWARE = [
@@ -123,6 +124,8 @@ MLFLOW_TRACKING_URI = env.mlflow_tracking_uri()
 CELERY_BROKER_URL = REDIS_URL.replace("unix://", "redis+socket://", 1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Training tasks name their queue when sent (one per compute class, settings.JOB_QUEUES); the rest is
+# housekeeping on `default`.
 CELERY_TASK_ROUTES = {"workers.tasks.*": {"queue": "default"}}
 # Training tasks are long: a worker takes one task at a time, and the job row, not the broker, says what
 # must be retried (DESIGN.md, "Reliability rules of thumb").
@@ -135,6 +138,23 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workers.tasks.beat_heartbeat",
         "schedule": float(os.environ.get("ATELIER_HEARTBEAT_SECONDS", "15")),
     },
+    "jobs-reap": {
+        "task": "workers.tasks.jobs_reap",
+        "schedule": float(os.environ.get("ATELIER_REAPER_SECONDS", "15")),
+    },
+}
+
+# Jobs. A running job's worker renews its lease every second or so; a job whose lease ran out (its worker
+# died) is queued again by the reaper and resumes from its newest complete checkpoint. Cancelling writes a
+# flag the trainer checks between steps, then SIGTERM after the grace period, then SIGKILL after another.
+JOB_LEASE_SECONDS = float(os.environ.get("ATELIER_JOB_LEASE_SECONDS", "60"))
+JOB_CANCEL_GRACE_SECONDS = float(os.environ.get("ATELIER_CANCEL_GRACE_SECONDS", "30"))
+# Compute classes (workers.training.estimate) and the queue whose workers can run each.
+JOB_QUEUES = {
+    "cpu": "train-cpu",
+    "gpu-24g": "train-gpu-24g",
+    "gpu-80g": "train-gpu-80g",
+    "multi-gpu": "train-multi-gpu",
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 

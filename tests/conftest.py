@@ -67,14 +67,14 @@ def redis_service() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def celery_worker(redis_service, django_db_setup, django_db_blocker) -> Iterator[Service]:
-    """A real worker process on both queues, on the test database."""
+    """A real worker process for the housekeeping queue, on the test database."""
     from workers.celery import app
 
     with django_db_blocker.unblock():
         db_url = database_url_of_test_db()
     service = Service(
         "celery-worker",
-        python("-m", "celery", "-A", "workers", "worker", "-Q", "default,train", "-c", "1",
+        python("-m", "celery", "-A", "workers", "worker", "-Q", "default", "-c", "2",
                "-n", "test@%h", "--loglevel", "INFO"),
         LOGS,
         env={"DATABASE_URL": db_url},
@@ -86,6 +86,39 @@ def celery_worker(redis_service, django_db_setup, django_db_blocker) -> Iterator
     service.wait_until(answers, 60, "answering a ping")
     yield service
     service.stop()
+
+
+def start_trainer(db_url: str) -> Service:
+    """A real training worker (the `train-cpu` queue, one job at a time), as `make run` starts it."""
+    from workers.celery import app
+
+    service = Service(
+        "celery-trainer",
+        python("-m", "celery", "-A", "workers", "worker", "-Q", "train-cpu", "-c", "1",
+               "-n", "trainer@%h", "--loglevel", "INFO"),
+        LOGS,
+        env={"DATABASE_URL": db_url},
+    )  # fmt: skip
+
+    def answers() -> bool:
+        return any(name.startswith("trainer@") for name in app.control.inspect(timeout=0.5).ping() or {})
+
+    service.wait_until(answers, 60, "answering a ping")
+    return service
+
+
+@pytest.fixture(scope="session")
+def trainer_db_url(redis_service, django_db_setup, django_db_blocker) -> str:
+    with django_db_blocker.unblock():
+        return database_url_of_test_db()
+
+
+@pytest.fixture(scope="session")
+def celery_trainer(trainer_db_url, celery_worker) -> Iterator[dict[str, Service]]:
+    """The training worker, in a dict so that a test that kills it can put a fresh one in its place."""
+    holder = {"service": start_trainer(trainer_db_url)}
+    yield holder
+    holder["service"].stop()
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +147,17 @@ def mlflow_service() -> Iterator[str]:
     service.wait_until(healthy, 120, "healthy")
     yield uri
     service.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> Path:
+    """The built-in tiny model, built once and kept in the test data folder between runs (a build of
+    another version is rebuilt)."""
+    from workers.training import tiny
+
+    out = Path(settings.DATA_DIR) / "models" / "atelier-tiny"
+    tiny.build(out)
+    return out
 
 
 # The browser ------------------------------------------------------------------------------------------

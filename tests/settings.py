@@ -31,6 +31,10 @@ if os.environ.get("ATELIER_TEST_HARNESS") != "1":
     os.environ["ATELIER_MLFLOW_PORT"] = str(_free_port())
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.environ["ATELIER_HEARTBEAT_SECONDS"] = "1"
+    # Short leases and grace periods, so the fault and cancel tests take seconds.
+    os.environ["ATELIER_REAPER_SECONDS"] = "1"
+    os.environ["ATELIER_JOB_LEASE_SECONDS"] = "5"
+    os.environ["ATELIER_CANCEL_GRACE_SECONDS"] = "5"
 # Playwright's sync API runs an event loop in the test thread; the ORM calls tests make beside it are
 # still synchronous and safe.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"

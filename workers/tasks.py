@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 
@@ -21,3 +22,18 @@ def beat_heartbeat() -> None:
     from apps.core.selectors import BEAT_KEY, redis_client
 
     redis_client().set(BEAT_KEY, time.time())
+
+
+@app.task(name="workers.tasks.job_run_next")
+def job_run_next(queue: str) -> None:
+    """Run the next waiting job of `queue` (the row decides which; a message may find none)."""
+    from workers.runner import job_run_next as run_next
+
+    run_next(queue=queue, worker=f"{job_run_next.request.hostname}:{os.getpid()}")
+
+
+@app.task(name="workers.tasks.jobs_reap")
+def jobs_reap() -> None:
+    from workers.runner import jobs_reap as reap
+
+    reap()

@@ -5,20 +5,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 
 FULL_SFT_STEPS = 600
-
-
-@pytest.fixture(scope="session")
-def tiny_model() -> Path:
-    """The built-in tiny model, built once and kept in the test data folder between runs (a build of
-    another version is rebuilt)."""
-    from workers.training import tiny
-
-    out = Path(settings.DATA_DIR) / "models" / "atelier-tiny"
-    tiny.build(out)
-    return out
 
 
 def run_spec(folder: Path, spec: dict[str, Any]) -> list[dict[str, Any]]:

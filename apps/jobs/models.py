@@ -1,0 +1,112 @@
+"""Training jobs. The row is the source of truth: the broker only says "a job may be waiting in this
+queue"; which job runs, and whether it may run at all, is decided here with conditional UPDATEs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+from apps.projects.models import Project
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    CANCELLING = "cancelling", "Cancelling"
+    CANCELLED = "cancelled", "Cancelled"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    INTERRUPTED = "interrupted", "Interrupted (waiting to resume)"
+
+
+# The allowed moves. Interrupted: its worker died or was stopped; the reaper queues it again and the next
+# worker resumes it from its newest complete checkpoint.
+MOVES: dict[str, frozenset[str]] = {
+    Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED}),
+    Status.RUNNING: frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLING, Status.INTERRUPTED}),
+    Status.CANCELLING: frozenset({Status.CANCELLED, Status.FAILED, Status.SUCCEEDED}),
+    Status.INTERRUPTED: frozenset({Status.RUNNING, Status.CANCELLED, Status.FAILED}),
+    Status.CANCELLED: frozenset(),
+    Status.SUCCEEDED: frozenset(),
+    Status.FAILED: frozenset(),
+}
+WAITING = (Status.QUEUED, Status.INTERRUPTED)
+ACTIVE = (Status.QUEUED, Status.RUNNING, Status.CANCELLING, Status.INTERRUPTED)
+ENDED = (Status.CANCELLED, Status.SUCCEEDED, Status.FAILED)
+
+
+def can_move(source: str, target: str) -> bool:
+    return target in MOVES[source]
+
+
+class Job(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs")
+    name = models.CharField(max_length=200)
+    technique = models.CharField(max_length=20)
+    # The training spec without the parts the runner fills in (output folder, job id, tracking server).
+    spec = models.JSONField()
+    # Retry and "continue training" start a new job from an old one.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    compute_class = models.CharField(max_length=20, default="cpu")
+    queue = models.CharField(max_length=40, default="train-cpu")
+    # Lower runs first; people reorder their own waiting jobs by swapping positions.
+    position = models.BigIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # A running job's worker renews the lease; the reaper re-queues a job whose lease ran out.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    step = models.PositiveIntegerField(default=0)
+    max_steps = models.PositiveIntegerField(null=True, blank=True)
+    eta_seconds = models.FloatField(null=True, blank=True)
+    metrics = models.JSONField(default=list, blank=True)  # [{"step": 10, "loss": 1.2, ...}, ...]
+    log_tail = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True)  # the finished event's final metrics
+    artifacts = models.JSONField(default=dict, blank=True)
+    mlflow_run_id = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    estimate = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["queue", "status", "position"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDED
+
+    @property
+    def waiting(self) -> bool:
+        return self.status in WAITING
+
+    @property
+    def progress(self) -> float:
+        """0 to 1; 1 once succeeded."""
+        if self.status == Status.SUCCEEDED:
+            return 1.0
+        return min(1.0, self.step / self.max_steps) if self.max_steps else 0.0
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(settings.DATA_DIR) / "jobs" / str(self.pk)
+
+    @property
+    def model_artifact(self) -> str | None:
+        """The trained adapter or model folder, which a later job can start from."""
+        artifacts: dict[str, Any] = self.artifacts or {}
+        return artifacts.get("adapter") or artifacts.get("model")

@@ -1,0 +1,276 @@
+"""The Django side of a training job: claim the next waiting job of a queue, run the training CLI in its
+own process group, tail its events into the job row, renew the lease, and honour cancellation. The
+training itself never runs in the worker process (a worker that ran torch before forking hung, DESIGN.md).
+
+Safe to run twice: claiming is a conditional UPDATE, and a task that finds nothing to claim returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from apps.jobs.models import WAITING, Job, Status
+from apps.jobs.services import enqueue, transition
+
+log = logging.getLogger("atelier.runner")
+
+ROOT = Path(__file__).resolve().parent.parent
+CANCEL_FILE = "CANCEL"  # workers.training.runner.CANCEL_FILE; not imported, as that module pulls in torch
+EXIT_INTERRUPTED = 3
+LOG_TAIL_LINES = 60
+METRIC_KEYS = ("loss", "reward", "learning_rate", "grad_norm", "rewards/accuracies", "rewards/margins")
+POLL_SECONDS = 0.5
+
+
+def lease_until() -> Any:
+    return timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS)
+
+
+def job_claim_next(*, queue: str, worker: str) -> Job | None:
+    """The first waiting job of the queue, now running on `worker`; None when there is none."""
+    for _ in range(20):
+        job = Job.objects.filter(queue=queue, status__in=WAITING).order_by("position", "pk").first()
+        if job is None:
+            return None
+        claimed = Job.objects.filter(pk=job.pk, status__in=WAITING).update(
+            status=Status.RUNNING,
+            worker=worker,
+            lease_until=lease_until(),
+            started_at=job.started_at or timezone.now(),
+            attempts=F("attempts") + 1,
+            error="",
+        )
+        if claimed:
+            job.refresh_from_db()
+            return job
+    return None  # lost every race: another worker is taking them
+
+
+def training_spec(job: Job) -> dict[str, Any]:
+    """The job's spec with what the runner owns filled in: its folder, its id and MLflow."""
+    spec = dict(job.spec)
+    spec["output_dir"] = str(job.output_dir)
+    spec["job_id"] = str(job.pk)
+    tracking = dict(spec.get("tracking") or {})
+    tracking.setdefault("tracking_uri", settings.MLFLOW_TRACKING_URI)
+    tracking.setdefault("experiment", f"project-{job.project_id}")
+    tracking.setdefault("run_name", f"{job.technique}-{job.pk}")
+    tracking.setdefault("register_as", f"project-{job.project_id}-job-{job.pk}")
+    spec["tracking"] = tracking
+    return spec
+
+
+@dataclass
+class _Tail:
+    """What the supervising loop has read so far from the events file."""
+
+    offset: int = 0
+    last: dict[str, Any] | None = None
+    changes: dict[str, Any] = field(default_factory=dict)
+    new_points: list[dict[str, Any]] = field(default_factory=list)
+
+    def read(self, path: Path) -> None:
+        if not path.exists():
+            return
+        with path.open("rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1  # only whole lines: the writer may be in the middle of one
+        self.offset += end
+        for line in data[:end].splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            self._apply(event)
+
+    def _apply(self, event: dict[str, Any]) -> None:
+        self.last = event
+        kind = event.get("event")
+        if kind == "step":
+            self.changes["step"] = event["step"]
+            self.changes["max_steps"] = event.get("max_steps")
+            self.changes["eta_seconds"] = event.get("eta_seconds")
+            metrics = event.get("metrics") or {}
+            point = {k: metrics[k] for k in METRIC_KEYS if isinstance(metrics.get(k), int | float)}
+            if point:
+                self.new_points.append({"step": event["step"], **point})
+        elif kind == "configured":
+            self.changes["max_steps"] = (event.get("hparams") or {}).get("max_steps")
+        elif kind == "resumed":
+            self.changes["step"] = event.get("step", 0)
+
+
+def _log_tail(path: Path) -> str:
+    if not path.exists():
+        return ""
+    with path.open("rb") as f:
+        f.seek(max(0, path.stat().st_size - 16_000))
+        lines = f.read().decode(errors="replace").splitlines()
+    return "\n".join(lines[-LOG_TAIL_LINES:])
+
+
+def _die_with_parent() -> None:
+    """In the trainer, before exec: be killed when the worker dies, so that a worker killed by the OOM
+    killer or SIGKILL never leaves a trainer behind writing into a folder that the job's next worker will
+    resume from. Linux only; elsewhere the reaper's lease still applies."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
+def job_run(job: Job) -> None:
+    """Run a claimed job to its end (or until it is taken away from this worker)."""
+    out = job.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CANCEL_FILE).unlink(missing_ok=True)
+    spec_path = out / "spec.json"
+    spec_path.write_text(json.dumps(training_spec(job), indent=2))
+    events_path = out / "events.jsonl"
+    tail = _Tail(offset=events_path.stat().st_size if events_path.exists() else 0)
+    log_path = out / "train.log"
+    with log_path.open("ab") as log_file:
+        # Its own session (process group), so cancelling can signal the trainer and anything it started.
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.training", "run", str(spec_path)],
+            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
+            start_new_session=True, preexec_fn=_die_with_parent,  # the prefork child runs no threads
+        )  # fmt: skip
+    cancel_since: float | None = None
+    terminated = False
+    try:
+        while True:
+            code = proc.poll()
+            tail.read(events_path)
+            if not _save_progress(job, tail, log_path):
+                # The reaper gave this job to another worker (our lease ran out): stop, do not compete.
+                log.warning("job %s was taken from this worker; stopping its trainer", job.pk)
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
+                return
+            if code is not None:
+                break
+            if job.status == Status.CANCELLING:
+                now = time.monotonic()
+                if cancel_since is None:
+                    cancel_since = now
+                    (out / CANCEL_FILE).touch()
+                grace = settings.JOB_CANCEL_GRACE_SECONDS
+                if now - cancel_since > 2 * grace:
+                    _signal_group(proc, signal.SIGKILL)
+                elif now - cancel_since > grace and not terminated:
+                    terminated = True
+                    _signal_group(proc, signal.SIGTERM)
+            time.sleep(POLL_SECONDS)
+    except BaseException:
+        _signal_group(proc, signal.SIGKILL)
+        raise
+    _finish(job, code, tail, log_path)
+
+
+def _save_progress(job: Job, tail: _Tail, log_path: Path) -> bool:
+    """Write what was read, renew the lease, and learn whether someone asked to cancel. False when the
+    job is no longer this worker's."""
+    fields: dict[str, Any] = {"lease_until": lease_until(), "log_tail": _log_tail(log_path), **tail.changes}
+    if tail.new_points:
+        job.metrics = [*job.metrics, *tail.new_points]
+        fields["metrics"] = job.metrics
+    run_id_file = job.output_dir / "mlflow_run_id"
+    if not job.mlflow_run_id and run_id_file.exists():
+        fields["mlflow_run_id"] = run_id_file.read_text().strip()
+    updated = Job.objects.filter(
+        pk=job.pk, status__in=(Status.RUNNING, Status.CANCELLING), worker=job.worker
+    ).update(**fields)
+    tail.changes, tail.new_points = {}, []
+    for name, value in fields.items():
+        setattr(job, name, value)
+    if not updated:
+        return False
+    job.status = Job.objects.values_list("status", flat=True).get(pk=job.pk)
+    return True
+
+
+def _finish(job: Job, code: int, tail: _Tail, log_path: Path) -> None:
+    last = tail.last or {}
+    kind = last.get("event")
+    now = timezone.now()
+    common = {"finished_at": now, "lease_until": None, "log_tail": _log_tail(log_path), "eta_seconds": None}
+    cancelling = job.status == Status.CANCELLING
+    mine = {"worker": job.worker}  # never end a job that the reaper has given to another worker
+    if kind == "finished" and not last.get("cancelled"):
+        done = transition(job, Status.SUCCEEDED, where=mine, result=last.get("metrics") or {},
+                          artifacts=last.get("artifacts") or {},
+                          mlflow_run_id=(last.get("mlflow") or {}).get("run_id") or job.mlflow_run_id, **common)  # fmt: skip
+    elif cancelling or (kind == "finished" and last.get("cancelled")):
+        done = transition(job, Status.CANCELLED, where=mine, artifacts=last.get("artifacts") or {}, **common)
+    elif kind == "failed":
+        done = transition(
+            job, Status.FAILED, where=mine, error=last.get("message") or "Training failed.", **common
+        )
+    elif code == EXIT_INTERRUPTED:
+        # Stopped from outside (a machine shutting down): queue it again to resume.
+        done = transition(job, Status.INTERRUPTED, where=mine, lease_until=None, worker="")
+        if done:
+            enqueue(job.queue)
+    else:
+        reason = f"signal {-code}" if code < 0 else f"exit status {code}"
+        message = f"The training process ended without a result ({reason})."
+        if code == -signal.SIGKILL:
+            message += (
+                " It was killed, often because the machine ran out of memory: try a smaller batch or LoRA."
+            )
+        done = transition(job, Status.FAILED, where=mine, error=message, **common)
+    if not done:
+        log.warning("job %s changed status while it finished; left as %s", job.pk, job.status)
+
+
+def job_run_next(*, queue: str, worker: str | None = None) -> int | None:
+    """Claim and run the next waiting job of `queue`; its id, or None when none was waiting."""
+    job = job_claim_next(queue=queue, worker=worker or f"{socket.gethostname()}:{os.getpid()}")
+    if job is None:
+        return None
+    job_run(job)
+    return job.pk
+
+
+def jobs_reap() -> list[int]:
+    """Queue again the running jobs whose worker stopped renewing their lease (it died); they resume from
+    their newest complete checkpoint. A job being cancelled whose worker died is simply cancelled."""
+    now = timezone.now()
+    expired = Job.objects.filter(status__in=(Status.RUNNING, Status.CANCELLING), lease_until__lt=now)
+    requeued = []
+    for job in expired:
+        # The lease is checked again in the UPDATE: the worker may have renewed it since the SELECT.
+        still = {"lease_until__lt": now, "status": job.status}
+        if job.status == Status.CANCELLING:
+            transition(job, Status.CANCELLED, where=still, finished_at=now, lease_until=None)
+            continue
+        if transition(job, Status.INTERRUPTED, where=still, lease_until=None, worker=""):
+            log.warning("job %s lost its worker (lease expired); queued to resume", job.pk)
+            enqueue(job.queue)
+            requeued.append(job.pk)
+    return requeued
