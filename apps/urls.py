@@ -9,5 +9,6 @@ urlpatterns = [
     path("accounts/", include("apps.accounts.urls")),
     path("admin/", admin.site.urls),
     path("", include("apps.core.urls")),
+    path("", include("apps.jobs.urls")),  # before projects' catch-all section placeholder
     path("", include("apps.projects.urls")),
 ]

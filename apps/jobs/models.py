@@ -3,6 +3,7 @@ queue"; which job runs, and whether it may run at all, is decided here with cond
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,10 @@ ACTIVE = (Status.QUEUED, Status.RUNNING, Status.CANCELLING, Status.INTERRUPTED)
 ENDED = (Status.CANCELLED, Status.SUCCEEDED, Status.FAILED)
 
 
+def _folder_name() -> str:
+    return uuid.uuid4().hex
+
+
 def can_move(source: str, target: str) -> bool:
     return target in MOVES[source]
 
@@ -49,6 +54,8 @@ class Job(models.Model):
     technique = models.CharField(max_length=20)
     # The training spec without the parts the runner fills in (output folder, job id, tracking server).
     spec = models.JSONField()
+    # What people read for the model and data (the spec holds paths): {"model": ..., "dataset": ...}.
+    labels = models.JSONField(default=dict, blank=True)
     # Retry and "continue training" start a new job from an old one.
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
@@ -78,6 +85,9 @@ class Job(models.Model):
     mlflow_run_id = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
     estimate = models.JSONField(default=dict, blank=True)
+    # The job's folder under DATA_DIR/jobs: unique even when ids repeat (a new database beside an old
+    # data folder), so a job never resumes another's checkpoints or MLflow run.
+    folder = models.CharField(max_length=40, default=_folder_name, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -103,10 +113,26 @@ class Job(models.Model):
 
     @property
     def output_dir(self) -> Path:
-        return Path(settings.DATA_DIR) / "jobs" / str(self.pk)
+        return Path(settings.DATA_DIR) / "jobs" / f"{self.pk}-{self.folder}"
 
     @property
     def model_artifact(self) -> str | None:
         """The trained adapter or model folder, which a later job can start from."""
         artifacts: dict[str, Any] = self.artifacts or {}
         return artifacts.get("adapter") or artifacts.get("model")
+
+
+class Draft(models.Model):
+    """The wizard's choices so far, one per person and project: back, reload and coming back tomorrow
+    lose nothing. Launching turns it into a job and empties it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="drafts")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="drafts")
+    data = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint("project", "user", name="draft_unique_per_user_project")]
+
+    def __str__(self) -> str:
+        return f"draft of {self.user} in {self.project}"

@@ -4,6 +4,7 @@ processes (a person cancelling, a worker finishing, the reaper) can never both w
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -58,6 +59,7 @@ def job_create(
     compute_class: str = "cpu",
     estimate: dict[str, Any] | None = None,
     parent: Job | None = None,
+    labels: dict[str, str] | None = None,
 ) -> Job:
     _require_editor(project=project, actor=user)
     technique = spec.get("technique")
@@ -79,6 +81,8 @@ def job_create(
         position=last + 1,
         estimate=estimate or {},
         parent=parent,
+        labels=labels
+        or {"model": str(spec.get("model", "")), "dataset": Path(str(spec.get("dataset", ""))).name},
     )
     enqueue(queue)
     return job
@@ -106,7 +110,7 @@ def job_retry(*, job: Job, actor: User) -> Job:
         raise ValidationError("Only a job that has ended can be retried.")
     return job_create(
         project=job.project, user=actor, name=f"{job.name} (retry)", spec=copy.deepcopy(job.spec),
-        compute_class=job.compute_class, estimate=job.estimate, parent=job,
+        compute_class=job.compute_class, estimate=job.estimate, parent=job, labels=job.labels,
     )  # fmt: skip
 
 
@@ -120,6 +124,7 @@ def job_continue(*, job: Job, actor: User) -> Job:
     return job_create(
         project=job.project, user=actor, name=f"{job.name} (continued)", spec=spec,
         compute_class=job.compute_class, estimate=job.estimate, parent=job,
+        labels={**job.labels, "model": f"the result of job #{job.pk}"},
     )  # fmt: skip
 
 

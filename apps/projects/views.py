@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.core.http import AuthedRequest, ProjectRequest
+from apps.jobs.models import ACTIVE, ENDED, Job
 from apps.projects.decorators import SESSION_KEY, project_view
 from apps.projects.forms import MemberAddForm, MemberRoleForm, ProjectForm
 from apps.projects.models import Membership, Project
@@ -86,7 +87,13 @@ def project_dashboard_url(project: Project) -> str:
 @require_GET
 @project_view()
 def project_dashboard(request: ProjectRequest) -> HttpResponse:
-    return render(request, "projects/dashboard.html", {"sections": SECTIONS})
+    jobs = Job.objects.filter(project=request.project)
+    context = {
+        "sections": SECTIONS,
+        "running_jobs": jobs.filter(status__in=ACTIVE).order_by("position")[:10],
+        "recent_jobs": jobs.filter(status__in=ENDED).order_by("-finished_at")[:5],
+    }
+    return render(request, "projects/dashboard.html", context)
 
 
 @require_http_methods(["GET", "POST"])

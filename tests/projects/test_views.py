@@ -9,7 +9,7 @@ from apps.projects.services import membership_add, project_create
 
 pytestmark = pytest.mark.django_db
 
-SECTIONS = ["models", "datasets", "jobs", "evaluations", "endpoints"]
+SECTIONS = ["models", "datasets", "evaluations", "endpoints"]  # not built yet; jobs are (tests/jobs)
 
 
 def _urls_of(project: Project) -> list[str]:
@@ -19,6 +19,10 @@ def _urls_of(project: Project) -> list[str]:
         reverse("project-dashboard", args=[project.pk]),
         reverse("project-members", args=[project.pk]),
         *[reverse("project-section", args=[project.pk, s]) for s in SECTIONS],
+        reverse("job-list", args=[project.pk]),
+        reverse("wizard-start", args=[project.pk]),
+        *[reverse(f"wizard-{step}", args=[project.pk]) for step in ("model", "data", "technique", "review")],
+        reverse("api-job-list", args=[project.pk]),
     ]
 
 

@@ -84,3 +84,14 @@ def test_training_goes_on_with_a_warning_when_mlflow_is_down(tmp_path, tiny_mode
     warnings = [e["message"] for e in events if e["event"] == "warning"]
     assert warnings and "MLflow at http://127.0.0.1:9 cannot be reached" in warnings[0]
     assert events[-1]["event"] == "finished" and events[-1]["mlflow"] is None
+
+
+def test_a_run_id_left_from_another_tracking_store_starts_a_new_run(tmp_path, tiny_model, mlflow_service):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "mlflow_run_id").write_text("04b0e32df054438894ee234df7ff135d")
+    events = _run(
+        tmp_path, tiny_model / "partial", {"tracking_uri": mlflow_service, "experiment": "stale"}, steps=2
+    )
+    run_id = events[-1]["mlflow"]["run_id"]
+    assert run_id != "04b0e32df054438894ee234df7ff135d"
+    assert _api(mlflow_service, "runs/get", run_id=run_id)["run"]["info"]["status"] == "FINISHED"

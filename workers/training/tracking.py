@@ -98,7 +98,16 @@ def start(
     mlflow.set_experiment(experiment)
     id_file = output / RUN_ID_FILE
     previous = id_file.read_text().strip() if id_file.exists() else None
-    run = mlflow.start_run(run_id=previous, run_name=None if previous else run_name, log_system_metrics=True)
+    run = None
+    if previous:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = mlflow.start_run(run_id=previous, log_system_metrics=True)
+        except MlflowException:
+            previous = None  # that run is gone (another tracking store): start a new one
+    if run is None:
+        run = mlflow.start_run(run_name=run_name, log_system_metrics=True)
     id_file.write_text(run.info.run_id)
     if not previous:
         flat: dict[str, str] = {}

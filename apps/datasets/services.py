@@ -1,0 +1,99 @@
+"""Uploading and checking datasets. The upload is streamed to disk in chunks with a size cap, so a large
+file never sits in memory and an oversized one is stopped early; nothing is kept of a file that failed."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+
+from apps.datasets.models import Dataset
+from apps.projects.models import Project
+
+SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+TECHNIQUES = ("sft", "dpo", "rlvr", "rlaif")
+ERRORS_SHOWN = 100
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024**2:.1f} MB" if n >= 1024**2 else f"{n / 1024:.0f} KB"
+
+
+def check_rows(path: Path, column_map: dict[str, str] | None = None) -> tuple[int, list[str], dict[str, Any]]:
+    """(rows, columns, checks per technique). Raises ValidationError for a file that cannot be read."""
+    from workers.training import data
+
+    try:
+        rows = data.read_rows(path)
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"{path.name} is not UTF-8 text (byte {exc.start} cannot be read). Save it as UTF-8 and upload it again."
+        ) from exc
+    except data.DataError as exc:
+        raise ValidationError(str(exc)) from exc
+    except Exception as exc:
+        raise ValidationError(f"{path.name} could not be read: {exc}") from exc
+    if not rows:
+        raise ValidationError(f"{path.name} is empty: it has no rows.")
+    columns = sorted(set().union(*(row.keys() for row in rows)))
+    checks: dict[str, Any] = {}
+    for technique in TECHNIQUES:
+        try:
+            result = data.validate(rows, technique, column_map)
+        except data.DataError as exc:
+            checks[technique] = {"ok": False, "good": 0, "errors": [], "error_count": 0, "message": str(exc)}
+            continue
+        checks[technique] = {
+            "ok": not result.errors and bool(result.rows), "good": len(result.rows),
+            "errors": result.errors[:ERRORS_SHOWN], "error_count": len(result.errors), "message": "",
+        }  # fmt: skip
+    return len(rows), columns, checks
+
+
+def dataset_upload(*, project: Project, user: User, upload: UploadedFile) -> Dataset:
+    name = Path(upload.name or "dataset").name
+    suffix = Path(name).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ValidationError({"file": f"{name}: Atelier reads .jsonl, .csv and .parquet files."})
+    cap = settings.DATASET_MAX_BYTES
+    if upload.size is not None and upload.size > cap:
+        raise ValidationError({"file": f"{name} is {_size(upload.size)}; the limit is {_size(cap)}."})
+    folder = Path(settings.DATA_DIR) / "projects" / str(project.pk) / "datasets" / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    target = folder / name
+    written = 0
+    try:
+        with target.open("wb") as out:
+            for chunk in upload.chunks():
+                written += len(chunk)
+                if written > cap:
+                    raise ValidationError({"file": f"{name} is over the limit of {_size(cap)}."})
+                out.write(chunk)
+        if written == 0:
+            raise ValidationError({"file": f"{name} is empty."})
+        try:
+            rows, columns, checks = check_rows(target)
+        except ValidationError as exc:
+            raise ValidationError({"file": exc.messages}) from exc
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return Dataset.objects.create(
+        project=project, created_by=user, name=name, path=str(target), size_bytes=written,
+        rows=rows, columns=columns, checks=checks,
+    )  # fmt: skip
+
+
+def duplicates(path: Path) -> int:
+    from workers.training import data
+
+    rows = data.read_rows(path)
+    counts = Counter(repr(sorted(row.items())) for row in rows)
+    return sum(n - 1 for n in counts.values() if n > 1)

@@ -1,0 +1,378 @@
+"""Job pages: the list, the job page with its live fragment and chart data, and the actions on a job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.core.http import ProjectRequest
+from apps.datasets import services as dataset_services
+from apps.jobs import wizard
+from apps.jobs.models import Job, Status
+from apps.jobs.selectors import job_get_for_user, job_list_for_project, queue_position
+from apps.jobs.services import COMPUTE_CLASSES, job_cancel, job_continue, job_create, job_move, job_retry
+from apps.projects.decorators import project_view
+
+SORTS = {"newest": "-created_at", "oldest": "created_at", "name": "name", "status": "status"}
+TECHNIQUES = ("sft", "dpo", "rlvr", "rlaif")
+
+
+@require_GET
+@project_view()
+def job_list(request: ProjectRequest) -> HttpResponse:
+    status = request.GET.get("status") or ""
+    technique = request.GET.get("technique") or ""
+    sort = request.GET.get("sort") or "newest"
+    sort = sort if sort in SORTS else "newest"
+    jobs = job_list_for_project(
+        project_id=request.project.pk,
+        status=status or None,
+        technique=technique if technique in TECHNIQUES else None,
+        order=SORTS[sort],
+    )
+    page = Paginator(jobs, 20).get_page(request.GET.get("page"))
+    context = {
+        "page": page, "status": status, "technique": technique, "sort": sort,
+        "statuses": Status.choices, "techniques": TECHNIQUES, "sorts": SORTS, "section": "jobs",
+    }  # fmt: skip
+    template = "jobs/list.html#table" if request.htmx else "jobs/list.html"
+    return render(request, template, context)
+
+
+def _job(request: ProjectRequest, job_id: int) -> Job:
+    return job_get_for_user(user=request.user, job_id=job_id, project_id=request.project.pk)
+
+
+@require_GET
+@project_view()
+def job_detail(request: ProjectRequest, job_id: int) -> HttpResponse:
+    job = _job(request, job_id)
+    context = {"job": job, "position": queue_position(job), "section": "jobs", "mlflow_url": _mlflow_ui()}
+    template = "jobs/detail.html#live" if request.htmx else "jobs/detail.html"
+    return render(request, template, context)
+
+
+def _mlflow_ui() -> str | None:
+    uri = settings.MLFLOW_TRACKING_URI
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
+
+
+@require_GET
+@project_view()
+def job_metrics(request: ProjectRequest, job_id: int) -> JsonResponse:
+    """The metric history for the job page's chart, and whether to keep asking."""
+    job = _job(request, job_id)
+    return JsonResponse({"status": job.status, "ended": job.ended, "points": job.metrics})
+
+
+def _act(request: ProjectRequest, job_id: int, action: str) -> HttpResponse:
+    job = _job(request, job_id)
+    try:
+        if action == "cancel":
+            job_cancel(job=job, actor=request.user)
+            messages.success(request, "Cancelling: the job stops at the end of its current step.")
+        elif action == "retry":
+            job = job_retry(job=job, actor=request.user)
+            messages.success(request, "A new job with the same settings is queued.")
+        elif action == "continue":
+            job = job_continue(job=job, actor=request.user)
+            messages.success(request, "A new job continues from this one's model.")
+        else:
+            job_move(job=job, actor=request.user, direction=request.POST.get("direction", ""))
+            return redirect(request.POST.get("next") or "job-list", project_id=request.project.pk)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("job-detail", project_id=request.project.pk, job_id=job.pk)
+
+
+@require_POST
+@project_view(edit=True)
+def job_action(request: ProjectRequest, job_id: int, action: str) -> HttpResponse:
+    if action not in ("cancel", "retry", "continue", "move"):
+        raise Http404("No such action.")
+    return _act(request, job_id, action)
+
+
+@require_GET
+@project_view()
+def api_job_list(request: ProjectRequest) -> JsonResponse:
+    jobs = job_list_for_project(project_id=request.project.pk)[:100]
+    return JsonResponse({"jobs": [_as_json(job) for job in jobs]})
+
+
+@require_GET
+@project_view()
+def api_job_detail(request: ProjectRequest, job_id: int) -> JsonResponse:
+    job = _job(request, job_id)
+    return JsonResponse({**_as_json(job), "queue_position": queue_position(job), "metrics": job.metrics})
+
+
+def _as_json(job: Job) -> dict:
+    return {
+        "id": job.pk, "name": job.name, "technique": job.technique, "status": job.status,
+        "step": job.step, "max_steps": job.max_steps, "progress": round(job.progress, 4),
+        "eta_seconds": job.eta_seconds, "queue": job.queue, "compute_class": job.compute_class,
+        "created_at": job.created_at.isoformat(), "finished_at": job.finished_at and job.finished_at.isoformat(),
+        "result": job.result, "artifacts": job.artifacts, "mlflow_run_id": job.mlflow_run_id or None,
+        "error": job.error or None,
+    }  # fmt: skip
+
+
+# The wizard ----------------------------------------------------------------------------------------------
+
+
+def _wizard(request: ProjectRequest, step: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
+    draft = context["draft"]
+    done = wizard.reached(draft)
+    context |= {"steps": wizard.STEPS, "step": step, "done": done, "section": "jobs"}
+    return render(request, f"jobs/wizard/{step}.html", context, status=status)
+
+
+def _to(step: str, request: ProjectRequest) -> HttpResponse:
+    return redirect(f"wizard-{step}", project_id=request.project.pk)
+
+
+@require_GET
+@project_view(edit=True)
+def wizard_start(request: ProjectRequest) -> HttpResponse:
+    draft = wizard.draft_for(project=request.project, user=request.user)
+    done = wizard.reached(draft)
+    for step, _ in wizard.STEPS:
+        if step not in done:
+            return _to(step, request)
+    return _to("review", request)
+
+
+class ModelForm(forms.Form):
+    source = forms.CharField(required=False)
+    hub_id = forms.CharField(required=False, max_length=200, label="Hugging Face model id")
+    local_path = forms.CharField(required=False, max_length=500, label="Local folder")
+
+
+@require_http_methods(["GET", "POST"])
+@project_view(edit=True)
+def wizard_model(request: ProjectRequest) -> HttpResponse:
+    draft = wizard.draft_for(project=request.project, user=request.user)
+    saved = draft.data.get("model_form") or {}
+    form = ModelForm(request.POST or None, initial=saved or {"source": "partial"})
+    if request.method == "POST" and form.is_valid():
+        try:
+            chosen = wizard.model_choose(project=request.project, **form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            wizard.draft_save(draft, model_form=form.cleaned_data, **chosen)
+            return _to("data", request)
+    selected = form["source"].value() or "partial"
+    context = {"draft": draft, "form": form, "selected": selected, "catalog": wizard.catalog(),
+               "jobs": wizard.earlier_jobs(request.project)}  # fmt: skip
+    return _wizard(request, "model", context, status=422 if form.errors else 200)
+
+
+class DataForm(forms.Form):
+    dataset = forms.CharField(required=False)
+    file = forms.FileField(required=False, label="Upload JSONL, CSV or Parquet")
+    map_from = forms.CharField(required=False, max_length=100, label="Rename column")
+    map_to = forms.CharField(required=False, max_length=100, label="to")
+    drop_bad = forms.BooleanField(required=False, label="Drop rows that do not fit (listed below)")
+    eval_choice = forms.ChoiceField(
+        choices=[("auto", "Hold out 10% automatically"), ("none", "No evaluation"), ("file", "A separate eval file")],
+        initial="auto", widget=forms.RadioSelect, label="Evaluation",
+    )  # fmt: skip
+    eval_dataset = forms.CharField(required=False)
+
+
+def _data_context(request: ProjectRequest, draft: Any) -> dict[str, Any]:
+    from apps.datasets.models import Dataset
+
+    context: dict[str, Any] = {
+        "demos": wizard.demo_datasets(),
+        "datasets": Dataset.objects.filter(project=request.project)[:50],
+        "max_mb": round(settings.DATASET_MAX_BYTES / 1024**2),
+    }
+    key = draft.data.get("dataset_key")
+    if key:
+        try:
+            source = wizard.dataset_source(request.project, key)
+            rows, columns, checks = dataset_services.check_rows(
+                Path(source["path"]), draft.data.get("column_map") or None
+            )
+            context |= {"source": source, "rows": rows, "columns": columns, "checks": checks,
+                        "duplicates": dataset_services.duplicates(Path(source["path"]))}  # fmt: skip
+            context |= _preview(draft, Path(source["path"]))
+        except ValidationError as exc:
+            context["source_error"] = " ".join(exc.messages)
+    return context
+
+
+def _preview(draft: Any, path: Path) -> dict[str, Any]:
+    """A few rows through the model's chat template, and the token-length histogram."""
+    from workers.training import data as data_module
+    from workers.training.models import ModelError, load_tokenizer
+    from workers.training.spec import ModelRef
+
+    try:
+        rows = data_module.read_rows(path)
+        mapping = draft.data.get("column_map") or {}
+        rows = [{mapping.get(k, k): v for k, v in row.items()} for row in rows]
+        tokenizer = load_tokenizer(ModelRef(draft.data["model"]))
+        rendered = [wizard.render_row(tokenizer, row) for row in rows[:3]]
+        lengths = [
+            len(tokenizer(wizard.render_row(tokenizer, r), add_special_tokens=False)["input_ids"])
+            for r in rows[:2000]
+        ]
+    except (ModelError, KeyError, ValueError, TypeError) as exc:
+        return {"preview_error": f"No preview: {exc}"}
+    return {"preview": rendered, "histogram": wizard.histogram(lengths), "longest": max(lengths, default=0)}
+
+
+@require_http_methods(["GET", "POST"])
+@project_view(edit=True)
+def wizard_data(request: ProjectRequest) -> HttpResponse:
+    draft = wizard.draft_for(project=request.project, user=request.user)
+    if not draft.data.get("model"):
+        return _to("model", request)
+    saved = draft.data.get("data_form") or {}
+    form = DataForm(request.POST or None, request.FILES or None, initial=saved or None)
+    if request.method == "POST" and form.is_valid():
+        values = form.cleaned_data
+        key = values["dataset"]
+        try:
+            if values["file"]:
+                uploaded = dataset_services.dataset_upload(
+                    project=request.project, user=request.user, upload=values["file"]
+                )
+                key = f"dataset:{uploaded.pk}"
+            source = wizard.dataset_source(request.project, key)
+            eval_path = None
+            if values["eval_choice"] == "file":
+                eval_path = wizard.dataset_source(request.project, values["eval_dataset"])["path"]
+        except ValidationError as exc:
+            if (
+                hasattr(exc, "error_dict")
+                and "dataset" in exc.error_dict
+                and values["eval_choice"] == "file"
+                and key
+            ):
+                form.add_error("eval_dataset", "Choose the eval file.")
+            else:
+                form.add_error("file" if values["file"] else "dataset", exc.messages)
+        else:
+            column_map = (
+                {values["map_from"].strip(): values["map_to"].strip()}
+                if values["map_from"].strip() and values["map_to"].strip()
+                else {}
+            )
+            kept = {k: v for k, v in values.items() if k != "file"}
+            kept["dataset"] = key
+            wizard.draft_save(draft, data_form=kept, dataset_key=key, dataset=source["path"], dataset_label=source["label"],
+                              column_map=column_map, drop_bad=values["drop_bad"], eval_choice=values["eval_choice"],
+                              eval_dataset=eval_path)  # fmt: skip
+            if request.POST.get("go") == "next":
+                return _to("technique", request)
+            return _to("data", request)
+    context = {"draft": draft, "form": form, **_data_context(request, draft)}
+    return _wizard(request, "data", context, status=422 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@project_view(edit=True)
+def wizard_technique(request: ProjectRequest) -> HttpResponse:
+    from workers.training.techniques import REGISTRY
+
+    draft = wizard.draft_for(project=request.project, user=request.user)
+    if not draft.data.get("dataset"):
+        return _to("data", request)
+    chosen = (
+        request.POST.get("technique") or request.GET.get("technique") or draft.data.get("technique") or "sft"
+    )
+    if chosen not in REGISTRY:
+        chosen = "sft"
+    posted = request.method == "POST" and request.POST.get("technique") == chosen
+    saved_params = draft.data.get("params") if draft.data.get("technique") == chosen else None
+    params_form = wizard.params_form_class(chosen)(
+        request.POST if posted else None, initial=saved_params or None, prefix="p"
+    )
+    training_form = wizard.TrainingForm(
+        request.POST if posted else None, initial=draft.data.get("training") or None, prefix="t"
+    )
+    checks: dict[str, Any] = {}
+    try:
+        _, _, checks = dataset_services.check_rows(
+            Path(draft.data["dataset"]), draft.data.get("column_map") or None
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    if posted and params_form.is_valid() and training_form.is_valid():
+        fits = checks.get(chosen) or {}
+        try:
+            params = wizard.clean_params(chosen, params_form)
+            if not fits.get("ok") and not (draft.data.get("drop_bad") and fits.get("good")):
+                raise ValidationError(
+                    fits.get("message")
+                    or f"{fits.get('error_count', 0)} rows of the dataset do not fit {chosen.upper()}: go back to Data to fix or drop them."
+                )
+        except ValidationError as exc:
+            params_form.add_error(None, exc)
+        else:
+            wizard.draft_save(draft, technique=chosen, params=params, training=training_form.cleaned_data)
+            return _to("review", request)
+    cards = [{"key": k, "title": t.title, "summary": t.summary, "fits": (checks.get(k) or {}).get("ok", False),
+              "why": (checks.get(k) or {}).get("message", "")} for k, t in REGISTRY.items()]  # fmt: skip
+    failed = params_form.errors or training_form.errors
+    context = {
+        "draft": draft,
+        "chosen": chosen,
+        "cards": cards,
+        "params_form": params_form,
+        "training_form": training_form,
+    }
+    return _wizard(request, "technique", context, status=422 if failed else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@project_view(edit=True)
+def wizard_review(request: ProjectRequest) -> HttpResponse:
+    draft = wizard.draft_for(project=request.project, user=request.user)
+    if not draft.data.get("technique"):
+        return _to("technique", request)
+    estimate: dict[str, Any] | None = None
+    problem = None
+    try:
+        estimate = wizard.review(draft)
+    except Exception as exc:  # noqa: BLE001 - the training layer's errors are written for people
+        problem = str(exc)
+    if request.method == "POST" and problem is None and estimate is not None:
+        name = (request.POST.get("name") or "").strip()
+        try:
+            spec = wizard.materialize(draft)
+            job = job_create(project=request.project, user=request.user, name=name, spec=spec,
+                             compute_class=estimate["estimate"]["compute_class"], estimate=estimate,
+                             labels={"model": draft.data["label"], "dataset": draft.data["dataset_label"]})  # fmt: skip
+        except ValidationError as exc:
+            problem = " ".join(exc.messages)
+        else:
+            draft.delete()
+            messages.success(request, f"Job “{job.name}” is queued.")
+            return redirect("job-detail", project_id=request.project.pk, job_id=job.pk)
+    compute = (estimate or {}).get("estimate", {}).get("compute_class", "CPU")
+    queue = settings.JOB_QUEUES.get(COMPUTE_CLASSES.get(compute, "cpu"), "train-cpu")
+    context = {"draft": draft, "estimate": estimate, "problem": problem, "queue": queue,
+               "default_name": f"{draft.data['technique'].upper()} of {Path(str(draft.data.get('label', ''))).name or 'model'}"}  # fmt: skip
+    return _wizard(request, "review", context, status=422 if problem else 200)
+
+
+@require_POST
+@project_view(edit=True)
+def wizard_reset(request: ProjectRequest) -> HttpResponse:
+    wizard.draft_for(project=request.project, user=request.user).delete()
+    return _to("model", request)

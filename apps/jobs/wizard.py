@@ -1,0 +1,404 @@
+"""The customization wizard's steps: model, data, technique, review. Each step checks its input on the
+server and keeps it in the person's Draft; launching turns the draft into a job. The forms for technique
+parameters are generated from each technique's dataclass, so a new technique needs no new form."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import types
+import typing
+import uuid
+from pathlib import Path
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from apps.datasets.models import Dataset
+from apps.jobs.models import Draft, Job, Status
+from apps.projects.models import Project
+
+STEPS = (("model", "Model"), ("data", "Data"), ("technique", "Technique"), ("review", "Review"))
+TINY = ("base", "partial")
+
+
+def tiny_path(variant: str) -> Path:
+    return Path(settings.DATA_DIR) / "models" / "atelier-tiny" / variant
+
+
+# Popular open models: the shape the estimate needs, and the facts a person chooses by.
+CATALOG = [
+    {"id": "HuggingFaceTB/SmolLM2-360M-Instruct", "hidden_size": 960, "num_hidden_layers": 32, "num_attention_heads": 15,
+     "num_key_value_heads": 5, "intermediate_size": 2560, "vocab_size": 49152, "tie_word_embeddings": True,
+     "context": 8192, "licence": "Apache-2.0"},
+    {"id": "Qwen/Qwen2.5-0.5B-Instruct", "hidden_size": 896, "num_hidden_layers": 24, "num_attention_heads": 14,
+     "num_key_value_heads": 2, "intermediate_size": 4864, "vocab_size": 151936, "tie_word_embeddings": True,
+     "context": 32768, "licence": "Apache-2.0"},
+    {"id": "meta-llama/Llama-3.2-1B-Instruct", "hidden_size": 2048, "num_hidden_layers": 16, "num_attention_heads": 32,
+     "num_key_value_heads": 8, "intermediate_size": 8192, "vocab_size": 128256, "tie_word_embeddings": True,
+     "context": 131072, "licence": "Llama 3.2 Community"},
+    {"id": "Qwen/Qwen2.5-1.5B-Instruct", "hidden_size": 1536, "num_hidden_layers": 28, "num_attention_heads": 12,
+     "num_key_value_heads": 2, "intermediate_size": 8960, "vocab_size": 151936, "tie_word_embeddings": True,
+     "context": 32768, "licence": "Apache-2.0"},
+    {"id": "mistralai/Mistral-7B-Instruct-v0.3", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+     "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 32768, "tie_word_embeddings": False,
+     "context": 32768, "licence": "Apache-2.0"},
+    {"id": "meta-llama/Llama-3.1-8B-Instruct", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+     "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256, "tie_word_embeddings": False,
+     "context": 131072, "licence": "Llama 3.1 Community"},
+]  # fmt: skip
+
+
+def catalog() -> list[dict[str, Any]]:
+    """The catalog with parameters and the memory LoRA and full fine-tuning need (batch 8, 512 tokens)."""
+    from workers.training.estimate import Shape, estimate
+
+    out = []
+    for entry in CATALOG:
+        shape = Shape.from_config(types.SimpleNamespace(**entry))
+        memory = {
+            method: estimate(
+                shape, technique="sft", method=method, batch_size=8, max_length=512, steps=100
+            ).total_gb
+            for method in ("lora", "full")
+        }
+        out.append({**entry, "parameters": shape.parameters, "memory": memory})
+    return out
+
+
+def draft_for(*, project: Project, user: Any) -> Draft:
+    draft, _ = Draft.objects.get_or_create(project=project, user=user)
+    return draft
+
+
+def draft_save(draft: Draft, **values: Any) -> None:
+    draft.data = {**draft.data, **values}
+    draft.save(update_fields=["data", "updated_at"])
+
+
+def reached(draft: Draft) -> set[str]:
+    """The steps whose input is complete."""
+    data = draft.data
+    done = set()
+    if data.get("model"):
+        done.add("model")
+    if data.get("dataset"):
+        done.add("data")
+    if data.get("technique"):
+        done.add("technique")
+    return done
+
+
+# Step 1: model ------------------------------------------------------------------------------------------
+
+
+def _hub_check(model_id: str) -> None:
+    """A Hugging Face id is usable if it is cached here or the hub answers for it."""
+    import os
+
+    from huggingface_hub import HfApi, try_to_load_from_cache
+    from huggingface_hub.utils import HFValidationError
+
+    try:
+        if isinstance(try_to_load_from_cache(model_id, "config.json"), str):
+            return
+        HfApi(token=os.environ.get("HF_TOKEN")).model_info(model_id, timeout=8)
+    except HFValidationError as exc:
+        raise ValidationError(
+            f"“{model_id}” is not a Hugging Face model id (like Qwen/Qwen2.5-0.5B-Instruct)."
+        ) from exc
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:200]
+        if "404" in reason or "Repository Not Found" in reason:
+            raise ValidationError(f"The Hugging Face Hub has no model “{model_id}”.") from exc
+        raise ValidationError(
+            f"“{model_id}” cannot be checked: the Hugging Face Hub cannot be reached from this server ({reason}). "
+            "Choose the built-in model or a local folder, or download the model into HF_HOME first."
+        ) from exc
+
+
+def model_choose(*, project: Project, source: str, hub_id: str = "", local_path: str = "") -> dict[str, str]:
+    """{"model": what the spec loads, "label": what people read}; ValidationError naming the field."""
+    from workers.training.models import ModelError, resolve
+    from workers.training.spec import ModelRef
+
+    if source in TINY:
+        path = tiny_path(source)
+        if not (path / "config.json").exists():
+            raise ValidationError(
+                {
+                    "source": "The built-in model is not built yet: run `make run` (or `python -m workers.training build-tiny`)."
+                }
+            )
+        return {"model": str(path), "label": f"Built-in tiny model ({source})"}
+    if source.startswith("catalog:") or source == "hub":
+        model_id = source.removeprefix("catalog:") if source != "hub" else hub_id.strip()
+        if not model_id:
+            raise ValidationError({"hub_id": "Type a Hugging Face model id."})
+        try:
+            _hub_check(model_id)
+        except ValidationError as exc:
+            raise ValidationError({"hub_id" if source == "hub" else "source": exc.messages}) from exc
+        return {"model": model_id, "label": model_id}
+    if source == "local":
+        if not local_path.strip():
+            raise ValidationError({"local_path": "Type the folder that holds the model."})
+        try:
+            resolve(ModelRef(local_path.strip()))
+        except ModelError as exc:
+            raise ValidationError({"local_path": str(exc)}) from exc
+        return {"model": local_path.strip(), "label": local_path.strip()}
+    if source.startswith("job:"):
+        job = Job.objects.filter(
+            project=project, pk=source.removeprefix("job:"), status=Status.SUCCEEDED
+        ).first()
+        if job is None or not job.model_artifact:
+            raise ValidationError({"source": "That job has no trained model."})
+        return {"model": job.model_artifact, "label": f"Result of job #{job.pk} ({job.name})"}
+    raise ValidationError({"source": "Choose a model."})
+
+
+def earlier_jobs(project: Project) -> list[Job]:
+    return [j for j in Job.objects.filter(project=project, status=Status.SUCCEEDED)[:20] if j.model_artifact]
+
+
+# Step 2: data -------------------------------------------------------------------------------------------
+
+
+def demo_datasets() -> list[dict[str, str]]:
+    from workers.training import tiny
+
+    return [
+        {
+            "key": f"demo:{p.parent.name}/{p.name}",
+            "label": f"Demo: {p.parent.name} / {p.stem}",
+            "path": str(p),
+        }
+        for p in sorted(tiny.DEMO.glob("*/*.jsonl"))
+    ]
+
+
+def dataset_source(project: Project, key: str) -> dict[str, Any]:
+    """{"path", "label", "dataset_id"} of a demo file or a project dataset."""
+    if key.startswith("demo:"):
+        found = next((d for d in demo_datasets() if d["key"] == key), None)
+        if found:
+            return {"path": found["path"], "label": found["label"], "dataset_id": None}
+    if key.startswith("dataset:"):
+        ds = Dataset.objects.filter(project=project, pk=key.removeprefix("dataset:")).first()
+        if ds:
+            return {"path": ds.path, "label": ds.name, "dataset_id": ds.pk}
+    raise ValidationError({"dataset": "Choose a dataset or upload one."})
+
+
+def token_lengths(model: str, rows: list[dict[str, Any]], limit: int = 500) -> list[int]:
+    """Token counts of rows through the model's chat template (what training sees)."""
+    from workers.training.models import load_tokenizer
+    from workers.training.spec import ModelRef
+
+    tokenizer = load_tokenizer(ModelRef(model))
+    return [
+        len(tokenizer(render_row(tokenizer, row), add_special_tokens=False)["input_ids"])
+        for row in rows[:limit]
+    ]
+
+
+def render_row(tokenizer: Any, row: dict[str, Any]) -> str:
+    """A row as the trainer sees it: through the model's chat template."""
+
+    def chat(value: Any, role: str) -> list[dict[str, str]]:
+        return value if isinstance(value, list) else [{"role": role, "content": str(value)}]
+
+    if "messages" in row:
+        messages = row["messages"]
+    elif "completion" in row:
+        messages = chat(row["prompt"], "user") + chat(row["completion"], "assistant")
+    elif "chosen" in row:
+        messages = chat(row["prompt"], "user") + chat(row["chosen"], "assistant")
+    else:
+        messages = chat(row.get("prompt", ""), "user")
+        return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+    return str(tokenizer.apply_chat_template(messages, tokenize=False))
+
+
+def histogram(values: list[int], bins: int = 10) -> list[dict[str, Any]]:
+    if not values:
+        return []
+    low, high = min(values), max(values)
+    bins = min(bins, high - low + 1)
+    width = max(1, -(-(high - low + 1) // bins))
+    counts = [0] * bins
+    for v in values:
+        counts[min(bins - 1, (v - low) // width)] += 1
+    top = max(counts)
+    return [{"from": low + i * width, "to": low + (i + 1) * width - 1, "count": c, "share": c / top}
+            for i, c in enumerate(counts)]  # fmt: skip
+
+
+# Step 3: technique --------------------------------------------------------------------------------------
+
+
+def _is(annotation: Any, kind: type) -> bool:
+    return annotation is kind or annotation == kind.__name__
+
+
+def params_form_class(technique: str) -> type[forms.Form]:
+    """A form for the technique's parameters dataclass: type → field, help → help text, min/max →
+    validators, choices → checkboxes."""
+    from workers.training.techniques import REGISTRY
+
+    params = REGISTRY[technique].params
+    hints = typing.get_type_hints(params)
+    fields: dict[str, forms.Field] = {}
+    for f in dataclasses.fields(params):
+        meta, kind = f.metadata, hints[f.name]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
+        common = {
+            "help_text": meta.get("help", ""),
+            "required": False,
+            "label": f.name.replace("_", " ").capitalize().replace("Lora", "LoRA"),
+        }
+        if kind is bool:
+            fields[f.name] = forms.BooleanField(initial=default, **common)
+        elif kind is int:
+            fields[f.name] = forms.IntegerField(
+                initial=default, min_value=meta.get("min"), max_value=meta.get("max"), **common
+            )
+        elif kind is float:
+            fields[f.name] = forms.FloatField(
+                initial=default, min_value=meta.get("min"), max_value=meta.get("max"), **common
+            )
+        elif "choices" in meta:
+            fields[f.name] = forms.MultipleChoiceField(
+                choices=[(c, c) for c in meta["choices"]], initial=list(default),
+                widget=forms.CheckboxSelectMultiple, **common,
+            )  # fmt: skip
+        elif typing.get_origin(kind) is dict or kind is dict:
+            fields[f.name] = forms.JSONField(initial=default, **common)
+        else:
+            fields[f.name] = forms.CharField(
+                initial=default or "", widget=forms.Textarea(attrs={"rows": 3}), **common
+            )
+    return type(f"{technique.upper()}ParamsForm", (forms.Form,), fields)
+
+
+class TrainingForm(forms.Form):
+    """The choices every technique shares; blank means "choose automatically"."""
+
+    method = forms.ChoiceField(
+        choices=[("lora", "LoRA (recommended)"), ("qlora", "QLoRA (4-bit, NVIDIA GPU only)"), ("full", "Full fine-tuning")],
+        initial="lora", help_text="LoRA trains a small adapter; full fine-tuning changes every weight.",
+    )  # fmt: skip
+    max_steps = forms.IntegerField(
+        required=False, min_value=1, max_value=100_000, help_text="Blank: from the data size (3 epochs)."
+    )
+    learning_rate = forms.FloatField(
+        required=False, min_value=1e-8, max_value=0.1, help_text="Blank: from the model size and technique."
+    )
+    batch_size = forms.IntegerField(
+        required=False, min_value=1, max_value=1024, help_text="Blank: from the model size."
+    )
+    lora_rank = forms.TypedChoiceField(
+        label="LoRA rank",
+        required=False, coerce=int, empty_value=None,
+        choices=[("", "automatic"), (8, "8"), (16, "16"), (32, "32"), (64, "64")],
+        help_text="Ranks vLLM can serve.",
+    )  # fmt: skip
+
+
+def clean_params(technique: str, form: forms.Form) -> dict[str, Any]:
+    """The parameters that differ from their defaults, checked by the technique itself."""
+    from workers.training.techniques import REGISTRY, ParamsError, make_params
+
+    values = {}
+    for f in dataclasses.fields(REGISTRY[technique].params):
+        value = form.cleaned_data.get(f.name)
+        if value is None or value == "":
+            continue
+        if isinstance(value, list):
+            value = tuple(value)
+        values[f.name] = value
+    try:
+        make_params(REGISTRY[technique], values)
+    except (ParamsError, TypeError, ValueError) as exc:
+        raise ValidationError(str(exc)) from exc
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+# Step 4: review and launch ------------------------------------------------------------------------------
+
+
+def spec_from_draft(draft: Draft) -> dict[str, Any]:
+    data = draft.data
+    training = {k: v for k, v in (data.get("training") or {}).items() if v not in (None, "")}
+    return {
+        "technique": data["technique"], "model": data["model"], "dataset": data["dataset"],
+        "eval_dataset": data.get("eval_dataset") or None, "params": data.get("params") or {},
+        "training": training, "column_map": data.get("column_map") or {},
+    }  # fmt: skip
+
+
+def review(draft: Draft) -> dict[str, Any]:
+    """The estimate and automatic hyperparameters of the draft, or the reason there are none."""
+    from workers.training.runner import estimate_spec
+    from workers.training.spec import JobSpec
+
+    spec = JobSpec.from_dict({**spec_from_draft(draft), "output_dir": "/nonexistent"})
+    return estimate_spec(spec)
+
+
+def _text(value: Any) -> str:
+    return value[-1]["content"] if isinstance(value, list) else str(value)
+
+
+def _chat(value: Any) -> list[dict[str, str]]:
+    return value if isinstance(value, list) else [{"role": "user", "content": str(value)}]
+
+
+def as_eval_row(row: dict[str, Any]) -> dict[str, Any] | None:
+    """A training row as a held-out row for exact match ({"prompt": chat, "answer": text}); None when the
+    row has no reference answer (RLAIF prompts)."""
+    if "messages" in row:
+        return {"prompt": row["messages"][:-1], "answer": row["messages"][-1]["content"]}
+    if "completion" in row:
+        return {"prompt": _chat(row["prompt"]), "answer": _text(row["completion"])}
+    if "chosen" in row:
+        return {"prompt": _chat(row["prompt"]), "answer": _text(row["chosen"])}
+    if "answer" in row:
+        return {"prompt": _chat(row["prompt"]), "answer": str(row["answer"])}
+    return None
+
+
+def materialize(draft: Draft) -> dict[str, Any]:
+    """The spec to launch: the rows the job trains on written to their own file (columns mapped, bad rows
+    dropped if asked, the automatic eval split held out), so later edits of the source change nothing."""
+    from workers.training import data as data_module
+
+    spec = spec_from_draft(draft)
+    check = data_module.validate(
+        data_module.read_rows(spec["dataset"]), spec["technique"], spec["column_map"]
+    )
+    if check.errors and not draft.data.get("drop_bad"):
+        raise ValidationError(
+            f"{len(check.errors)} rows do not fit {spec['technique'].upper()}; fix them or choose to drop them."
+        )
+    rows = check.rows
+    folder = Path(settings.DATA_DIR) / "projects" / str(draft.project_id) / "splits" / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    if draft.data.get("eval_choice") == "auto":
+        rng = random.Random(0)  # noqa: S311 - a reproducible split, not a secret
+        rows = rows[:]
+        rng.shuffle(rows)
+        held = max(1, len(rows) // 10) if len(rows) >= 20 else 0
+        evaluation = [e for e in map(as_eval_row, rows[:held]) if e is not None]
+        if evaluation:
+            (folder / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in evaluation))
+            spec["eval_dataset"] = str(folder / "eval.jsonl")
+            rows = rows[held:]
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec["dataset"] = str(folder / "train.jsonl")
+    spec["column_map"] = {}
+    return spec

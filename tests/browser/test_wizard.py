@@ -1,0 +1,65 @@
+"""A person clicks the whole wizard in Chromium with the tiny model and a demo dataset, launches SFT and
+watches the job finish on the real training worker. Screenshots of every step go to test-artifacts/."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from apps.jobs.models import Job, Status
+from apps.projects.services import project_create
+from tests.conftest import login
+
+pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_person_customizes_the_tiny_model_from_the_wizard_and_watches_the_job_finish(
+    page, alice, artifacts_dir, tiny_model, celery_trainer, mlflow_service
+):
+    project = project_create(user=alice, name="Reverser")
+    login(page, "alice")
+    page.get_by_role("link", name="Customize a model").click()
+
+    expect(page.get_by_test_id("step-model")).to_be_visible()
+    expect(page.get_by_test_id("catalog")).to_contain_text("Qwen/Qwen2.5-0.5B-Instruct")
+    page.get_by_label(re.compile("Atelier tiny \\(partly trained\\)")).check()
+    page.screenshot(path=artifacts_dir / "wizard-1-model.png", full_page=True)
+    page.get_by_role("button", name="Next: data").click()
+
+    expect(page.get_by_test_id("step-data")).to_be_visible()
+    page.get_by_label("…or choose a dataset").select_option("demo:reverse/sft.jsonl")
+    page.get_by_label("A separate eval file", exact=True).check()
+    page.get_by_label("Eval file", exact=True).select_option("demo:reverse/eval.jsonl")
+    page.get_by_role("button", name="Check the data").click()
+    expect(page.get_by_test_id("data-report")).to_contain_text("4100 rows")
+    expect(page.get_by_test_id("preview").first).to_contain_text("<|im_start|>assistant")
+    page.screenshot(path=artifacts_dir / "wizard-2-data.png", full_page=True)
+    page.get_by_role("button", name="Next: technique").click()
+
+    expect(page.get_by_test_id("step-technique")).to_be_visible()
+    page.get_by_label("Max steps").fill("40")
+    page.get_by_label("Batch size").fill("16")
+    page.screenshot(path=artifacts_dir / "wizard-3-technique.png", full_page=True)
+    page.get_by_role("button", name="Next: review").click()
+
+    expect(page.get_by_test_id("step-review")).to_contain_text("40 steps")
+    expect(page.get_by_test_id("estimate-memory")).to_contain_text("GB")
+    page.screenshot(path=artifacts_dir / "wizard-4-review.png", full_page=True)
+    page.get_by_test_id("launch").click()
+
+    live = page.get_by_test_id("job-live")
+    expect(live).to_be_visible()
+    expect(live).to_have_attribute("data-status", re.compile("succeeded|failed|cancelled"), timeout=240_000)
+    expect(live).to_have_attribute("data-status", "succeeded")
+    expect(page.get_by_test_id("job-result")).to_contain_text("Held-out exact match")
+    expect(page.get_by_test_id("job-progress")).to_have_attribute("value", "1.0")
+    expect(page.locator("#chart canvas")).to_have_count(1)
+    page.screenshot(path=artifacts_dir / "job-finished.png", full_page=True)
+    job = Job.objects.get(project=project)
+    assert job.status == Status.SUCCEEDED and job.step == 40
+
+    page.goto(f"/projects/{project.pk}/jobs/")
+    expect(page.get_by_test_id("jobs")).to_contain_text("succeeded")
+    page.screenshot(path=artifacts_dir / "jobs-list.png", full_page=True)

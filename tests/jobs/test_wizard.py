@@ -1,0 +1,159 @@
+"""The wizard through Django's test client: each step checks its input on the server, keeps it in the
+draft, and shows a person what to fix beside the field at fault, losing nothing entered earlier."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from apps.jobs.models import Draft, Job, Status
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def wizard(client, alice, alice_project, tiny_model, settings):
+    settings.DATA_DIR = tiny_model.parent.parent  # the test data folder, where the tiny model is built
+    client.force_login(alice)
+    pid = alice_project.pk
+
+    def url(step: str) -> str:
+        return reverse(f"wizard-{step}", kwargs={"project_id": pid})
+
+    return client, url, alice_project
+
+
+def _model(client, url, source="partial"):
+    return client.post(url("model"), {"source": source})
+
+
+def _upload(client, url, name: str, content: bytes, **extra):
+    return client.post(
+        url("data"), {"file": SimpleUploadedFile(name, content), "eval_choice": "auto", **extra}
+    )
+
+
+def _sft_rows(n: int = 30) -> bytes:
+    rows = [{"messages": [{"role": "user", "content": f"reverse: {' '.join(w)}"},
+                          {"role": "assistant", "content": " ".join(reversed(w))}]}
+            for w in (f"w{i:03d}" for i in range(n))]  # fmt: skip
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def test_the_whole_wizard_launches_a_job_with_the_choices_kept_in_the_draft(wizard):
+    client, url, project = wizard
+    assert _model(client, url).status_code == 302
+    response = client.post(url("data"), {"dataset": "demo:reverse/sft.jsonl", "eval_choice": "file",
+                                         "eval_dataset": "demo:reverse/eval.jsonl", "go": "check"})  # fmt: skip
+    assert response.status_code == 302
+    page = client.get(url("data")).content.decode()
+    assert "4100 rows" in page and "&lt;|im_start|&gt;assistant" in page  # the chat-template preview
+    assert client.post(url("data"), {"dataset": "demo:reverse/sft.jsonl", "eval_choice": "file",
+                                     "eval_dataset": "demo:reverse/eval.jsonl", "go": "next"})["Location"].endswith("/technique/")  # fmt: skip
+    response = client.post(url("technique"), {"technique": "sft", "t-method": "lora", "t-max_steps": "20",
+                                              "p-completion_only_loss": "on"})  # fmt: skip
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    review = client.get(url("review")).content.decode()
+    assert "20 steps" in review and "queue <code>train-cpu</code>" in review and " GB (weights" in review
+    response = client.post(url("review"), {"name": "my first job"})
+    job = Job.objects.get()
+    assert response["Location"] == reverse("job-detail", kwargs={"project_id": project.pk, "job_id": job.pk})
+    assert job.name == "my first job" and job.status == Status.QUEUED and job.queue == "train-cpu"
+    assert job.spec["training"]["max_steps"] == 20 and job.spec["eval_dataset"].endswith("eval.jsonl")
+    assert job.spec["model"].endswith("atelier-tiny/partial")
+    assert not Draft.objects.exists()
+
+
+def test_coming_back_shows_what_was_chosen(wizard):
+    client, url, _ = wizard
+    _model(client, url, "base")
+    response = client.get(reverse("wizard-start", kwargs={"project_id": wizard[2].pk}))
+    assert response["Location"].endswith("/data/")
+    assert 'value="base" checked' in client.get(url("model")).content.decode()
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("latin1.jsonl", '{"prompt": "caf\xe9"}\n'.encode("latin-1"), "is not UTF-8 text"),
+    ("broken.jsonl", b'{"prompt": "a", "completion": "b"}\n{"prompt": "c", "completion": "d"}\n{"prompt": oops}\n', "Line 3 of broken.jsonl is not valid JSON"),
+    ("empty.jsonl", b"", "is empty"),
+    ("notes.txt", b"hello", "Atelier reads .jsonl, .csv and .parquet files"),
+])  # fmt: skip
+def test_a_bad_upload_gets_a_clear_message_on_the_data_step_and_the_model_is_kept(
+    wizard, name, content, message
+):
+    client, url, _ = wizard
+    _model(client, url)
+    response = _upload(client, url, name, content)
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert message in page
+    assert "Built-in tiny model (partial)" in page  # the model chosen before is still there
+
+
+def test_an_upload_over_the_cap_is_refused_and_not_kept(wizard, settings):
+    client, url, _ = wizard
+    settings.DATASET_MAX_BYTES = 1000
+    _model(client, url)
+    response = _upload(client, url, "big.jsonl", _sft_rows(100))
+    assert (
+        response.status_code == 422 and "big.jsonl is 11 KB; the limit is 1 KB." in response.content.decode()
+    )
+    assert not list((settings.DATA_DIR / "projects").glob("*/datasets/*/big.jsonl"))
+
+
+def test_a_csv_without_the_needed_columns_is_stopped_at_the_technique_step(wizard):
+    client, url, _ = wizard
+    _model(client, url)
+    assert _upload(client, url, "qa.csv", b"question,reply\nhi,hello\n", go="next").status_code == 302
+    response = client.post(url("technique"), {"technique": "sft", "t-method": "lora"})
+    assert response.status_code == 422
+    assert (
+        "needs the columns messages or prompt/completion; this one has question, reply"
+        in response.content.decode()
+    )
+
+
+def test_mapping_a_column_makes_the_data_fit(wizard):
+    client, url, _ = wizard
+    _model(client, url)
+    assert _upload(client, url, "qa.csv", b"question,completion\nhi,hello\n", map_from="question", map_to="prompt",
+                   go="next").status_code == 302  # fmt: skip
+    assert client.post(url("technique"), {"technique": "sft", "t-method": "lora"}).status_code == 302
+
+
+def test_parquet_with_wrong_types_lists_the_bad_rows(wizard):
+    client, url, _ = wizard
+    _model(client, url)
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"prompt": [1, 2, 3], "completion": [4, 5, 6]}), buffer)
+    assert _upload(client, url, "numbers.parquet", buffer.getvalue(), go="check").status_code == 302
+    page = client.get(url("data")).content.decode()
+    assert "3 rows with problems" in page and "“prompt” is empty or not text" in page
+
+
+def test_an_unknown_hugging_face_id_or_folder_gets_a_message_beside_its_field(wizard):
+    client, url, _ = wizard
+    page = client.post(url("model"), {"source": "hub", "hub_id": "nobody/no-such-model"}).content.decode()
+    assert "nobody/no-such-model" in page and ("cannot be reached" in page or "has no model" in page)
+    page = client.post(url("model"), {"source": "local", "local_path": "/nowhere/model"}).content.decode()
+    assert "No model folder at /nowhere/model." in page
+    assert not Draft.objects.get().data.get("model")
+
+
+def test_hyperparameters_out_of_bounds_are_refused_beside_their_fields(wizard):
+    client, url, _ = wizard
+    _model(client, url)
+    client.post(url("data"), {"dataset": "demo:reverse/rlvr.jsonl", "eval_choice": "none", "go": "next"})
+    response = client.post(url("technique"), {"technique": "rlvr", "t-method": "lora", "t-learning_rate": "5",
+                                              "p-num_generations": "1", "p-graders": ["exact_match"]})  # fmt: skip
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert "Ensure this value is less than or equal to 0.1" in page
+    assert "Ensure this value is greater than or equal to 2" in page
+    assert Draft.objects.get().data["dataset"].endswith("rlvr.jsonl")  # the data step is kept
