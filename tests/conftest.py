@@ -6,11 +6,15 @@ to the same redis-server, worker and MLflow server that `make run` starts.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -158,6 +162,67 @@ def tiny_model() -> Path:
     out = Path(settings.DATA_DIR) / "models" / "atelier-tiny"
     tiny.build(out)
     return out
+
+
+# Trained artifacts, shared between tests ------------------------------------------------------------
+
+FULL_SFT_STEPS = 600
+
+
+def run_spec(folder: Path, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run a spec in this process (no tracking, the reverse task's held-out split); its events."""
+    from workers.training import tiny
+    from workers.training.events import read_events
+    from workers.training.runner import run_and_report
+
+    spec = {"output_dir": str(folder / "out"), "tracking": {"enabled": False},
+            "eval_dataset": str(tiny.DEMO / "reverse" / "eval.jsonl"), **spec}  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "spec.json").write_text(json.dumps(spec))
+    code = run_and_report(folder / "spec.json")
+    events = read_events(folder / "out" / "events.jsonl")
+    assert code == 0, events[-1]
+    return events
+
+
+@pytest.fixture(scope="session")
+def full_sft(tmp_path_factory, tiny_model) -> tuple[Path, list[dict[str, Any]]]:
+    """Full SFT of the base model on the reverse task: asserted on by test_learning, and the stronger
+    model that the RLAIF tests' judge serves (one training run for both)."""
+    from workers.training import tiny
+
+    folder = tmp_path_factory.mktemp("full-sft")
+    events = run_spec(folder, {
+        "technique": "sft", "model": str(tiny_model / "base"), "dataset": str(tiny.DEMO / "reverse" / "sft.jsonl"),
+        "training": {"method": "full", "max_steps": FULL_SFT_STEPS, "batch_size": 32, "learning_rate": 1e-3,
+                     "save_steps": 10_000},
+    })  # fmt: skip
+    return folder / "out" / "model", events
+
+
+@pytest.fixture(scope="session")
+def judge_url(tmp_path_factory, full_sft) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    service = Service(
+        "judge",
+        [
+            sys.executable,
+            str(Path(__file__).parent / "training" / "judge_server.py"),
+            str(port),
+            str(full_sft[0]),
+        ],
+        tmp_path_factory.mktemp("judge"),
+    )
+
+    def up() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+
+    service.wait_until(up, 60, "listening")
+    yield f"http://127.0.0.1:{port}/v1"
+    service.stop()
 
 
 # The browser ------------------------------------------------------------------------------------------

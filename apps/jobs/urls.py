@@ -18,6 +18,7 @@ urlpatterns = [
     path("projects/<int:project_id>/customize/data/", views.wizard_data, name="wizard-data"),
     path("projects/<int:project_id>/customize/technique/", views.wizard_technique, name="wizard-technique"),
     path("projects/<int:project_id>/customize/review/", views.wizard_review, name="wizard-review"),
+    path("projects/<int:project_id>/customize/try/", views.wizard_try, name="wizard-try"),
     path("projects/<int:project_id>/customize/reset/", views.wizard_reset, name="wizard-reset"),
     path("api/projects/<int:project_id>/jobs/", views.api_job_list, name="api-job-list"),
     path("api/projects/<int:project_id>/jobs/<int:job_id>/", views.api_job_detail, name="api-job-detail"),

@@ -339,6 +339,30 @@ def wizard_technique(request: ProjectRequest) -> HttpResponse:
     return _wizard(request, "technique", context, status=422 if failed else 200)
 
 
+@require_POST
+@project_view(edit=True)
+def wizard_try(request: ProjectRequest) -> HttpResponse:
+    """The technique step's "Try" button: the model answers a few rows and the graders or judge score them."""
+    draft = wizard.draft_for(project=request.project, user=request.user)
+    chosen = request.POST.get("technique", "")
+    trial: list[dict[str, Any]] = []
+    problem = None
+    if chosen not in ("rlvr", "rlaif") or not draft.data.get("dataset"):
+        problem = "Choose RLVR or RLAIF and a dataset first."
+    else:
+        form = wizard.params_form_class(chosen)(request.POST, prefix="p")
+        if not form.is_valid():
+            problem = "Fix the settings first: " + "; ".join(
+                f"{k}: {' '.join(str(m) for m in v)}" for k, v in form.errors.items()
+            )
+        else:
+            try:
+                trial = wizard.try_rewards(draft, chosen, wizard.clean_params(chosen, form))
+            except ValidationError as exc:
+                problem = " ".join(exc.messages)
+    return render(request, "jobs/wizard/technique.html#trial", {"trial": trial, "trial_problem": problem})
+
+
 @require_http_methods(["GET", "POST"])
 @project_view(edit=True)
 def wizard_review(request: ProjectRequest) -> HttpResponse:

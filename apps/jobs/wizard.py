@@ -402,3 +402,34 @@ def materialize(draft: Draft) -> dict[str, Any]:
     spec["dataset"] = str(folder / "train.jsonl")
     spec["column_map"] = {}
     return spec
+
+
+def try_rewards(draft: Draft, technique: str, params: dict[str, Any], rows: int = 4) -> list[dict[str, Any]]:
+    """Run `python -m workers.training try` on the draft with these parameters: the model's answers to a
+    few rows and each grader's (or the judge's) score and reasons. A subprocess, as everything that loads
+    a model: the web process never imports torch."""
+    import subprocess
+    import sys
+    import tempfile
+
+    spec = {**spec_from_draft(Draft(project=draft.project, user=draft.user, data={**draft.data, "technique": technique})),
+            "params": params, "output_dir": "/nonexistent"}  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "spec.json"
+        path.write_text(json.dumps(spec))
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "workers.training", "try", str(path), "--rows", str(rows)],
+                capture_output=True, text=True, timeout=300, check=False, cwd=Path(__file__).resolve().parents[2],
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as exc:
+            raise ValidationError("Trying took longer than 5 minutes; launch a short job instead.") from exc
+    try:
+        result = json.loads(done.stdout)
+    except ValueError as exc:
+        raise ValidationError(
+            f"Trying failed: {done.stderr.strip().splitlines()[-1:] or 'no output'}"
+        ) from exc
+    if "error" in result:
+        raise ValidationError(result["error"])
+    return list(result["rows"])

@@ -157,3 +157,31 @@ def test_hyperparameters_out_of_bounds_are_refused_beside_their_fields(wizard):
     assert "Ensure this value is less than or equal to 0.1" in page
     assert "Ensure this value is greater than or equal to 2" in page
     assert Draft.objects.get().data["dataset"].endswith("rlvr.jsonl")  # the data step is kept
+
+
+def test_the_graders_are_tried_on_a_few_rows_before_launch(wizard):
+    client, url, project = wizard
+    _model(client, url)
+    client.post(url("data"), {"dataset": "demo:reverse/rlvr.jsonl", "eval_choice": "none", "go": "next"})
+    code = "def grade(completion, answer):\n    open('/etc/hacked', 'w')\n    return 1.0\n"
+    response = client.post(reverse("wizard-try", kwargs={"project_id": project.pk}), {
+        "technique": "rlvr", "p-graders": ["exact_match", "python"], "p-num_generations": "4",
+        "p-grader_options": json.dumps({"python": {"code": code}}),
+    })  # fmt: skip
+    page = response.content.decode()
+    assert page.count("exact_match: <strong>") == 4 and page.count("python: <strong>0.00</strong>") == 4
+    assert "reverse: n e e d" in page and "Read-only file system" in page
+
+
+def test_trying_a_judge_that_cannot_be_reached_says_so_per_row(wizard):
+    client, url, project = wizard
+    _model(client, url)
+    client.post(url("data"), {"dataset": "demo:reverse/rlvr.jsonl", "eval_choice": "none", "go": "next"})
+    response = client.post(reverse("wizard-try", kwargs={"project_id": project.pk}), {
+        "technique": "rlaif", "p-judge_url": "http://127.0.0.1:9/v1", "p-judge_model": "m", "p-num_generations": "4",
+    })  # fmt: skip
+    page = response.content.decode()
+    assert (
+        page.count("judge: <strong>0.00</strong>") == 4
+        and "the judge&#x27;s answer could not be used" in page
+    )

@@ -46,6 +46,21 @@ def test_a_python_grader_scores_each_completion_with_its_row():
     assert grade(["t a c", "x"], answer=["t a c", "t a c"]) == [1.0, 0.25]
 
 
+def test_a_python_grader_gets_only_the_columns_it_asks_for_when_trl_calls_it():
+    # TRL calls rewards with its own lists beside the dataset's columns.
+    grade = make("python", code=GOOD)
+    prompts = [[{"role": "user", "content": "reverse: c a t"}]] * 2
+    scores = grade(
+        prompts=prompts, completions=["t a c", "x"], completion_ids=[[1], [2]], answer=["t a c", "t a c"]
+    )
+    assert scores == [1.0, 0.25]
+    seeing = make(
+        "python",
+        code="def grade(completion, prompt, **row):\n    return 1.0 if prompt == 'reverse: c a t' and 'answer' in row else 0.0\n",
+    )
+    assert seeing(prompts=prompts[:1], completions=["t a c"], answer=["t a c"]) == [1.0]
+
+
 @pytest.mark.parametrize(
     ("code", "reason"),
     [

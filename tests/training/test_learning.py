@@ -10,7 +10,7 @@ the last, and held-out exact match from 0.36 to 0.68.
 
 from __future__ import annotations
 
-from tests.training.conftest import run_spec
+from tests.conftest import run_spec
 from workers.training import tiny
 
 REVERSE = tiny.DEMO / "reverse"

@@ -5,15 +5,9 @@ a minimal OpenAI-compatible server that scores with a local model, the fully tra
 from __future__ import annotations
 
 import json
-import socket
-import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.harness import Service
 from workers.training import tiny
 from workers.training.events import read_events
 from workers.training.judge import Judge
@@ -32,26 +26,6 @@ RLAIF_TRAINING = {
     "save_steps": 1000,
 }
 RLAIF_RISE = 0.10
-
-
-@pytest.fixture(scope="module")
-def judge_url(tmp_path_factory, full_sft) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    service = Service(
-        "judge",
-        [sys.executable, str(HERE / "judge_server.py"), str(port), str(full_sft[0])],
-        tmp_path_factory.mktemp("judge"),
-    )
-
-    def up() -> bool:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-
-    service.wait_until(up, 60, "listening")
-    yield f"http://127.0.0.1:{port}/v1"
-    service.stop()
 
 
 def test_the_judge_model_scores_right_answers_above_wrong_ones(judge_url):

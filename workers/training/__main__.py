@@ -2,6 +2,7 @@
 
 build-tiny [--out DIR] [--force]        build the built-in tiny model (base and partly trained)
 validate DATASET --technique T          check a dataset row by row against a technique's columns
+try SPEC.json [--rows N]                the model answers N rows; the RLVR graders or RLAIF judge score them
 """
 
 from __future__ import annotations
@@ -76,6 +77,21 @@ def _estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _try(args: argparse.Namespace) -> int:
+    from workers.training.data import DataError
+    from workers.training.models import ModelError
+    from workers.training.spec import JobSpec, SpecError
+    from workers.training.trial import try_rewards
+
+    try:
+        rows = try_rewards(JobSpec.load(Path(args.spec)), rows=args.rows)
+    except (SpecError, DataError, ModelError, ValueError) as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 1
+    print(json.dumps({"rows": rows}, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m workers.training",
@@ -92,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--gpu", dest="gpu", action="store_true", default=None, help="estimate for a GPU")
     where.add_argument("--cpu", dest="gpu", action="store_false", help="estimate for this CPU")
     p.set_defaults(func=_estimate, gpu=None)  # neither flag: GPU for models of 50M parameters or more
+    p = sub.add_parser("try", help="the model answers a few rows; RLVR graders or the RLAIF judge score them")
+    p.add_argument("spec")
+    p.add_argument("--rows", type=int, default=4)
+    p.set_defaults(func=_try)
     p = sub.add_parser("build-tiny", help="build the built-in tiny model")
     p.add_argument("--out", help="folder (default: $ATELIER_DATA_DIR/models/atelier-tiny)")
     p.add_argument("--force", action="store_true", help="rebuild even if built")

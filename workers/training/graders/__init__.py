@@ -71,12 +71,23 @@ def json_schema(completions: Sequence[Any], *, schema: dict[str, Any] | str, **_
     return scores
 
 
+TRL_KEYWORDS = frozenset({"prompts", "completion_ids", "trainer_state", "log_extra", "log_metric"})
+
+
 def python(completions: Sequence[Any], *, code: str, **columns: Any) -> list[float]:
     """The user's own `grade(completion, **row) -> float`, run in a bubblewrap sandbox."""
     from workers.training.graders.sandbox import run_python_grader
 
+    # TRL also passes its own lists (prompts, completion_ids); the row holds the dataset's columns and the
+    # prompt as text.
+    own = {k: v for k, v in columns.items() if k not in TRL_KEYWORDS and isinstance(v, list | tuple)}
+    prompts = columns.get("prompts")
     rows = [
-        {k: v[i] for k, v in columns.items() if isinstance(v, list | tuple)} for i in range(len(completions))
+        {
+            **({"prompt": text(prompts[i])} if isinstance(prompts, list | tuple) else {}),
+            **{k: v[i] for k, v in own.items()},
+        }
+        for i in range(len(completions))
     ]
     return run_python_grader(code, [text(c) for c in completions], rows)
 

@@ -29,12 +29,17 @@ try:
     namespace = {"__name__": "grader"}
     exec(compile(open("/grader/grader.py").read(), "grader.py", "exec"), namespace)
     grade = namespace["grade"]
+    import inspect
+    params = inspect.signature(grade).parameters.values()
+    takes_all = any(p.kind is p.VAR_KEYWORD for p in params)
+    names = {p.name for p in params}
 except BaseException as exc:
     print(json.dumps({"fatal": f"the grader did not load: {type(exc).__name__}: {exc}"}))
     sys.exit(0)
 for completion, row in zip(data["completions"], data["rows"]):
     try:
-        score = float(grade(completion, **row))
+        # Only the columns grade() asks for, unless it takes **row: `grade(completion, answer)` works.
+        score = float(grade(completion, **{k: v for k, v in row.items() if takes_all or k in names}))
         if not math.isfinite(score):
             raise ValueError(f"it returned {score}")
         results.append({"score": min(1.0, max(0.0, score))})
