@@ -131,6 +131,9 @@ CELERY_TASK_ROUTES = {"workers.tasks.*": {"queue": "default"}}
 # Training tasks are long: a worker takes one task at a time, and the job row, not the broker, says what
 # must be retried (DESIGN.md, "Reliability rules of thumb").
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A busy training worker takes no further message from Redis: with early acks, a message it held while
+# busy would be lost if it died; left in Redis, the next free worker takes it.
+CELERY_WORKER_DISABLE_PREFETCH = True
 CELERY_TASK_ACKS_LATE = False
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -273,4 +273,16 @@ def jobs_reap() -> list[int]:
             log.warning("job %s lost its worker (lease expired); queued to resume", job.pk)
             enqueue(job.queue)
             requeued.append(job.pk)
+    # A queue whose jobs wait while none of its jobs runs has lost its message (a Redis restarted without
+    # its data, a worker killed between taking a message and claiming a job): send one again. A spare
+    # message is harmless; the task returns when it finds nothing to claim.
+    stale = now - timedelta(seconds=max(60.0, 2 * settings.JOB_LEASE_SECONDS))
+    busy = set(
+        Job.objects.filter(status__in=(Status.RUNNING, Status.CANCELLING)).values_list("queue", flat=True)
+    )
+    for queue in set(
+        Job.objects.filter(status__in=WAITING, created_at__lt=stale).values_list("queue", flat=True)
+    ):
+        if queue not in busy:
+            enqueue(queue)
     return requeued
