@@ -40,6 +40,7 @@ def test_a_person_customizes_the_tiny_model_from_the_wizard_and_watches_the_job_
 
     expect(page.get_by_test_id("step-technique")).to_be_visible()
     page.get_by_label("Max steps").fill("40")
+    page.get_by_test_id("advanced").locator("summary").click()
     page.get_by_label("Batch size").fill("16")
     page.screenshot(path=artifacts_dir / "wizard-3-technique.png", full_page=True)
     page.get_by_role("button", name="Next: review").click()
@@ -63,3 +64,29 @@ def test_a_person_customizes_the_tiny_model_from_the_wizard_and_watches_the_job_
     page.goto(f"/projects/{project.pk}/jobs/")
     expect(page.get_by_test_id("jobs")).to_contain_text("succeeded")
     page.screenshot(path=artifacts_dir / "jobs-list.png", full_page=True)
+
+
+def test_an_upload_shows_its_progress_and_a_broken_file_its_line_on_the_data_step(
+    page, alice, artifacts_dir, tiny_model, settings, tmp_path
+):
+    settings.DATA_DIR = tiny_model.parent.parent
+    project = project_create(user=alice, name="Uploads")
+    login(page, "alice")
+    page.goto(f"/projects/{project.pk}/customize/model/")
+    page.get_by_role("button", name="Next: data").click()
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(
+        '{"prompt": "a", "completion": "b"}\n{"prompt": "c", "completion": "d"}\n{"prompt": oops}\n'
+    )
+    page.get_by_label("Upload JSONL, CSV or Parquet").set_input_files(broken)
+    page.get_by_role("button", name="Check the data").click()
+    expect(page.locator("#id_file_error")).to_contain_text("Line 3 of broken.jsonl is not valid JSON")
+    page.screenshot(path=artifacts_dir / "wizard-2-data-broken-file.png", full_page=True)
+
+    good = tmp_path / "qa.jsonl"
+    good.write_text("".join(f'{{"prompt": "q{i}", "completion": "a{i}"}}\n' for i in range(50)))
+    page.get_by_label("Upload JSONL, CSV or Parquet").set_input_files(good)
+    page.get_by_role("button", name="Check the data").click()
+    expect(page.get_by_test_id("data-report")).to_contain_text("50 rows")
+    expect(page.get_by_test_id("data-report")).to_contain_text("qa.jsonl")
