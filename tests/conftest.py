@@ -69,46 +69,37 @@ def redis_service() -> Iterator[str]:
     service.stop()
 
 
-@pytest.fixture(scope="session")
-def celery_worker(redis_service, django_db_setup, django_db_blocker) -> Iterator[Service]:
-    """A real worker process for the housekeeping queue, on the test database."""
+def start_worker(name: str, queues: str, concurrency: int, db_url: str) -> Service:
+    """A real Celery worker process on the test database, answering a ping before it is returned."""
     from workers.celery import app
 
-    with django_db_blocker.unblock():
-        db_url = database_url_of_test_db()
     service = Service(
-        "celery-worker",
-        python("-m", "celery", "-A", "workers", "worker", "-Q", "default", "-c", "2",
-               "-n", "test@%h", "--loglevel", "INFO"),
+        f"celery-{name}",
+        python("-m", "celery", "-A", "workers", "worker", "-Q", queues, "-c", str(concurrency),
+               "-n", f"{name}@%h", "--loglevel", "INFO"),
         LOGS,
         env={"DATABASE_URL": db_url},
     )  # fmt: skip
 
     def answers() -> bool:
-        return bool(app.control.inspect(timeout=0.5).ping())
+        return any(node.startswith(f"{name}@") for node in app.control.inspect(timeout=0.5).ping() or {})
 
     service.wait_until(answers, 60, "answering a ping")
-    yield service
-    service.stop()
+    return service
 
 
 def start_trainer(db_url: str) -> Service:
     """A real training worker (the `train-cpu` queue, one job at a time), as `make run` starts it."""
-    from workers.celery import app
+    return start_worker("trainer", "train-cpu", 1, db_url)
 
-    service = Service(
-        "celery-trainer",
-        python("-m", "celery", "-A", "workers", "worker", "-Q", "train-cpu", "-c", "1",
-               "-n", "trainer@%h", "--loglevel", "INFO"),
-        LOGS,
-        env={"DATABASE_URL": db_url},
-    )  # fmt: skip
 
-    def answers() -> bool:
-        return any(name.startswith("trainer@") for name in app.control.inspect(timeout=0.5).ping() or {})
-
-    service.wait_until(answers, 60, "answering a ping")
-    return service
+@pytest.fixture(scope="session")
+def celery_worker(redis_service, django_db_setup, django_db_blocker) -> Iterator[Service]:
+    """A real worker process for the housekeeping queue, on the test database."""
+    with django_db_blocker.unblock():
+        service = start_worker("test", "default", 2, database_url_of_test_db())
+    yield service
+    service.stop()
 
 
 @pytest.fixture(scope="session")

@@ -67,3 +67,31 @@ def database_url_of_test_db() -> str:
         auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
         return f"postgres://{auth}@{s['HOST'] or 'localhost'}:{s['PORT'] or 5432}/{s['NAME']}"
     raise RuntimeError(f"No URL form for the {connection.vendor} test database.")
+
+
+def mlflow_get(uri: str, endpoint: str, **query: str) -> dict:
+    """GET one of the MLflow server's REST endpoints, e.g. mlflow_get(uri, "runs/get", run_id=...)."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    with urllib.request.urlopen(
+        f"{uri}/api/2.0/mlflow/{endpoint}?{urllib.parse.urlencode(query)}", timeout=10
+    ) as r:
+        return json.loads(r.read())
+
+
+def mlflow_runs(uri: str, experiment: str) -> list[dict]:
+    """Every run of an experiment, through the REST API (runs/search is a POST)."""
+    import json
+    import urllib.request
+
+    experiment_id = mlflow_get(uri, "experiments/get-by-name", experiment_name=experiment)["experiment"][
+        "experiment_id"
+    ]
+    request = urllib.request.Request(
+        f"{uri}/api/2.0/mlflow/runs/search", data=json.dumps({"experiment_ids": [experiment_id]}).encode(),
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return list(json.loads(response.read()).get("runs", []))

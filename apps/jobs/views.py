@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from apps.jobs.selectors import job_get_for_user, job_list_for_project, queue_po
 from apps.jobs.services import COMPUTE_CLASSES, job_cancel, job_continue, job_create, job_move, job_retry
 from apps.projects.decorators import project_view
 
+log = logging.getLogger("atelier.wizard")
+LORA_RANKS = (8, 16, 32, 64)  # workers.training.hparams.LORA_RANKS, without importing the training layer
 SORTS = {"newest": "-created_at", "oldest": "created_at", "name": "name", "status": "status"}
 TECHNIQUES = ("sft", "dpo", "rlvr", "rlaif")
 
@@ -326,6 +329,7 @@ def wizard_technique(request: ProjectRequest) -> HttpResponse:
         else:
             wizard.draft_save(draft, technique=chosen, params=params, training=training_form.cleaned_data)
             return _to("review", request)
+    _show_automatic(draft, chosen, training_form)
     cards = [{"key": k, "title": t.title, "summary": t.summary, "fits": (checks.get(k) or {}).get("ok", False),
               "why": (checks.get(k) or {}).get("message", "")} for k, t in REGISTRY.items()]  # fmt: skip
     failed = params_form.errors or training_form.errors
@@ -337,6 +341,24 @@ def wizard_technique(request: ProjectRequest) -> HttpResponse:
         "training_form": training_form,
     }
     return _wizard(request, "technique", context, status=422 if failed else 200)
+
+
+def _show_automatic(draft: Any, technique: str, form: forms.Form) -> None:
+    """Show, in the blank training fields, the values that would be chosen automatically."""
+    from apps.jobs.models import Draft
+
+    method = form["method"].value() or "lora"
+    data = {**draft.data, "technique": technique, "params": {}, "training": {"method": method}}
+    try:
+        auto = wizard.review(Draft(project=draft.project, user=draft.user, data=data))["hparams"]
+    except Exception:  # a page without hints beats one that fails; the review step explains the problem
+        log.warning("no automatic values to show", exc_info=True)
+        return
+    for name in ("max_steps", "learning_rate", "batch_size"):
+        form.fields[name].widget.attrs["placeholder"] = f"automatic: {auto[name]:g}"
+    rank = form.fields["lora_rank"]
+    if isinstance(rank, forms.ChoiceField):
+        rank.choices = [("", f"automatic ({auto['lora_rank']})"), *((r, str(r)) for r in LORA_RANKS)]
 
 
 @require_POST

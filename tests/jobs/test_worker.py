@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import signal
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import pytest
 from apps.jobs.models import Job, Status
 from apps.jobs.services import job_cancel, job_create
 from tests.conftest import start_trainer
+from tests.harness import mlflow_get, mlflow_runs
 from workers.training import tiny
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -44,13 +43,6 @@ def _wait(job: Job, predicate: Callable[[Job], bool], timeout: float = 240) -> J
     )
 
 
-def _mlflow(uri: str, endpoint: str, **query: str) -> dict:
-    with urllib.request.urlopen(
-        f"{uri}/api/2.0/mlflow/{endpoint}?{urllib.parse.urlencode(query)}", timeout=10
-    ) as r:
-        return json.loads(r.read())
-
-
 def test_a_job_runs_on_the_training_worker_to_a_trained_model_in_mlflow(
     alice, alice_project, tiny_model, celery_trainer, mlflow_service
 ):
@@ -65,7 +57,7 @@ def test_a_job_runs_on_the_training_worker_to_a_trained_model_in_mlflow(
     assert all("loss" in p for p in job.metrics) and job.metrics[-1]["step"] == 30
     assert Path(job.artifacts["adapter"], "adapter_model.safetensors").exists()
     assert job.result["eval_exact_match_after"] >= 0
-    run = _mlflow(mlflow_service, "runs/get", run_id=job.mlflow_run_id)["run"]
+    run = mlflow_get(mlflow_service, "runs/get", run_id=job.mlflow_run_id)["run"]
     assert run["info"]["status"] == "FINISHED" and run["info"]["run_name"] == f"sft-{job.pk}"
     assert "train.log" not in job.log_tail and job.log_tail  # the trainer's own log lines
 
@@ -131,17 +123,5 @@ def test_a_job_whose_worker_is_killed_resumes_on_a_fresh_worker_and_succeeds_onc
     assert killed_at - resumed[0]["step"] <= interval
     assert [e["event"] for e in events].count("finished") == 1
     assert job.mlflow_run_id == first_run
-    runs = _mlflow_search(mlflow_service, f"project-{alice_project.pk}")
+    runs = mlflow_runs(mlflow_service, f"project-{alice_project.pk}")
     assert [r["info"]["run_id"] for r in runs if r["info"]["run_name"] == f"sft-{job.pk}"] == [first_run]
-
-
-def _mlflow_search(uri: str, experiment: str) -> list[dict]:
-    experiment_id = _mlflow(uri, "experiments/get-by-name", experiment_name=experiment)["experiment"][
-        "experiment_id"
-    ]
-    request = urllib.request.Request(
-        f"{uri}/api/2.0/mlflow/runs/search", data=json.dumps({"experiment_ids": [experiment_id]}).encode(),
-        headers={"Content-Type": "application/json"},
-    )  # fmt: skip
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read()).get("runs", [])

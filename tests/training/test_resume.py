@@ -8,13 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.harness import mlflow_get, mlflow_runs
 from workers.training import tiny
 from workers.training.checkpoints import is_complete, newest_complete, step_of
 from workers.training.events import read_events
@@ -125,21 +124,14 @@ def test_a_resumed_run_continues_its_mlflow_run(tmp_path, tiny_model, mlflow_ser
     finished = read_events(out / "events.jsonl")[-1]
     assert finished["event"] == "finished" and finished["mlflow"]["run_id"] == first_run
 
-    def api(endpoint: str, **query: str) -> dict:
-        url = f"{mlflow_service}/api/2.0/mlflow/{endpoint}?{urllib.parse.urlencode(query)}"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return json.loads(response.read())
-
-    experiment_id = api("experiments/get-by-name", experiment_name=experiment)["experiment"]["experiment_id"]
-    search = urllib.request.Request(
-        f"{mlflow_service}/api/2.0/mlflow/runs/search",
-        data=json.dumps({"experiment_ids": [experiment_id]}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(search, timeout=10) as response:
-        runs = json.loads(response.read()).get("runs", [])
+    runs = mlflow_runs(mlflow_service, experiment)
     assert [r["info"]["run_id"] for r in runs] == [first_run]
     assert runs[0]["info"]["status"] == "FINISHED"
-    steps = {m["step"] for m in api("metrics/get-history", run_id=first_run, metric_key="loss")["metrics"]}
+    steps = {
+        m["step"]
+        for m in mlflow_get(mlflow_service, "metrics/get-history", run_id=first_run, metric_key="loss")[
+            "metrics"
+        ]
+    }
     # Steps logged before the kill and after the resume land in the one run, up to the last step.
     assert max(steps) == STEPS and min(steps) < 20

@@ -6,12 +6,11 @@ import json
 import os
 import subprocess
 import sys
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.harness import mlflow_get
 from workers.training import tiny
 from workers.training.events import read_events
 
@@ -40,13 +39,6 @@ def _run(tmp_path: Path, model: Path, tracking: dict, steps: int = 8) -> list[di
     return read_events(tmp_path / "out" / "events.jsonl")
 
 
-def _api(uri: str, endpoint: str, **query: str) -> dict:
-    with urllib.request.urlopen(
-        f"{uri}/api/2.0/mlflow/{endpoint}?{urllib.parse.urlencode(query)}", timeout=10
-    ) as r:
-        return json.loads(r.read())
-
-
 def test_a_run_its_params_metrics_artifacts_and_model_version_are_in_mlflow(
     tmp_path, tiny_model, mlflow_service
 ):
@@ -58,7 +50,7 @@ def test_a_run_its_params_metrics_artifacts_and_model_version_are_in_mlflow(
     assert finished["event"] == "finished"
     run_id = finished["mlflow"]["run_id"]
 
-    run = _api(mlflow_service, "runs/get", run_id=run_id)["run"]
+    run = mlflow_get(mlflow_service, "runs/get", run_id=run_id)["run"]
     assert run["info"]["status"] == "FINISHED" and run["info"]["run_name"] == "sft-42"
     params = {p["key"]: p["value"] for p in run["data"]["params"]}
     assert params["spec.technique"] == "sft" and params["hparams.method"] == "lora"
@@ -66,15 +58,17 @@ def test_a_run_its_params_metrics_artifacts_and_model_version_are_in_mlflow(
     metrics = {m["key"] for m in run["data"]["metrics"]}
     assert {"loss", "learning_rate", "grad_norm", "eval_exact_match_after"} <= metrics
     assert any(key.startswith("system/") for key in metrics)
-    history = _api(mlflow_service, "metrics/get-history", run_id=run_id, metric_key="loss")["metrics"]
+    history = mlflow_get(mlflow_service, "metrics/get-history", run_id=run_id, metric_key="loss")["metrics"]
     assert sorted(m["step"] for m in history) == list(range(1, 9))
-    experiment = _api(mlflow_service, "experiments/get-by-name", experiment_name="project-7")["experiment"]
+    experiment = mlflow_get(mlflow_service, "experiments/get-by-name", experiment_name="project-7")[
+        "experiment"
+    ]
     assert run["info"]["experiment_id"] == experiment["experiment_id"]
 
-    files = _api(mlflow_service, "artifacts/list", run_id=run_id, path="adapter")["files"]
+    files = mlflow_get(mlflow_service, "artifacts/list", run_id=run_id, path="adapter")["files"]
     assert "adapter/adapter_model.safetensors" in {f["path"] for f in files}
     name = f"reverse-{tmp_path.name}"
-    versions = _api(mlflow_service, "model-versions/search", filter=f"name='{name}'")["model_versions"]
+    versions = mlflow_get(mlflow_service, "model-versions/search", filter=f"name='{name}'")["model_versions"]
     assert [(v["version"], v["run_id"]) for v in versions] == [("1", run_id)]
     assert finished["mlflow"] == {"run_id": run_id, "registered_model": name, "version": 1}
 
@@ -94,4 +88,4 @@ def test_a_run_id_left_from_another_tracking_store_starts_a_new_run(tmp_path, ti
     )
     run_id = events[-1]["mlflow"]["run_id"]
     assert run_id != "04b0e32df054438894ee234df7ff135d"
-    assert _api(mlflow_service, "runs/get", run_id=run_id)["run"]["info"]["status"] == "FINISHED"
+    assert mlflow_get(mlflow_service, "runs/get", run_id=run_id)["run"]["info"]["status"] == "FINISHED"
