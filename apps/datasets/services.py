@@ -3,6 +3,7 @@ file never sits in memory and an oversized one is stopped early; nothing is kept
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from collections import Counter
@@ -26,8 +27,8 @@ def _size(n: int) -> str:
     return f"{n / 1024**2:.1f} MB" if n >= 1024**2 else f"{n / 1024:.0f} KB"
 
 
-def check_rows(path: Path, column_map: dict[str, str] | None = None) -> tuple[int, list[str], dict[str, Any]]:
-    """(rows, columns, checks per technique). Raises ValidationError for a file that cannot be read."""
+def read(path: Path) -> list[dict[str, Any]]:
+    """The rows of a dataset file. Raises ValidationError, worded for people, for a file that cannot be read."""
     from workers.training import data
 
     try:
@@ -42,6 +43,21 @@ def check_rows(path: Path, column_map: dict[str, str] | None = None) -> tuple[in
         raise ValidationError(f"{path.name} could not be read: {exc}") from exc
     if not rows:
         raise ValidationError(f"{path.name} is empty: it has no rows.")
+    return rows
+
+
+def check_rows(path: Path, column_map: dict[str, str] | None = None) -> tuple[int, list[str], dict[str, Any]]:
+    """(rows, columns, checks per technique) of a dataset file."""
+    rows = read(path)
+    return (len(rows), *check(rows, column_map))
+
+
+def check(
+    rows: list[dict[str, Any]], column_map: dict[str, str] | None = None
+) -> tuple[list[str], dict[str, Any]]:
+    """(columns, checks per technique): which techniques the rows fit, their bad rows by line, or why not."""
+    from workers.training import data
+
     columns = sorted(set().union(*(row.keys() for row in rows)))
     checks: dict[str, Any] = {}
     for technique in TECHNIQUES:
@@ -54,7 +70,7 @@ def check_rows(path: Path, column_map: dict[str, str] | None = None) -> tuple[in
             "ok": not result.errors and bool(result.rows), "good": len(result.rows),
             "errors": result.errors[:ERRORS_SHOWN], "error_count": len(result.errors), "message": "",
         }  # fmt: skip
-    return len(rows), columns, checks
+    return columns, checks
 
 
 def dataset_upload(*, project: Project, user: User, upload: UploadedFile) -> Dataset:
@@ -91,9 +107,7 @@ def dataset_upload(*, project: Project, user: User, upload: UploadedFile) -> Dat
     )  # fmt: skip
 
 
-def duplicates(path: Path) -> int:
-    from workers.training import data
-
-    rows = data.read_rows(path)
-    counts = Counter(repr(sorted(row.items())) for row in rows)
+def duplicates(rows: list[dict[str, Any]]) -> int:
+    """How many rows repeat an earlier row exactly."""
+    counts = Counter(json.dumps(row, sort_keys=True, default=str) for row in rows)
     return sum(n - 1 for n in counts.values() if n > 1)

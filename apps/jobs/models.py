@@ -43,10 +43,6 @@ def _folder_name() -> str:
     return uuid.uuid4().hex
 
 
-def can_move(source: str, target: str) -> bool:
-    return target in MOVES[source]
-
-
 class Job(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jobs")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs")

@@ -43,7 +43,3 @@ def queue_position(job: Job) -> int | None:
         Q(position__lt=job.position) | Q(position=job.position, pk__lt=job.pk)
     )
     return ahead.count() + 1
-
-
-def running_in_queue(queue: str) -> int:
-    return Job.objects.filter(queue=queue, status__in=(Status.RUNNING, Status.CANCELLING)).count()

@@ -206,36 +206,15 @@ def _data_context(request: ProjectRequest, draft: Any) -> dict[str, Any]:
     if key:
         try:
             source = wizard.dataset_source(request.project, key)
-            rows, columns, checks = dataset_services.check_rows(
-                Path(source["path"]), draft.data.get("column_map") or None
-            )
-            context |= {"source": source, "rows": rows, "columns": columns, "checks": checks,
-                        "duplicates": dataset_services.duplicates(Path(source["path"]))}  # fmt: skip
-            context |= _preview(draft, Path(source["path"]))
+            rows = dataset_services.read(Path(source["path"]))
+            column_map = draft.data.get("column_map") or {}
+            columns, checks = dataset_services.check(rows, column_map or None)
+            context |= {"source": source, "rows": len(rows), "columns": columns, "checks": checks,
+                        "duplicates": dataset_services.duplicates(rows),
+                        **wizard.preview(draft.data["model"], rows, column_map)}  # fmt: skip
         except ValidationError as exc:
             context["source_error"] = " ".join(exc.messages)
     return context
-
-
-def _preview(draft: Any, path: Path) -> dict[str, Any]:
-    """A few rows through the model's chat template, and the token-length histogram."""
-    from workers.training import data as data_module
-    from workers.training.models import ModelError, load_tokenizer
-    from workers.training.spec import ModelRef
-
-    try:
-        rows = data_module.read_rows(path)
-        mapping = draft.data.get("column_map") or {}
-        rows = [{mapping.get(k, k): v for k, v in row.items()} for row in rows]
-        tokenizer = load_tokenizer(ModelRef(draft.data["model"]))
-        rendered = [wizard.render_row(tokenizer, row) for row in rows[:3]]
-        lengths = [
-            len(tokenizer(wizard.render_row(tokenizer, r), add_special_tokens=False)["input_ids"])
-            for r in rows[:2000]
-        ]
-    except (ModelError, KeyError, ValueError, TypeError) as exc:
-        return {"preview_error": f"No preview: {exc}"}
-    return {"preview": rendered, "histogram": wizard.histogram(lengths), "longest": max(lengths, default=0)}
 
 
 @require_http_methods(["GET", "POST"])

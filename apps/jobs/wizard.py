@@ -194,16 +194,20 @@ def dataset_source(project: Project, key: str) -> dict[str, Any]:
     raise ValidationError({"dataset": "Choose a dataset or upload one."})
 
 
-def token_lengths(model: str, rows: list[dict[str, Any]], limit: int = 500) -> list[int]:
-    """Token counts of rows through the model's chat template (what training sees)."""
-    from workers.training.models import load_tokenizer
+def preview(model: str, rows: list[dict[str, Any]], column_map: dict[str, str]) -> dict[str, Any]:
+    """A few rows through the model's chat template, exactly as training sees them, and the histogram of
+    the token lengths of (up to 2,000 of) the rows; or why there is no preview."""
+    from workers.training.models import ModelError, load_tokenizer
     from workers.training.spec import ModelRef
 
-    tokenizer = load_tokenizer(ModelRef(model))
-    return [
-        len(tokenizer(render_row(tokenizer, row), add_special_tokens=False)["input_ids"])
-        for row in rows[:limit]
-    ]
+    rows = [{column_map.get(k, k): v for k, v in row.items()} for row in rows[:2000]]
+    try:
+        tokenizer = load_tokenizer(ModelRef(model))
+        texts = [render_row(tokenizer, row) for row in rows]
+    except (ModelError, KeyError, ValueError, TypeError) as exc:
+        return {"preview_error": f"No preview: {exc}"}
+    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    return {"preview": texts[:3], "histogram": histogram(lengths), "longest": max(lengths, default=0)}
 
 
 def render_row(tokenizer: Any, row: dict[str, Any]) -> str:
