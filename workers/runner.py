@@ -27,12 +27,11 @@ from django.utils import timezone
 
 from apps.jobs.models import WAITING, Job, Status
 from apps.jobs.services import enqueue, transition
+from workers.training.runner import CANCEL_FILE, EXIT_INTERRUPTED  # light: torch loads only when training
 
 log = logging.getLogger("atelier.runner")
 
 ROOT = Path(__file__).resolve().parent.parent
-CANCEL_FILE = "CANCEL"  # workers.training.runner.CANCEL_FILE; not imported, as that module pulls in torch
-EXIT_INTERRUPTED = 3
 LOG_TAIL_LINES = 60
 METRIC_KEYS = ("loss", "reward", "learning_rate", "grad_norm", "rewards/accuracies", "rewards/margins")
 POLL_SECONDS = 0.5

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.core.http import ProjectRequest
@@ -22,9 +23,9 @@ from apps.jobs.models import Job, Status
 from apps.jobs.selectors import job_get_for_user, job_list_for_project, queue_position
 from apps.jobs.services import COMPUTE_CLASSES, job_cancel, job_continue, job_create, job_move, job_retry
 from apps.projects.decorators import project_view
+from workers.training.hparams import LORA_RANKS
 
 log = logging.getLogger("atelier.wizard")
-LORA_RANKS = (8, 16, 32, 64)  # workers.training.hparams.LORA_RANKS, without importing the training layer
 SORTS = {"newest": "-created_at", "oldest": "created_at", "name": "name", "status": "status"}
 TECHNIQUES = ("sft", "dpo", "rlvr", "rlaif")
 
@@ -91,7 +92,10 @@ def _act(request: ProjectRequest, job_id: int, action: str) -> HttpResponse:
             messages.success(request, "A new job continues from this one's model.")
         else:
             job_move(job=job, actor=request.user, direction=request.POST.get("direction", ""))
-            return redirect(request.POST.get("next") or "job-list", project_id=request.project.pk)
+            back = request.POST.get("next", "")
+            if url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+                return redirect(back)
+            return redirect("job-list", project_id=request.project.pk)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     return redirect("job-detail", project_id=request.project.pk, job_id=job.pk)

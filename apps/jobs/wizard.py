@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from apps.datasets.models import Dataset
 from apps.jobs.models import Draft, Job, Status
 from apps.projects.models import Project
+from workers.training.hparams import LORA_RANKS
 
 STEPS = (("model", "Model"), ("data", "Data"), ("technique", "Technique"), ("review", "Review"))
 TINY = ("base", "partial")
@@ -308,7 +309,7 @@ class TrainingForm(forms.Form):
     lora_rank = forms.TypedChoiceField(
         label="LoRA rank",
         required=False, coerce=int, empty_value=None,
-        choices=[("", "automatic"), (8, "8"), (16, "16"), (32, "32"), (64, "64")],
+        choices=[("", "automatic"), *((r, str(r)) for r in LORA_RANKS)],
         help_text="Ranks vLLM can serve.",
     )  # fmt: skip
 

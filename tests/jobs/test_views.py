@@ -65,7 +65,11 @@ def test_people_reorder_only_their_own_waiting_jobs(client, alice, alice_project
         _job(alice_project, alice, "a2"),
     )
     client.force_login(alice)
-    client.post(reverse("job-action", args=[alice_project.pk, a2.pk, "move"]), {"direction": "up"})
+    response = client.post(
+        reverse("job-action", args=[alice_project.pk, a2.pk, "move"]),
+        {"direction": "up", "next": "https://evil.example/"},
+    )
+    assert response["Location"] == reverse("job-list", args=[alice_project.pk])  # never off the site
     order = list(Job.objects.filter(status=Status.QUEUED).order_by("position").values_list("name", flat=True))
     assert order == ["a2", "b1", "a1"]  # alice's two swapped; bob's stays second
     assert [queue_position(Job.objects.get(pk=j.pk)) for j in (a2, b1, a1)] == [1, 2, 3]

@@ -5,7 +5,6 @@ button, so a person sees a grader's verdicts (and a judge that does not answer) 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from workers.training import data as data_module
@@ -22,18 +21,15 @@ class _Notes(logging.Handler):
 
 
 def _scorers(spec: JobSpec) -> dict[str, Any]:
-    from workers.training.graders import make
-    from workers.training.judge import Judge
-    from workers.training.techniques import REGISTRY, make_params
+    from workers.training.techniques import REGISTRY, make_params, rlaif, rlvr
 
     params = make_params(REGISTRY[spec.technique], spec.params)
     if spec.technique == "rlvr":
-        return {name: make(name, **params.grader_options.get(name, {})) for name in params.graders}
+        return rlvr.make_graders(params)
     if spec.technique == "rlaif":
-        if not (params.judge_url and params.judge_model):
+        judge = rlaif.make_judge(params)
+        if judge is None:
             raise ValueError("RLAIF needs a judge: its URL and model name.")
-        judge = Judge(params.judge_url, params.judge_model, params.rubric,
-                      api_key=os.environ.get(params.judge_api_key_env), timeout=params.judge_timeout)  # fmt: skip
         return {"judge": judge}
     raise ValueError("Only RLVR and RLAIF have rewards to try.")
 

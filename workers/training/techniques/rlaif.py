@@ -35,19 +35,23 @@ class RLAIFParams(GRPOSampling):
     )
 
 
+def make_judge(params: RLAIFParams) -> Any:
+    """The judge the parameters describe (named for TRL's reward logs), or None without URL and model."""
+    from workers.training.judge import Judge
+
+    if not (params.judge_url and params.judge_model):
+        return None
+    judge = Judge(params.judge_url, params.judge_model, params.rubric,
+                  api_key=os.environ.get(params.judge_api_key_env), timeout=params.judge_timeout)  # fmt: skip
+    judge.__name__ = "judge"  # type: ignore[attr-defined]
+    return judge
+
+
 def build_trainer(ctx: Any) -> Any:
     from trl import GRPOTrainer
 
-    from workers.training.judge import Judge
-
     params: RLAIFParams = ctx.params
-    reward: Any
-    if params.reward_model:
-        reward = params.reward_model
-    elif params.judge_url and params.judge_model:
-        reward = Judge(params.judge_url, params.judge_model, params.rubric,
-                       api_key=os.environ.get(params.judge_api_key_env), timeout=params.judge_timeout)  # fmt: skip
-        reward.__name__ = "judge"
-    else:
+    reward: Any = params.reward_model or make_judge(params)
+    if not reward:
         raise ValueError("RLAIF needs a judge (its URL and model) or a reward model.")
     return GRPOTrainer(reward_funcs=[reward], args=grpo_config(ctx, params), **ctx.trainer_kwargs())

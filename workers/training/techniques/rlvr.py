@@ -67,11 +67,16 @@ def grpo_config(ctx: Any, params: Any) -> Any:
     )
 
 
+def make_graders(params: RLVRParams) -> dict[str, Any]:
+    """The chosen graders by name, each with its options bound."""
+    from workers.training.graders import make
+
+    return {name: make(name, **params.grader_options.get(name, {})) for name in params.graders}
+
+
 def build_trainer(ctx: Any) -> Any:
     from trl import GRPOTrainer
 
-    from workers.training.graders import make
-
     params: RLVRParams = ctx.params
-    rewards: list[Any] = [make(name, **params.grader_options.get(name, {})) for name in params.graders]
+    rewards = list(make_graders(params).values())
     return GRPOTrainer(reward_funcs=rewards, args=grpo_config(ctx, params), **ctx.trainer_kwargs())
