@@ -216,7 +216,9 @@ def run(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
     bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     lora_on_gpu = spec.training.method == "lora" and bf16
     model = load_model(spec.model, method=spec.training.method, dtype=torch.bfloat16 if lora_on_gpu else None)
-    n_params = sum(p.numel() for p in model.parameters())
+    # num_parameters() counts a 4-bit (QLoRA) weight's packed uint8 storage as the weights it holds;
+    # summing numel() there counts the quantized linear layers at half their size.
+    n_params = model.num_parameters()
     hparams, lengths = _plan(spec, tokenizer, train_rows, n_params, model.config, bf16)
     too_long = [i + 1 for i, n in enumerate(lengths) if n > hparams.max_length]
     if too_long:
