@@ -216,6 +216,37 @@ def judge_url(tmp_path_factory, full_sft) -> Iterator[str]:
     service.stop()
 
 
+def run_evaluation(folder: Path, spec: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
+    """Run an evaluation spec in this process; its exit status and events."""
+    from workers.training.evaluation import evaluate_and_report
+    from workers.training.events import read_events
+
+    spec = {"output_dir": str(folder / "out"), **spec}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "spec.json").write_text(json.dumps(spec))
+    code = evaluate_and_report(folder / "spec.json")
+    return code, read_events(folder / "out" / "events.jsonl")
+
+
+@pytest.fixture(scope="session")
+def evaluated(tmp_path_factory, tiny_model, full_sft, judge_url) -> Path:
+    """The base model against the fully fine-tuned one on the reverse task's held-out rows, with graders,
+    text metrics and the judge (rubric scores and pairwise): one evaluation for the report tests and
+    the pages that show it. Its output folder."""
+    from workers.training import tiny
+
+    folder = tmp_path_factory.mktemp("evaluated")
+    code, events = run_evaluation(folder, {
+        "models": [{"label": "base", "model": str(tiny_model / "base")},
+                   {"label": "customized", "model": str(full_sft[0])}],
+        "dataset": str(tiny.DEMO / "reverse" / "eval.jsonl"), "graders": ["exact_match", "contains"],
+        "judge": {"base_url": judge_url, "model": "tiny-judge", "rubric": "The letters are reversed."},
+        "max_new_tokens": 24,
+    })  # fmt: skip
+    assert code == 0, events[-1]
+    return folder / "out"
+
+
 # The browser ------------------------------------------------------------------------------------------
 
 

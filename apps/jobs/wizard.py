@@ -355,28 +355,6 @@ def review(draft: Draft) -> dict[str, Any]:
     return estimate_spec(spec)
 
 
-def _text(value: Any) -> str:
-    return value[-1]["content"] if isinstance(value, list) else str(value)
-
-
-def _chat(value: Any) -> list[dict[str, str]]:
-    return value if isinstance(value, list) else [{"role": "user", "content": str(value)}]
-
-
-def as_eval_row(row: dict[str, Any]) -> dict[str, Any] | None:
-    """A training row as a held-out row for exact match ({"prompt": chat, "answer": text}); None when the
-    row has no reference answer (RLAIF prompts)."""
-    if "messages" in row:
-        return {"prompt": row["messages"][:-1], "answer": row["messages"][-1]["content"]}
-    if "completion" in row:
-        return {"prompt": _chat(row["prompt"]), "answer": _text(row["completion"])}
-    if "chosen" in row:
-        return {"prompt": _chat(row["prompt"]), "answer": _text(row["chosen"])}
-    if "answer" in row:
-        return {"prompt": _chat(row["prompt"]), "answer": str(row["answer"])}
-    return None
-
-
 def materialize(draft: Draft) -> dict[str, Any]:
     """The spec to launch: the rows the job trains on written to their own file (columns mapped, bad rows
     dropped if asked, the automatic eval split held out), so later edits of the source change nothing."""
@@ -398,7 +376,7 @@ def materialize(draft: Draft) -> dict[str, Any]:
         rows = rows[:]
         rng.shuffle(rows)
         held = max(1, len(rows) // 10) if len(rows) >= 20 else 0
-        evaluation = [e for e in map(as_eval_row, rows[:held]) if e is not None]
+        evaluation = [e for e in map(data_module.eval_row, rows[:held]) if e is not None]
         if evaluation:
             (folder / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in evaluation))
             spec["eval_dataset"] = str(folder / "eval.jsonl")

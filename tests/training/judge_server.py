@@ -4,9 +4,10 @@ serving a local model: the stand-in for the deployment issue's engine until that
 `tiny-judge` scores with a model, not by rule: a tiny model fully trained on the reverse task (stronger
 than the one being trained) reads the request and the answer from the judge's prompt, and the score is
 10 x its per-token probability of that answer (the geometric mean), so a right answer scores near 10 and
-each wrong letter costs what the model thinks it should. A tiny model cannot read a rubric; a real
-deployment points the judge at an instruction-following model. `garbage` answers prose with no score;
-`slow` answers after 5 s. Run: python tests/training/judge_server.py PORT MODEL_FOLDER
+each wrong letter costs what the model thinks it should; asked to compare two answers, it prefers the
+likelier one. A tiny model cannot read a rubric; a real deployment points the judge at an
+instruction-following model. `garbage` answers prose with no score; `slow` answers after 5 s;
+`first-is-best` always prefers the first of two answers. Run: python tests/training/judge_server.py PORT MODEL_FOLDER
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-REQUEST = re.compile(r"Request: (.*?)\n\nAnswer: (.*)\n\nScore", re.DOTALL)
+REQUEST = re.compile(r"Request: (.*?)\n\n(?:Reference answer: .*?\n\n)?Answer: (.*)\n\nScore", re.DOTALL)
+PAIR = re.compile(
+    r"Request: (.*?)\n\nAnswer A: (.*?)\n\nAnswer B: (.*)\n\nWhich answer is better\?", re.DOTALL
+)
 
 
 class Scorer:
@@ -33,11 +37,29 @@ class Scorer:
         self.model = AutoModelForCausalLM.from_pretrained(folder).eval()
         self.lock = threading.Lock()
 
-    def __call__(self, content: str) -> str:
+    def __call__(self, content: str, reasons: bool = False) -> str:
+        """A score for one answer; with `reasons`, a sentence of reasoning and a last `Score:` line."""
         match = REQUEST.search(content)
         if not match:
             return "0"
-        request, answer = match.group(1).strip(), match.group(2).strip()
+        p = self.probability(match.group(1).strip(), match.group(2).strip())
+        if not reasons:
+            return f"{10 * p:.1f}"
+        return f"The judge model gives this answer a per-token probability of {p:.2f}.\nScore: {10 * p:.1f}"
+
+    def compare(self, content: str) -> str:
+        """Which of two answers the judge model finds likelier: a reason and a last `Verdict:` line."""
+        match = PAIR.search(content)
+        if not match:
+            return "I cannot tell."
+        request = match.group(1).strip()
+        a, b = (self.probability(request, match.group(i).strip()) for i in (2, 3))
+        verdict = "tie" if abs(a - b) < 0.05 else "A" if a > b else "B"
+        return (
+            f"Answer A has probability {a:.2f} under the judge model, answer B {b:.2f}.\nVerdict: {verdict}"
+        )
+
+    def probability(self, request: str, answer: str) -> float:
         prompt = self.tokenizer.apply_chat_template(
             [{"role": "user", "content": request}], tokenize=False, add_generation_prompt=True
         )
@@ -47,7 +69,7 @@ class Scorer:
         with self.lock, torch.no_grad():
             logits = self.model(input_ids=ids).logits[0, len(p) - 1 : -1]
         logprob = torch.log_softmax(logits.float(), -1).gather(1, torch.tensor(a)[:, None]).mean()
-        return f"{10 * math.exp(float(logprob)):.1f}"
+        return math.exp(float(logprob))
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -59,7 +81,16 @@ class Handler(BaseHTTPRequestHandler):
         if model == "slow":
             time.sleep(5)
         content = body["messages"][-1]["content"]
-        reply = "It looks quite good to me." if model == "garbage" else self.scorer(content)
+        reasons = body.get("max_tokens", 0) > 8  # an evaluation's judge asks for reasons, training's not
+        if model == "garbage":
+            reply = "It looks quite good to me."
+        elif "Which answer is better?" in content:
+            # `first-is-best` always prefers answer A: the position bias that judging both orders cancels.
+            reply = (
+                "A is listed first.\nVerdict: A" if model == "first-is-best" else self.scorer.compare(content)
+            )
+        else:
+            reply = self.scorer(content, reasons=reasons)
         payload: dict[str, Any] = {
             "id": "judge-1", "object": "chat.completion", "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],

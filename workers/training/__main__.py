@@ -3,6 +3,7 @@
 build-tiny [--out DIR] [--force]        build the built-in tiny model (base and partly trained)
 validate DATASET --technique T          check a dataset row by row against a technique's columns
 try SPEC.json [--rows N]                the model answers N rows; the RLVR graders or RLAIF judge score them
+evaluate SPEC.json                      compare models on held-out rows (report.json, samples.jsonl)
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ def _run(args: argparse.Namespace) -> int:
     return run_and_report(Path(args.spec))
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from workers.training.evaluation import evaluate_and_report
+
+    return evaluate_and_report(Path(args.spec))
+
+
 def _estimate(args: argparse.Namespace) -> int:
     from workers.training.data import DataError
     from workers.training.models import ModelError
@@ -102,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("run", help="train as a spec file says")
     p.add_argument("spec")
     p.set_defaults(func=_run)
+    p = sub.add_parser("evaluate", help="compare models on held-out rows: graders, text metrics, a judge")
+    p.add_argument("spec")
+    p.set_defaults(func=_evaluate)
     p = sub.add_parser("estimate", help="memory and time before launch")
     p.add_argument("spec")
     where = p.add_mutually_exclusive_group()

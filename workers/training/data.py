@@ -128,3 +128,31 @@ def load(
     if not check.rows:
         raise DataError("No usable rows are left in the dataset.")
     return check.rows
+
+
+def _chat(value: Any) -> list[dict[str, str]]:
+    return value if isinstance(value, list) else [{"role": "user", "content": str(value)}]
+
+
+def _last_text(value: Any) -> str:
+    return str(value[-1]["content"]) if isinstance(value, list) else str(value)
+
+
+def eval_row(row: dict[str, Any]) -> dict[str, Any] | None:
+    """A row of any technique's format as a held-out row: {"prompt": chat, "answer": reference text, ...
+    the row's other columns (a grader's references, a rubric)}. No "answer" when the row has none (RLAIF
+    prompts); None when it has no prompt at all."""
+    rest = {
+        k: v for k, v in row.items() if k not in ("messages", "prompt", "completion", "chosen", "rejected")
+    }
+    if _is_chat(row.get("messages")):
+        return {**rest, "prompt": row["messages"][:-1], "answer": row["messages"][-1]["content"]}
+    if not _text_or_chat(row.get("prompt")):
+        return None
+    prompt = _chat(row["prompt"])
+    for key in ("completion", "chosen"):
+        if _text_or_chat(row.get(key)):
+            return {**rest, "prompt": prompt, "answer": _last_text(row[key])}
+    if row.get("answer") not in (None, ""):
+        return {**rest, "prompt": prompt, "answer": str(row["answer"])}
+    return {**rest, "prompt": prompt}

@@ -22,6 +22,42 @@ SYSTEM = (
     "answer meets the rubric on a scale from 0 (not at all) to 10 (perfectly). Reply with the number only."
 )
 SCORE = re.compile(r"(?<![\d.])(10|[0-9](?:\.\d+)?)(?![\d.])")
+REVIEW_SYSTEM = (
+    "You are a careful grader. Read the rubric, the user's request, the reference answer if there is one, "
+    "and the answer. Explain your judgement in one or two sentences, then end with a last line "
+    "`Score: N`, N from 0 (does not meet the rubric) to 10 (meets it perfectly)."
+)
+PAIRWISE_SYSTEM = (
+    "You compare two answers to the same request against a rubric. Ignore their order and length; judge "
+    "only which better meets the rubric. Explain in one or two sentences, then end with a last line "
+    "`Verdict: A`, `Verdict: B` or `Verdict: tie`."
+)
+LAST_SCORE = re.compile(r"score\s*[:=]\s*(10|[0-9](?:\.\d+)?)(?![\d.])", re.IGNORECASE)
+# "Verdict: B" anywhere, or a reply that is only the letter (or "tie").
+VERDICT = re.compile(r"verdict\s*[:=]\s*\**\s*(A|B|tie)\b|\A\s*(A|B|tie)\W*\Z", re.IGNORECASE)
+
+
+class JudgeUnavailable(RuntimeError):
+    """No usable answer from the judge, with the reason."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A score (0 to 1) or a choice ("A", "B", "tie"); None with a `problem` when there is none."""
+
+    value: Any
+    reasoning: str = ""
+    problem: str = ""
+
+
+def _request_text(prompt: Any) -> str:
+    return (
+        text(prompt) if not isinstance(prompt, list) else "\n".join(str(m.get("content", "")) for m in prompt)
+    )
+
+
+def _reason(reply: str, match: re.Match[str]) -> str:
+    return (reply[: match.start()] + reply[match.end() :]).strip()
 
 
 @dataclass
@@ -32,23 +68,17 @@ class Judge:
     api_key: str | None = None
     timeout: float = 10.0
     concurrency: int = 8
+    reason_tokens: int = 256
     failures: list[str] = field(default_factory=list)
 
-    def _ask(self, prompt: Any, completion: Any, rubric: str) -> float:
-        request_text = (
-            text(prompt)
-            if not isinstance(prompt, list)
-            else "\n".join(str(m.get("content", "")) for m in prompt)
-        )
+    def _chat(self, system: str, user: str, max_tokens: int) -> str:
+        """The judge's reply; raises JudgeUnavailable with the reason it could not be had."""
         body = {
             "model": self.model,
-            "messages": [
-                {"role": "system", "content": SYSTEM},
-                {"role": "user", "content": f"Rubric: {rubric}\n\nRequest: {request_text}\n\nAnswer: {text(completion)}\n\nScore (0-10):"},
-            ],
+            "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
             "temperature": 0,
-            "max_tokens": 8,
-        }  # fmt: skip
+            "max_tokens": max_tokens,
+        }
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
@@ -57,15 +87,58 @@ class Judge:
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                reply = json.loads(response.read())["choices"][0]["message"]["content"]
-        except TimeoutError:
-            return self._zero(f"the judge did not answer within {self.timeout:g} s")
+                return str(json.loads(response.read())["choices"][0]["message"]["content"])
+        except TimeoutError as exc:
+            raise JudgeUnavailable(f"the judge did not answer within {self.timeout:g} s") from exc
         except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError) as exc:
-            return self._zero(f"the judge's answer could not be used: {exc}")
-        match = SCORE.search(str(reply))
+            raise JudgeUnavailable(f"the judge's answer could not be used: {exc}") from exc
+
+    def _ask(self, prompt: Any, completion: Any, rubric: str) -> float:
+        user = f"Rubric: {rubric}\n\nRequest: {_request_text(prompt)}\n\nAnswer: {text(completion)}\n\nScore (0-10):"
+        try:
+            reply = self._chat(SYSTEM, user, max_tokens=8)
+        except JudgeUnavailable as exc:
+            return self._zero(str(exc))
+        match = SCORE.search(reply)
         if not match:
-            return self._zero(f"the judge answered {str(reply)[:80]!r}, which holds no score from 0 to 10")
+            return self._zero(f"the judge answered {reply[:80]!r}, which holds no score from 0 to 10")
         return float(match.group(1)) / 10
+
+    # Evaluation reports: a reason with every verdict, and None (not 0) when there is no verdict.
+
+    def review(
+        self, prompt: Any, completion: Any, reference: Any = None, rubric: str | None = None
+    ) -> Verdict:
+        """A rubric score from 0 to 1 with the judge's reasoning."""
+        known = f"\n\nReference answer: {text(reference)}" if reference not in (None, "") else ""
+        user = (f"Rubric: {rubric or self.rubric}\n\nRequest: {_request_text(prompt)}{known}\n\n"
+                f"Answer: {text(completion)}\n\nScore (0-10):")  # fmt: skip
+        try:
+            reply = self._chat(REVIEW_SYSTEM, user, max_tokens=self.reason_tokens)
+        except JudgeUnavailable as exc:
+            return Verdict(None, "", str(exc))
+        match = LAST_SCORE.search(reply) or SCORE.search(reply)
+        if not match:
+            return Verdict(
+                None, reply, f"the judge answered {reply[:80]!r}, which holds no score from 0 to 10"
+            )
+        return Verdict(float(match.group(1)) / 10, _reason(reply, match))
+
+    def compare(self, prompt: Any, first: Any, second: Any, rubric: str | None = None) -> Verdict:
+        """Which of two answers is better: value "A", "B" or "tie", with the judge's reasoning."""
+        user = (f"Rubric: {rubric or self.rubric}\n\nRequest: {_request_text(prompt)}\n\n"
+                f"Answer A: {text(first)}\n\nAnswer B: {text(second)}\n\nWhich answer is better?")  # fmt: skip
+        try:
+            reply = self._chat(PAIRWISE_SYSTEM, user, max_tokens=self.reason_tokens)
+        except JudgeUnavailable as exc:
+            return Verdict(None, "", str(exc))
+        match = VERDICT.search(reply)
+        if not match:
+            return Verdict(
+                None, reply, f"the judge answered {reply[:80]!r}, which names neither A, B nor a tie"
+            )
+        choice = (match.group(1) or match.group(2)).upper()
+        return Verdict("tie" if choice == "TIE" else choice, _reason(reply, match))
 
     def _zero(self, reason: str) -> float:
         self.failures.append(reason)

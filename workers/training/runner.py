@@ -209,7 +209,11 @@ def run(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
     )
 
     train_rows = data_module.load(spec.dataset, spec.technique, spec.column_map)
-    eval_rows = data_module.read_rows(spec.eval_dataset) if spec.eval_dataset else []
+    # The held-out rows with a reference answer: exact match before and after (the full report is the
+    # evaluation job's).
+    eval_rows = (
+        [r for r in data_module.read_rows(spec.eval_dataset) if "answer" in r] if spec.eval_dataset else []
+    )
     tokenizer = load_tokenizer(spec.model)
     # On a GPU a LoRA base is frozen in bf16; full fine-tuning keeps fp32 weights under bf16 autocast
     # (the Trainer's bf16=True). estimate.py assumes the same.

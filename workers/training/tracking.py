@@ -116,3 +116,47 @@ def start(
         for start_at in range(0, len(items), 100):  # MLflow takes at most 100 params a call
             mlflow.log_params(dict(items[start_at : start_at + 100]))
     return Tracker(run.info.run_id, uri), None
+
+
+def log_evaluation(
+    *, tracking_uri: str | None, run_id: str, metrics: dict[str, float], files: list[Path]
+) -> str | None:
+    """An evaluation's numbers and files on a (usually finished) training run; the reason when it could
+    not be done, else None. The per-sample file also goes in as an MLflow table for its evaluation view."""
+    import json
+
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        return "No MLflow tracking server is configured."
+    problem = _reachable(uri)
+    if problem:
+        return f"MLflow at {uri} cannot be reached ({problem})."
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(uri)
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        return f"MLflow has no run {run_id}."
+    stamp = int(__import__("time").time() * 1000)
+    items = [Metric(key, float(value), stamp, 0) for key, value in metrics.items()]
+    for start in range(0, len(items), 1000):
+        client.log_batch(run_id, metrics=items[start : start + 1000])
+    for path in files:
+        if path.exists():
+            client.log_artifact(run_id, str(path), artifact_path="evaluation")
+    samples = next((p for p in files if p.name.endswith(".jsonl") and p.exists()), None)
+    if samples is not None:
+        rows = [json.loads(line) for line in samples.read_text().splitlines() if line.strip()]
+        table: dict[str, list[Any]] = {
+            "prompt": [r["prompt"] for r in rows],
+            "reference": [r.get("reference") for r in rows],
+        }
+        for label in rows[0]["outputs"] if rows else []:
+            table[f"output: {label}"] = [r["outputs"][label]["text"] for r in rows]
+        mlflow.set_tracking_uri(uri)
+        mlflow.log_table(data=table, artifact_file="evaluation/samples_table.json", run_id=run_id)
+    return None
