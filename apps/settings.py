@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "apps.projects",
     "apps.jobs",
     "apps.datasets",
+    "apps.evaluations",
 ]
 
 MIDDLEWARE = [

@@ -10,5 +10,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("apps.core.urls")),
     path("", include("apps.jobs.urls")),  # before projects' catch-all section placeholder
+    path("", include("apps.evaluations.urls")),
     path("", include("apps.projects.urls")),
 ]

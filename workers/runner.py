@@ -66,6 +66,9 @@ def training_spec(job: Job) -> dict[str, Any]:
     spec = dict(job.spec)
     spec["output_dir"] = str(job.output_dir)
     spec["job_id"] = str(job.pk)
+    if job.is_evaluation:
+        spec.setdefault("tracking_uri", settings.MLFLOW_TRACKING_URI)
+        return spec
     tracking = dict(spec.get("tracking") or {})
     tracking.setdefault("tracking_uri", settings.MLFLOW_TRACKING_URI)
     tracking.setdefault("experiment", f"project-{job.project_id}")
@@ -157,7 +160,7 @@ def job_run(job: Job) -> None:
     with log_path.open("ab") as log_file:
         # Its own session (process group), so cancelling can signal the trainer and anything it started.
         proc = subprocess.Popen(
-            [sys.executable, "-m", "workers.training", "run", str(spec_path)],
+            [sys.executable, "-m", "workers.training", "evaluate" if job.is_evaluation else "run", str(spec_path)],
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
             start_new_session=True, preexec_fn=_die_with_parent,  # the prefork child runs no threads
         )  # fmt: skip
@@ -241,6 +244,10 @@ def _finish(job: Job, code: int, tail: _Tail, log_path: Path) -> None:
         done = transition(job, Status.SUCCEEDED, where=mine, result=last.get("metrics") or {},
                           artifacts=last.get("artifacts") or {},
                           mlflow_run_id=(last.get("mlflow") or {}).get("run_id") or job.mlflow_run_id, **common)  # fmt: skip
+        if done:
+            from apps.evaluations.services import evaluation_after_training
+
+            evaluation_after_training(job)
     elif cancelling or (kind == "finished" and last.get("cancelled")):
         done = transition(job, Status.CANCELLED, where=mine, artifacts=last.get("artifacts") or {}, **common)
     elif kind == "failed":

@@ -39,6 +39,11 @@ ACTIVE = (Status.QUEUED, Status.RUNNING, Status.CANCELLING, Status.INTERRUPTED)
 ENDED = (Status.CANCELLED, Status.SUCCEEDED, Status.FAILED)
 
 
+class Kind(models.TextChoices):
+    TRAINING = "training", "Training"
+    EVALUATION = "evaluation", "Evaluation"
+
+
 def _folder_name() -> str:
     return uuid.uuid4().hex
 
@@ -48,6 +53,14 @@ class Job(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs")
     name = models.CharField(max_length=200)
     technique = models.CharField(max_length=20)
+    # An evaluation runs on the same queues under the same rules (claim, lease, cancel, resume); its spec
+    # is an evaluation spec and its result a report.
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.TRAINING)
+    evaluates = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="evaluations"
+    )
+    # Evaluate the model automatically when training succeeds (base against customized).
+    auto_evaluate = models.BooleanField(default=True)
     # The training spec without the parts the runner fills in (output folder, job id, tracking server).
     spec = models.JSONField()
     # What people read for the model and data (the spec holds paths): {"model": ..., "dataset": ...}.
@@ -110,6 +123,10 @@ class Job(models.Model):
     @property
     def output_dir(self) -> Path:
         return Path(settings.DATA_DIR) / "jobs" / f"{self.pk}-{self.folder}"
+
+    @property
+    def is_evaluation(self) -> bool:
+        return self.kind == Kind.EVALUATION
 
     @property
     def model_artifact(self) -> str | None:

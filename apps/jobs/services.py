@@ -11,10 +11,10 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Min
 from django.utils import timezone
 
-from apps.jobs.models import MOVES, WAITING, Job, Status
+from apps.jobs.models import MOVES, WAITING, Job, Kind, Status
 from apps.projects.models import Membership, Project
 
 # workers.training.estimate's names for compute classes.
@@ -60,16 +60,23 @@ def job_create(
     estimate: dict[str, Any] | None = None,
     parent: Job | None = None,
     labels: dict[str, str] | None = None,
+    kind: str = Kind.TRAINING,
+    evaluates: Job | None = None,
+    auto_evaluate: bool = True,
+    first: bool = False,
 ) -> Job:
+    """Queue a job: last in its queue, or `first` (an automatic evaluation, so that before → after shows
+    right after training)."""
     _require_editor(project=project, actor=user)
-    technique = spec.get("technique")
+    technique = "evaluation" if kind == Kind.EVALUATION else spec.get("technique")
     if not technique:
         raise ValidationError({"spec": "The job has no technique."})
     compute_class = COMPUTE_CLASSES.get(compute_class, compute_class)
     if compute_class not in settings.JOB_QUEUES:
         raise ValidationError({"compute_class": f"Unknown compute class “{compute_class}”."})
     queue = settings.JOB_QUEUES[compute_class]
-    last = Job.objects.filter(queue=queue).aggregate(last=Max("position"))["last"] or 0
+    ends = Job.objects.filter(queue=queue).aggregate(last=Max("position"), first=Min("position"))
+    position = (ends["first"] or 0) - 1 if first else (ends["last"] or 0) + 1
     job = Job.objects.create(
         project=project,
         created_by=user,
@@ -78,9 +85,12 @@ def job_create(
         spec=spec,
         compute_class=compute_class,
         queue=queue,
-        position=last + 1,
+        position=position,
         estimate=estimate or {},
         parent=parent,
+        kind=kind,
+        evaluates=evaluates,
+        auto_evaluate=auto_evaluate,
         labels=labels
         or {"model": str(spec.get("model", "")), "dataset": Path(str(spec.get("dataset", ""))).name},
     )
@@ -111,13 +121,14 @@ def job_retry(*, job: Job, actor: User) -> Job:
     return job_create(
         project=job.project, user=actor, name=f"{job.name} (retry)", spec=copy.deepcopy(job.spec),
         compute_class=job.compute_class, estimate=job.estimate, parent=job, labels=job.labels,
+        kind=job.kind, evaluates=job.evaluates, auto_evaluate=job.auto_evaluate,
     )  # fmt: skip
 
 
 def job_continue(*, job: Job, actor: User) -> Job:
     """Continue training from this job's result: a new job whose model is this job's adapter or model."""
     artifact = job.model_artifact
-    if job.status != Status.SUCCEEDED or not artifact:
+    if job.status != Status.SUCCEEDED or not artifact or job.is_evaluation:
         raise ValidationError("Only a job that succeeded has a model to continue from.")
     spec = copy.deepcopy(job.spec)
     spec["model"] = artifact

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.core.http import ProjectRequest
 from apps.datasets import services as dataset_services
+from apps.evaluations.selectors import evaluation_state
 from apps.jobs import wizard
 from apps.jobs.models import Job, Status
 from apps.jobs.selectors import job_get_for_user, job_list_for_project, queue_position
@@ -27,7 +28,7 @@ from workers.training.hparams import LORA_RANKS
 
 log = logging.getLogger("atelier.wizard")
 SORTS = {"newest": "-created_at", "oldest": "created_at", "name": "name", "status": "status"}
-TECHNIQUES = ("sft", "dpo", "rlvr", "rlaif")
+TECHNIQUES = ("sft", "dpo", "rlvr", "rlaif", "evaluation")
 
 
 @require_GET
@@ -60,7 +61,17 @@ def _job(request: ProjectRequest, job_id: int) -> Job:
 @project_view()
 def job_detail(request: ProjectRequest, job_id: int) -> HttpResponse:
     job = _job(request, job_id)
-    context = {"job": job, "position": queue_position(job), "section": "jobs", "mlflow_url": _mlflow_ui()}
+    context: dict[str, Any] = {
+        "job": job,
+        "position": queue_position(job),
+        "section": "jobs",
+        "mlflow_url": _mlflow_ui(),
+    }
+    if not job.is_evaluation:
+        context |= evaluation_state(job)
+    evaluation = context.get("evaluation")
+    # Keep refreshing while the job runs, and after it while its evaluation does.
+    context["polling"] = not job.ended or (evaluation is not None and not evaluation.ended)
     template = "jobs/detail.html#live" if request.htmx else "jobs/detail.html"
     return render(request, template, context)
 
@@ -386,7 +397,8 @@ def wizard_review(request: ProjectRequest) -> HttpResponse:
             spec = wizard.materialize(draft)
             job = job_create(project=request.project, user=request.user, name=name, spec=spec,
                              compute_class=estimate["estimate"]["compute_class"], estimate=estimate,
-                             labels={"model": draft.data["label"], "dataset": draft.data["dataset_label"]})  # fmt: skip
+                             labels={"model": draft.data["label"], "dataset": draft.data["dataset_label"]},
+                             auto_evaluate=request.POST.get("auto_evaluate") == "1")  # fmt: skip
         except ValidationError as exc:
             problem = " ".join(exc.messages)
         else:

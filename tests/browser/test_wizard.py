@@ -58,8 +58,17 @@ def test_a_person_customizes_the_tiny_model_from_the_wizard_and_watches_the_job_
     expect(page.get_by_test_id("job-progress")).to_have_attribute("value", "1.0")
     expect(page.locator("#chart canvas")).to_have_count(1)
     page.screenshot(path=artifacts_dir / "job-finished.png", full_page=True)
-    job = Job.objects.get(project=project)
+    job = Job.objects.get(project=project, kind="training")
     assert job.status == Status.SUCCEEDED and job.step == 40
+
+    # The automatic evaluation follows on the same worker, and the job page fills in before → after.
+    expect(page.get_by_test_id("before-after")).to_contain_text("Exact match", timeout=180_000)
+    expect(page.get_by_test_id("before-after")).to_contain_text("base")
+    page.screenshot(path=artifacts_dir / "job-evaluated.png", full_page=True)
+    page.get_by_test_id("job-evaluation").get_by_test_id("open-report").click()
+    expect(page.get_by_test_id("headline")).to_contain_text("Exact match")
+    expect(page.get_by_test_id("samples")).to_be_visible()
+    page.screenshot(path=artifacts_dir / "wizard-evaluation-report.png", full_page=True)
 
     page.goto(f"/projects/{project.pk}/jobs/")
     expect(page.get_by_test_id("jobs")).to_contain_text("succeeded")

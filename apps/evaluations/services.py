@@ -1,0 +1,134 @@
+"""Evaluations are jobs of their own kind: the same queues, claim, lease, cancel and resume as training,
+with an evaluation spec (workers.training.evaluation.EvalSpec) and a report as their result."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from apps.jobs.models import Job, Kind, Status
+from apps.jobs.services import job_create
+from apps.projects.models import Project
+
+log = logging.getLogger("atelier.evaluations")
+
+GRADERS = ("exact_match", "contains", "math_match", "regex", "json_schema", "python")
+DEFAULT_MAX_ROWS = 200
+DEFAULT_MAX_NEW_TOKENS = 64
+
+
+def _model(spec: dict[str, Any]) -> str:
+    model = spec.get("model")
+    return str(model.get("name_or_path") if isinstance(model, dict) else model)
+
+
+def judge_from_params(params: dict[str, Any]) -> dict[str, Any] | None:
+    """An RLAIF job's judge, to judge its evaluation too."""
+    if not (params.get("judge_url") and params.get("judge_model")):
+        return None
+    judge = {"base_url": params["judge_url"], "model": params["judge_model"]}
+    if params.get("rubric"):
+        judge["rubric"] = params["rubric"]
+    if params.get("judge_api_key_env"):
+        judge["api_key_env"] = params["judge_api_key_env"]
+    return judge
+
+
+def candidate(job: Job, label: str | None = None) -> dict[str, Any]:
+    """A succeeded training job's model as one side of a comparison."""
+    if job.is_evaluation or job.status != Status.SUCCEEDED or not job.model_artifact:
+        raise ValidationError(
+            f"Job #{job.pk} has no trained model to evaluate (it {job.get_status_display().lower()})."
+        )
+    return {
+        "label": label or f"job #{job.pk}",
+        "model": job.model_artifact,
+        "mlflow_run_id": job.mlflow_run_id or None,
+    }
+
+
+def spec_for_job(
+    job: Job,
+    *,
+    baseline: Job | None = None,
+    others: list[Job] | None = None,
+    dataset: str | None = None,
+    graders: list[str] | None = None,
+    grader_options: dict[str, dict[str, Any]] | None = None,
+    judge: dict[str, Any] | None = None,
+    text_metrics: bool = True,
+    benchmarks: list[str] | None = None,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    max_new_tokens: int | None = None,
+) -> dict[str, Any]:
+    """The evaluation spec of a training job's model against its base model (or against `baseline`, an
+    earlier job's model), plus any `others`, on the job's held-out split unless `dataset` names another.
+    Graders and judge default to what the job was trained with."""
+    params = dict(job.spec.get("params") or {})
+    technique = job.technique
+    if graders is None:
+        graders = list(params.get("graders") or ["exact_match"]) if technique == "rlvr" else (
+            [] if technique == "rlaif" else ["exact_match"])  # fmt: skip
+        grader_options = grader_options or dict(params.get("grader_options") or {})
+    if judge is None and technique == "rlaif":
+        judge = judge_from_params(params)
+    dataset = dataset or job.spec.get("eval_dataset")
+    if not dataset:
+        raise ValidationError("This job kept no held-out rows: choose a dataset to evaluate on.")
+    first = (
+        candidate(baseline, f"job #{baseline.pk}")
+        if baseline
+        else {"label": "base", "model": _model(job.spec)}
+    )
+    models = [first, candidate(job, "customized" if baseline is None else f"job #{job.pk}")]
+    for other in others or []:
+        if other.pk not in (job.pk, getattr(baseline, "pk", None)):
+            models.append(candidate(other))
+    training = job.spec.get("training") or {}
+    return {
+        "kind": "evaluation",
+        "models": models,
+        "dataset": dataset,
+        "graders": graders,
+        "grader_options": grader_options or {},
+        "text_metrics": text_metrics,
+        "judge": judge,
+        "benchmarks": benchmarks or [],
+        "max_rows": max_rows,
+        "max_new_tokens": max_new_tokens
+        or int(training.get("eval_max_new_tokens") or DEFAULT_MAX_NEW_TOKENS),
+    }
+
+
+def evaluation_create(
+    *, project: Project, user: User, spec: dict[str, Any], evaluates: Job | None = None,
+    name: str = "", compute_class: str = "cpu", first: bool = False,
+) -> Job:  # fmt: skip
+    labels = {
+        "model": " vs ".join(str(m["label"]) for m in spec["models"]),
+        "dataset": Path(str(spec["dataset"])).name,
+    }
+    return job_create(
+        project=project, user=user, name=name or (f"Evaluation of {evaluates.name}" if evaluates else "Evaluation"),
+        spec=spec, compute_class=compute_class, labels=labels, kind=Kind.EVALUATION, evaluates=evaluates, first=first,
+    )  # fmt: skip
+
+
+def evaluation_after_training(job: Job) -> Job | None:
+    """The automatic evaluation of a training job that succeeded (base against customized, first in its
+    queue); None when it is switched off or there is nothing to evaluate on."""
+    if job.is_evaluation or not job.auto_evaluate or job.status != Status.SUCCEEDED:
+        return None
+    if not job.spec.get("eval_dataset") or not job.model_artifact:
+        return None
+    try:
+        spec = spec_for_job(job)
+        return evaluation_create(project=job.project, user=job.created_by, spec=spec, evaluates=job,
+                                 compute_class=job.compute_class, first=True)  # fmt: skip
+    except (ValidationError, PermissionDenied) as exc:
+        log.warning("job %s: no automatic evaluation: %s", job.pk, exc)
+        return None

@@ -1,0 +1,260 @@
+"""Evaluation pages: the list with the form for a new evaluation, the report with its sample browser,
+and the exports (one self-contained HTML file, JSONL, CSV)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_GET, require_http_methods
+
+from apps.core.http import ProjectRequest
+from apps.evaluations import present, selectors, services
+from apps.jobs.models import Job, Kind, Status
+from apps.jobs.selectors import job_get_for_user
+from apps.projects.decorators import project_view
+
+STATIC_CSS = Path(__file__).resolve().parents[2] / "static" / "css"
+
+
+def _trained_jobs(project_id: int) -> list[Job]:
+    return list(
+        Job.objects.filter(project_id=project_id, kind=Kind.TRAINING, status=Status.SUCCEEDED).order_by(
+            "-created_at"
+        )[:100]
+    )
+
+
+class EvaluationForm(forms.Form):
+    candidate = forms.TypedChoiceField(coerce=int, label="Model to evaluate (a finished job)")
+    baseline = forms.CharField(initial="base", label="Compare with")
+    others = forms.TypedMultipleChoiceField(coerce=int, required=False, label="Also compare")
+    dataset = forms.CharField(initial="heldout", label="Evaluate on")
+    graders = forms.MultipleChoiceField(
+        choices=[(g, g.replace("_", " ")) for g in services.GRADERS], required=False, initial=["exact_match"],
+        widget=forms.CheckboxSelectMultiple, label="Graders",
+    )  # fmt: skip
+    regex_pattern = forms.CharField(required=False, label="Regex pattern (for the regex grader)")
+    json_schema = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}), label="JSON schema"
+    )
+    python_code = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 4}), label="Python grader",
+        help_text="def grade(completion, **row) -> float; runs in a sandbox without network.",
+    )  # fmt: skip
+    text_metrics = forms.BooleanField(
+        required=False, initial=True, label="ROUGE-L and BLEU against the reference"
+    )
+    judge_url = forms.URLField(required=False, label="AI judge: OpenAI-compatible base URL")
+    judge_model = forms.CharField(required=False, max_length=200, label="Judge model")
+    judge_api_key_env = forms.CharField(required=False, max_length=100, initial="ATELIER_JUDGE_API_KEY",
+                                        label="Environment variable with the judge's API key")  # fmt: skip
+    rubric = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Rubric")
+    judge_scores = forms.BooleanField(required=False, initial=True, label="Rubric score for each answer")
+    judge_pairwise = forms.BooleanField(
+        required=False, initial=True, label="Pairwise: which answer is better (both orders)"
+    )
+    benchmarks = forms.CharField(required=False, max_length=500, label="Named benchmarks (lm-evaluation-harness)",
+                                 help_text="Comma-separated task names; only data already on this machine is used.")  # fmt: skip
+    max_rows = forms.IntegerField(
+        min_value=1, max_value=100_000, initial=services.DEFAULT_MAX_ROWS, label="At most this many rows"
+    )
+    max_new_tokens = forms.IntegerField(min_value=1, max_value=8192, initial=services.DEFAULT_MAX_NEW_TOKENS,
+                                        label="Longest answer (tokens)")  # fmt: skip
+
+    def __init__(self, *args: Any, jobs: list[Job], datasets: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [(j.pk, f"#{j.pk} {j.name} ({j.technique.upper()})") for j in jobs]
+        self.fields["candidate"].choices = choices  # type: ignore[attr-defined]
+        self.fields["others"].choices = choices  # type: ignore[attr-defined]
+        self.jobs = {j.pk: j for j in jobs}
+        self.datasets = {str(d.pk): d for d in datasets}
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if bool(data.get("judge_url")) != bool(data.get("judge_model")):
+            self.add_error("judge_model", "A judge needs both its URL and its model name.")
+        graders = data.get("graders") or []
+        for grader, option in (
+            ("regex", "regex_pattern"),
+            ("json_schema", "json_schema"),
+            ("python", "python_code"),
+        ):
+            if grader in graders and not (data.get(option) or "").strip():
+                self.add_error(option, f"The {grader.replace('_', ' ')} grader needs this.")
+        if data.get("json_schema"):
+            try:
+                json.loads(data["json_schema"])
+            except ValueError as exc:
+                self.add_error("json_schema", f"This is not valid JSON: {exc}.")
+        if data.get("baseline") not in ("base", *map(str, self.jobs)):
+            self.add_error("baseline", "Choose the base model or a finished job.")
+        if data.get("dataset") not in ("heldout", *self.datasets):
+            self.add_error("dataset", "Choose the job's held-out rows or a dataset of this project.")
+        return data
+
+    def spec(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        job = self.jobs[data["candidate"]]
+        options: dict[str, dict[str, Any]] = {}
+        if data.get("regex_pattern"):
+            options["regex"] = {"pattern": data["regex_pattern"]}
+        if data.get("json_schema"):
+            options["json_schema"] = {"schema": json.loads(data["json_schema"])}
+        if data.get("python_code"):
+            options["python"] = {"code": data["python_code"]}
+        judge = None
+        if data.get("judge_url"):
+            judge = {"base_url": data["judge_url"], "model": data["judge_model"], "scores": data["judge_scores"],
+                     "pairwise": data["judge_pairwise"], "api_key_env": data["judge_api_key_env"] or "ATELIER_JUDGE_API_KEY"}  # fmt: skip
+            if data.get("rubric"):
+                judge["rubric"] = data["rubric"]
+        dataset = None if data["dataset"] == "heldout" else self.datasets[data["dataset"]].path
+        baseline = None if data["baseline"] == "base" else self.jobs[int(data["baseline"])]
+        return services.spec_for_job(
+            job, baseline=baseline, others=[self.jobs[pk] for pk in data.get("others") or []],
+            dataset=str(dataset) if dataset else None, graders=list(data.get("graders") or []), grader_options=options,
+            judge=judge, text_metrics=data["text_metrics"], max_rows=data["max_rows"], max_new_tokens=data["max_new_tokens"],
+            benchmarks=[b.strip() for b in (data.get("benchmarks") or "").split(",") if b.strip()],
+        )  # fmt: skip
+
+
+def _datasets(project_id: int) -> list[Any]:
+    from apps.datasets.models import Dataset
+
+    return list(Dataset.objects.filter(project_id=project_id)[:100])
+
+
+@require_http_methods(["GET", "POST"])
+@project_view()
+def evaluation_list(request: ProjectRequest) -> HttpResponse:
+    jobs = _trained_jobs(request.project.pk)
+    form = EvaluationForm(request.POST or None, jobs=jobs, datasets=_datasets(request.project.pk),
+                          initial={"candidate": request.GET.get("job")})  # fmt: skip
+    if request.method == "POST":
+        if not request.membership.can_edit:
+            raise Http404("Viewers cannot start evaluations.")
+        if form.is_valid():
+            try:
+                candidate = form.jobs[form.cleaned_data["candidate"]]
+                job = services.evaluation_create(project=request.project, user=request.user, spec=form.spec(),
+                                                 evaluates=candidate, compute_class=candidate.compute_class)  # fmt: skip
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(request, "The evaluation is queued; this page fills in as it runs.")
+                return redirect("evaluation-report", project_id=request.project.pk, job_id=job.pk)
+    page = Paginator(selectors.evaluation_list_for_project(project_id=request.project.pk), 20).get_page(
+        request.GET.get("page")
+    )
+    rows: list[dict[str, Any]] = [{"job": e, "report": selectors.report_for(e)} for e in page]
+    for row in rows:
+        report = row["report"]
+        row["primary"] = selectors.metric(report, report.get("primary")) if report else None
+    context = {"form": form, "page": page, "rows": rows, "has_jobs": bool(jobs), "section": "evaluations"}
+    return render(request, "evaluations/list.html", context, status=422 if form.errors else 200)
+
+
+def _evaluation(request: ProjectRequest, job_id: int) -> Job:
+    job = job_get_for_user(user=request.user, job_id=job_id, project_id=request.project.pk)
+    if not job.is_evaluation:
+        raise Http404("That job is not an evaluation.")
+    return job
+
+
+def _browser(request: ProjectRequest, job: Job, report: dict[str, Any]) -> dict[str, Any]:
+    names = selectors.candidates(report)
+    asked = request.GET.get("vs") or ""
+    vs = asked if asked in names else (names[0] if names else "")
+    show = request.GET.get("show") or "all"
+    show = show if show in selectors.FILTERS else "all"
+    query = (request.GET.get("q") or "").strip()[:200]
+    rows = selectors.samples_filtered(report, selectors.samples_for(job), vs=vs, show=show, query=query)
+    page = Paginator(rows, 20).get_page(request.GET.get("page"))
+    return {"samples": page, "vs": vs, "show": show, "q": query, "filters": selectors.FILTERS, "candidates": names,
+            "baseline": report.get("baseline"), "primary_key": report.get("primary")}  # fmt: skip
+
+
+@require_GET
+@project_view()
+def evaluation_report(request: ProjectRequest, job_id: int) -> HttpResponse:
+    job = _evaluation(request, job_id)
+    report = selectors.report_for(job)
+    context: dict[str, Any] = {"job": job, "section": "evaluations"}
+    if report:
+        context |= present.context(report) | _browser(request, job, report)
+        if job.evaluates:
+            context["hacking"] = selectors.reward_hacking(job.evaluates, report)
+    if request.htmx and request.GET.get("part") == "samples":
+        return render(request, "evaluations/report.html#samples", context)
+    if request.htmx:
+        return render(request, "evaluations/report.html#live", context)
+    return render(request, "evaluations/report.html", context)
+
+
+def _rows_for_export(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for s in samples:
+        row: dict[str, Any] = {"row": s["row"], "prompt": s["prompt"], "reference": s.get("reference")}
+        for label, out in (s.get("outputs") or {}).items():
+            row[f"{label}: answer"] = out.get("text")
+            for key, value in (out.get("scores") or {}).items():
+                row[f"{label}: {key}"] = value
+            row[f"{label}: loss"] = out.get("loss")
+            row[f"{label}: tokens"] = out.get("tokens")
+            if out.get("judge"):
+                row[f"{label}: judge reasoning"] = out["judge"].get("reasoning")
+        for label, p in (s.get("pairwise") or {}).items():
+            if p:
+                row[f"{label}: pairwise"] = p.get("outcome")
+                row[f"{label}: orders disagreed"] = p.get("disagreed")
+        for label, change in (s.get("change") or {}).items():
+            row[f"{label}: change"] = change
+        rows.append(row)
+    return rows
+
+
+@require_GET
+@project_view()
+def evaluation_export(request: ProjectRequest, job_id: int, fmt: str) -> HttpResponse:
+    job = _evaluation(request, job_id)
+    report = selectors.report_for(job)
+    if report is None:
+        raise Http404("This evaluation has no report yet.")
+    samples = selectors.samples_for(job)
+    name = f"evaluation-{job.pk}"
+    if fmt == "jsonl":
+        body = "".join(json.dumps(s) + "\n" for s in samples)
+        response = HttpResponse(body, content_type="application/x-ndjson")
+    elif fmt == "csv":
+        rows = _rows_for_export(samples)
+        columns: list[str] = []
+        for row in rows:
+            columns += [c for c in row if c not in columns]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        response = HttpResponse(buffer.getvalue(), content_type="text/csv")
+    elif fmt == "html":
+        css = "\n".join((STATIC_CSS / name).read_text() for name in ("atelier.css", "report.css"))
+        hacking = selectors.reward_hacking(job.evaluates, report) if job.evaluates else None
+        body = render_to_string("evaluations/export.html", {
+            **present.context(report), "job": job, "css": css, "samples_all": samples, "baseline": report.get("baseline"),
+            "candidates": selectors.candidates(report), "primary_key": report.get("primary"), "hacking": hacking,
+        })  # fmt: skip
+        response = HttpResponse(body, content_type="text/html")
+    else:
+        raise Http404("Export as html, jsonl or csv.")
+    response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
+    return response
