@@ -34,10 +34,6 @@ SECTIONS = {
         "Jobs",
         "Customize a model with SFT, DPO, RLVR or RLAIF, and watch the job: progress, charts, logs.",
     ),
-    "evaluations": (
-        "Evaluations",
-        "Compare the base and the customized model: metrics and samples side by side.",
-    ),
     "endpoints": (
         "Endpoints",
         "Deploy a model with one click to an OpenAI-compatible endpoint and try it in a playground.",

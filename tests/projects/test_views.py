@@ -9,7 +9,7 @@ from apps.projects.services import membership_add, project_create
 
 pytestmark = pytest.mark.django_db
 
-SECTIONS = ["models", "datasets", "evaluations", "endpoints"]  # not built yet; jobs are (tests/jobs)
+SECTIONS = ["models", "datasets", "endpoints"]  # not built yet; jobs and evaluations are (tests/jobs, tests/evaluations)
 
 
 def _urls_of(project: Project) -> list[str]:

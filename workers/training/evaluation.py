@@ -17,10 +17,7 @@ import json
 import math
 import os
 import re
-import signal
-import sys
 import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -31,8 +28,8 @@ from workers.training import metrics
 from workers.training.events import EventWriter
 from workers.training.graders import text
 from workers.training.models import ModelError
-from workers.training.runner import CANCEL_FILE, EXIT_INTERRUPTED
-from workers.training.spec import ModelRef, SpecError
+from workers.training.runner import CANCEL_FILE, _Interrupted, _Stop, report_events
+from workers.training.spec import ModelRef, SpecError, read_spec
 
 REPORT_FILE = "report.json"
 SAMPLES_FILE = "samples.jsonl"
@@ -124,23 +121,10 @@ class EvalSpec:
 
     @classmethod
     def load(cls, path: Path) -> EvalSpec:
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except FileNotFoundError as exc:
-            raise SpecError(f"No spec file at {path}.") from exc
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"The spec file {path} is not valid JSON: {exc}.") from exc
-
-
-class _Stop:
-    requested = False
+        return cls.from_dict(read_spec(path))
 
 
 class _Cancelled(Exception):
-    pass
-
-
-class _Interrupted(Exception):
     pass
 
 
@@ -252,7 +236,7 @@ def generate_all(
             if (spec.output / CANCEL_FILE).exists():
                 raise _Cancelled
             if _Stop.requested:
-                raise _Interrupted
+                raise _Interrupted(len(done), "Stopped on request; run again to resume where it stopped.")
             batch = todo[start : start + spec.batch_size]
             prompts = [rows[i]["prompt"] for i in batch]
             began = time.perf_counter()
@@ -621,6 +605,14 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def evaluate(spec: EvalSpec, events: EventWriter) -> dict[str, Any]:
+    """Evaluate; return the `finished` event (cancelled when the CANCEL file stopped it)."""
+    try:
+        return _evaluate(spec, events)
+    except _Cancelled:
+        return events.emit("finished", cancelled=True, artifacts={}, metrics={})
+
+
+def _evaluate(spec: EvalSpec, events: EventWriter) -> dict[str, Any]:
     spec.output.mkdir(parents=True, exist_ok=True)
     events.emit(
         "started",
@@ -712,38 +704,6 @@ def _track(spec: EvalSpec, report: dict[str, Any]) -> dict[str, Any] | None:
     return logged or None
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    _Stop.requested = True
-
-
 def evaluate_and_report(spec_path: Path) -> int:
-    """The CLI's `evaluate`: events to stdout and OUTPUT/events.jsonl; exit status 0 on success."""
-    try:
-        spec = EvalSpec.load(spec_path)
-    except SpecError as exc:
-        EventWriter(None).emit("failed", message=str(exc))
-        return 2
-    spec.output.mkdir(parents=True, exist_ok=True)
-    events = EventWriter(spec.output / "events.jsonl", stream=sys.stdout)
-    _Stop.requested = False
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            evaluate(spec, events)
-        return 0
-    except _Cancelled:
-        events.emit("finished", cancelled=True, artifacts={}, metrics={})
-        return 0
-    except _Interrupted:
-        events.emit("interrupted", message="Stopped on request; run again to resume where it stopped.")
-        return EXIT_INTERRUPTED
-    except (SpecError, data_module.DataError, ModelError, ValueError) as exc:
-        events.emit("failed", message=str(exc))
-        return 1
-    except Exception as exc:  # noqa: BLE001 - an unexpected failure is still reported as an event
-        events.emit(
-            "failed", message=f"The evaluation failed unexpectedly: {exc}", traceback=traceback.format_exc()
-        )
-        return 1
-    finally:
-        events.close()
+    """The CLI's `evaluate`, in the same frame as `run`: events, SIGTERM, failures in words."""
+    return report_events(spec_path, EvalSpec.load, evaluate)

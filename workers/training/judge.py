@@ -106,6 +106,19 @@ class Judge:
 
     # Evaluation reports: a reason with every verdict, and None (not 0) when there is no verdict.
 
+    def _verdict(
+        self, system: str, user: str, patterns: tuple[re.Pattern[str], ...], wanted: str
+    ) -> tuple[Verdict | None, str, Any]:
+        """(a no-verdict Verdict, "", None) when the judge gave nothing usable, else (None, reply, match)."""
+        try:
+            reply = self._chat(system, user, max_tokens=self.reason_tokens)
+        except JudgeUnavailable as exc:
+            return Verdict(None, "", str(exc)), "", None
+        match = next((m for m in (p.search(reply) for p in patterns) if m), None)
+        if not match:
+            return Verdict(None, reply, f"the judge answered {reply[:80]!r}, which {wanted}"), reply, None
+        return None, reply, match
+
     def review(
         self, prompt: Any, completion: Any, reference: Any = None, rubric: str | None = None
     ) -> Verdict:
@@ -113,30 +126,22 @@ class Judge:
         known = f"\n\nReference answer: {text(reference)}" if reference not in (None, "") else ""
         user = (f"Rubric: {rubric or self.rubric}\n\nRequest: {_request_text(prompt)}{known}\n\n"
                 f"Answer: {text(completion)}\n\nScore (0-10):")  # fmt: skip
-        try:
-            reply = self._chat(REVIEW_SYSTEM, user, max_tokens=self.reason_tokens)
-        except JudgeUnavailable as exc:
-            return Verdict(None, "", str(exc))
-        match = LAST_SCORE.search(reply) or SCORE.search(reply)
-        if not match:
-            return Verdict(
-                None, reply, f"the judge answered {reply[:80]!r}, which holds no score from 0 to 10"
-            )
+        failed, reply, match = self._verdict(
+            REVIEW_SYSTEM, user, (LAST_SCORE, SCORE), "holds no score from 0 to 10"
+        )
+        if failed:
+            return failed
         return Verdict(float(match.group(1)) / 10, _reason(reply, match))
 
     def compare(self, prompt: Any, first: Any, second: Any, rubric: str | None = None) -> Verdict:
         """Which of two answers is better: value "A", "B" or "tie", with the judge's reasoning."""
         user = (f"Rubric: {rubric or self.rubric}\n\nRequest: {_request_text(prompt)}\n\n"
                 f"Answer A: {text(first)}\n\nAnswer B: {text(second)}\n\nWhich answer is better?")  # fmt: skip
-        try:
-            reply = self._chat(PAIRWISE_SYSTEM, user, max_tokens=self.reason_tokens)
-        except JudgeUnavailable as exc:
-            return Verdict(None, "", str(exc))
-        match = VERDICT.search(reply)
-        if not match:
-            return Verdict(
-                None, reply, f"the judge answered {reply[:80]!r}, which names neither A, B nor a tie"
-            )
+        failed, reply, match = self._verdict(
+            PAIRWISE_SYSTEM, user, (VERDICT,), "names neither A, B nor a tie"
+        )
+        if failed:
+            return failed
         choice = (match.group(1) or match.group(2)).upper()
         return Verdict("tie" if choice == "TIE" else choice, _reason(reply, match))
 

@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -351,18 +352,28 @@ def estimate_spec(spec: JobSpec, *, gpu: bool | None = None) -> dict[str, Any]:
 
 
 class _Interrupted(Exception):
-    def __init__(self, step: int) -> None:
+    """Stopped by SIGTERM at a safe point (a checkpoint, a finished batch); running again resumes."""
+
+    def __init__(
+        self, step: int, message: str = "Stopped on request after a checkpoint; run again to resume."
+    ) -> None:
+        super().__init__(message)
         self.step = step
+        self.message = message
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
     _Stop.requested = True
 
 
-def run_and_report(spec_path: Path) -> int:
-    """The CLI's `run`: events to stdout and to OUTPUT/events.jsonl; exit status 0 on success."""
+def report_events(
+    spec_path: Path, load: Callable[[Path], Any], work: Callable[[Any, EventWriter], Any]
+) -> int:
+    """A CLI command's frame: load the spec, write events to stdout and to OUTPUT/events.jsonl, turn
+    SIGTERM into a stop at the next safe point, and end every run with an event: `interrupted` (exit 3),
+    `failed` with a message for people (exit 1, 2 for a bad spec) or whatever `work` emitted (exit 0)."""
     try:
-        spec = JobSpec.load(spec_path)
+        spec = load(spec_path)
     except SpecError as exc:
         EventWriter(None).emit("failed", message=str(exc))
         return 2
@@ -373,22 +384,21 @@ def run_and_report(spec_path: Path) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         with contextlib.redirect_stdout(sys.stderr):
-            run(spec, events)
+            work(spec, events)
         return 0
     except _Interrupted as stop:
-        events.emit(
-            "interrupted",
-            step=stop.step,
-            message="Stopped on request after a checkpoint; run again to resume.",
-        )
+        events.emit("interrupted", step=stop.step, message=stop.message)
         return EXIT_INTERRUPTED
     except (SpecError, data_module.DataError, ModelError, TrainingError, ValueError) as exc:
         events.emit("failed", message=str(exc))
         return 1
     except Exception as exc:  # noqa: BLE001 - an unexpected failure is still reported as an event
-        events.emit(
-            "failed", message=f"Training failed unexpectedly: {exc}", traceback=traceback.format_exc()
-        )
+        events.emit("failed", message=f"Failed unexpectedly: {exc}", traceback=traceback.format_exc())
         return 1
     finally:
         events.close()
+
+
+def run_and_report(spec_path: Path) -> int:
+    """The CLI's `run`: train as the spec says."""
+    return report_events(spec_path, JobSpec.load, run)

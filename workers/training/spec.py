@@ -106,9 +106,17 @@ class JobSpec:
 
     @classmethod
     def load(cls, path: Path) -> JobSpec:
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except FileNotFoundError as exc:
-            raise SpecError(f"No spec file at {path}.") from exc
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"The spec file {path} is not valid JSON: {exc}.") from exc
+        return cls.from_dict(read_spec(path))
+
+
+def read_spec(path: Path) -> dict[str, Any]:
+    """A spec file's JSON object; SpecError when it is missing or not JSON."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise SpecError(f"No spec file at {path}.") from exc
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"The spec file {path} is not valid JSON: {exc}.") from exc
+    if not isinstance(data, dict):
+        raise SpecError(f"The spec file {path} does not hold a JSON object.")
+    return data
