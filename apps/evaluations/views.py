@@ -197,6 +197,9 @@ def evaluation_report(request: ProjectRequest, job_id: int) -> HttpResponse:
             context["hacking"] = selectors.reward_hacking(job.evaluates, report)
     if request.htmx and request.GET.get("part") == "samples":
         return render(request, "evaluations/report.html#samples", context)
+    if request.htmx and job.ended:
+        # Done: reload the whole page, which adds the sample browser and the exports.
+        return HttpResponse(headers={"HX-Refresh": "true"})
     if request.htmx:
         return render(request, "evaluations/report.html#live", context)
     return render(request, "evaluations/report.html", context)

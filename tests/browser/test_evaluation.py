@@ -83,6 +83,19 @@ def test_the_automatic_report_after_sft_shows_exact_match_from_at_most_5_to_at_l
     view.screenshot(path=artifacts_dir / "evaluation-export-offline.png", full_page=True)
     offline.close()
 
+    # By hand: the same model against its base on ten rows, with a regex grader as well.
+    page.get_by_role("navigation", name="Sections").get_by_role("link", name="Evaluations").click()
+    expect(page.get_by_test_id("evaluations")).to_contain_text("succeeded")
+    form = page.get_by_test_id("new-evaluation")
+    form.get_by_label("regex").check()
+    form.get_by_label("Regex pattern").fill("[a-z ]+")
+    form.get_by_label("At most this many rows").fill("10")
+    page.screenshot(path=artifacts_dir / "evaluation-new.png", full_page=True)
+    page.get_by_test_id("start-evaluation").click()
+    expect(page.get_by_test_id("headline")).to_contain_text("Matches the pattern", timeout=120_000)
+    expect(page.get_by_test_id("headline")).to_contain_text("10 rows")
+    page.screenshot(path=artifacts_dir / "evaluation-by-hand.png", full_page=True)
+
 
 def before_text(value: float) -> str:
     return f"{value:.1f}%"

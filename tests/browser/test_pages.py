@@ -38,9 +38,13 @@ def test_a_person_logs_in_creates_a_project_switches_to_it_and_sees_its_dashboar
     expect(page.get_by_test_id("recent-jobs")).to_contain_text("No jobs yet")
     page.screenshot(path=artifacts_dir / "dashboard.png", full_page=True)
 
-    page.get_by_role("navigation", name="Sections").get_by_role("link", name="Evaluations").click()
+    page.get_by_role("navigation", name="Sections").get_by_role("link", name="Endpoints").click()
     expect(page.get_by_test_id("not-built")).to_contain_text("Not built yet.")
     page.screenshot(path=artifacts_dir / "section-not-built.png")
+    page.get_by_role("navigation", name="Sections").get_by_role("link", name="Evaluations").click()
+    expect(page.get_by_test_id("evaluations")).to_contain_text("No evaluations yet")
+    expect(page.get_by_test_id("new-evaluation")).to_contain_text("customize a model")
+    page.screenshot(path=artifacts_dir / "evaluations-empty.png", full_page=True)
 
 
 def test_form_errors_appear_beside_the_field_without_losing_what_was_typed(page, alice, artifacts_dir):

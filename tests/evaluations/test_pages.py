@@ -190,3 +190,18 @@ def test_reward_hacking_is_flagged_when_the_trainers_reward_rose_and_held_out_ex
         metrics=[{"step": s, "reward": 0.5} for s in range(10)],
     )
     assert selectors.reward_hacking(flat, selectors.report_for(evaluation)) is None
+
+
+def test_a_running_evaluation_polls_its_progress_and_reloads_the_page_when_done(
+    client, alice, alice_project, reported
+):
+    from apps.jobs.models import Status
+
+    client.force_login(alice)
+    Job.objects.filter(pk=reported.pk).update(status=Status.RUNNING, step=30, max_steps=100)
+    page = client.get(_url("evaluation-report", reported)).content.decode()
+    assert "Evaluating: 30 of 100 answers generated" in page and 'hx-trigger="every 2s"' in page
+    assert "Export HTML" not in page  # no report yet while it runs
+    Job.objects.filter(pk=reported.pk).update(status=Status.SUCCEEDED)
+    done = client.get(_url("evaluation-report", reported), HTTP_HX_REQUEST="true")
+    assert done["HX-Refresh"] == "true"

@@ -9,7 +9,11 @@ from apps.projects.services import membership_add, project_create
 
 pytestmark = pytest.mark.django_db
 
-SECTIONS = ["models", "datasets", "endpoints"]  # not built yet; jobs and evaluations are (tests/jobs, tests/evaluations)
+SECTIONS = [
+    "models",
+    "datasets",
+    "endpoints",
+]  # not built yet; jobs and evaluations are (tests/jobs, tests/evaluations)
 
 
 def _urls_of(project: Project) -> list[str]:
