@@ -136,7 +136,7 @@ def api_job_detail(request: ProjectRequest, job_id: int) -> JsonResponse:
 
 def _as_json(job: Job) -> dict:
     return {
-        "id": job.pk, "name": job.name, "technique": job.technique, "status": job.status,
+        "id": job.pk, "name": job.name, "kind": job.kind, "evaluates": job.evaluates_id, "technique": job.technique, "status": job.status,
         "step": job.step, "max_steps": job.max_steps, "progress": round(job.progress, 4),
         "eta_seconds": job.eta_seconds, "queue": job.queue, "compute_class": job.compute_class,
         "created_at": job.created_at.isoformat(), "finished_at": job.finished_at and job.finished_at.isoformat(),

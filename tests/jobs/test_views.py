@@ -109,6 +109,7 @@ def test_the_api_lists_jobs_as_json(client, alice, alice_project):
     client.force_login(alice)
     body = client.get(reverse("api-job-detail", args=[alice_project.pk, job.pk])).json()
     assert body["status"] == "queued" and body["queue_position"] == 1 and body["queue"] == "train-cpu"
+    assert body["kind"] == "training" and body["evaluates"] is None
     assert [j["id"] for j in client.get(reverse("api-job-list", args=[alice_project.pk])).json()["jobs"]] == [
         job.pk
     ]
