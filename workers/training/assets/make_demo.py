@@ -6,6 +6,10 @@
   (prompt/chosen/rejected) and RLVR (prompt + answer) on 400 words, and a held-out eval split of 50
   words never seen in training.
 - add: "add: 12 + 7" -> "19". SFT (prompt/completion), RLVR (prompt + answer, graded numerically), eval.
+- parity: "even or odd: 4 7 1" -> "odd". SFT (prompt/completion) on 2,000 numbers and an eval split of 50
+  others: a labelling task, answered in one word. LoRA teaches it to the untrained base (0.00 -> 1.00 in
+  150 steps); the reverse task needs the model to copy letters from its prompt, which only full
+  fine-tuning builds into the 1.1M-parameter base.
 
 Deterministic (seeded); the files are committed, so builds and tests do not depend on this script.
 """
@@ -102,6 +106,26 @@ def add() -> None:
     )
 
 
+def parity() -> None:
+    rng = random.Random(7)
+    numbers = rng.sample(range(100, 100_000), 2050)
+
+    def prompt(n: int) -> list[dict]:
+        return _user(f"even or odd: {' '.join(str(n))}")
+
+    def label(n: int) -> str:
+        return "even" if n % 2 == 0 else "odd"
+
+    _write(
+        DEMO / "parity" / "sft.jsonl",
+        [{"prompt": prompt(n), "completion": _assistant(label(n))} for n in numbers[:2000]],
+    )
+    _write(
+        DEMO / "parity" / "eval.jsonl", [{"prompt": prompt(n), "answer": label(n)} for n in numbers[2000:]]
+    )
+
+
 if __name__ == "__main__":
     reverse()
     add()
+    parity()
