@@ -44,6 +44,11 @@ def _delta(delta: dict[str, Any] | None, m: dict[str, Any]) -> dict[str, Any] | 
     return {"text": text, "ci": ci, "good": good, "significant": significant}
 
 
+def _width(value: float, scale: float) -> float:
+    """A value as % of a bar chart's width (`scale` fills it), clamped to the chart."""
+    return max(0.0, min(100.0, 100 * value / scale)) if scale > 0 else 0.0
+
+
 def headline_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per metric: each model's value and 95% interval, and each candidate's change against the
     baseline with its interval (green or red only when the interval excludes zero)."""
@@ -56,16 +61,15 @@ def headline_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
         cells = []
         for label in labels:
             v = values.get(label)
+            low, high = (_width(v["low"], scale), _width(v["high"], scale)) if v else (0.0, 0.0)
             cells.append({
                 "model": label,
                 "value": number(v["mean"], m["percent"]) if v else "–",
                 "ci": _interval(v, m["percent"]),
                 "n": v["n"] if v else 0,
-                "bar": max(0.0, min(100.0, 100 * v["mean"] / scale)) if v and scale > 0 else 0.0,
-                "low": max(0.0, min(100.0, 100 * v["low"] / scale)) if v and scale > 0 else 0.0,
-                "high": max(0.0, min(100.0, 100 * v["high"] / scale)) if v and scale > 0 else 0.0,
+                "bar": _width(v["mean"], scale) if v else 0.0,
+                "low": low, "high": high, "span": high - low,
             })  # fmt: skip
-            cells[-1]["span"] = cells[-1]["high"] - cells[-1]["low"]
         deltas = [
             {"model": label, **(_delta((m.get("deltas") or {}).get(label), m) or {})} for label in labels[1:]
         ]

@@ -11,9 +11,8 @@ from typing import Any
 from django.db.models import QuerySet
 
 from apps.jobs.models import Job, Kind, Status
+from workers.training.evaluation import REPORT_FILE, SAMPLES_FILE  # light: the models load only to evaluate
 
-REPORT_FILE = "report.json"  # workers.training.evaluation's names (the web app does not import it)
-SAMPLES_FILE = "samples.jsonl"
 FILTERS = ("all", "improved", "regressed", "worst")
 # The trainer's own signal, by technique: GRPO's mean reward, DPO's preference accuracy.
 TRAINER_SIGNALS = {"rlvr": "reward", "rlaif": "reward", "dpo": "rewards/accuracies"}

@@ -347,14 +347,6 @@ def text_metrics(rows: list[dict[str, Any]], outputs: dict[str, list[str | None]
     return [rouge, bleu]
 
 
-def _judge(spec: EvalSpec) -> Any:
-    from workers.training.judge import Judge
-
-    assert spec.judge is not None
-    j = spec.judge
-    return Judge(j.base_url, j.model, j.rubric, api_key=os.environ.get(j.api_key_env), timeout=j.timeout)
-
-
 def judge_all(
     spec: EvalSpec, rows: list[dict[str, Any]], outputs: dict[str, list[str | None]], baseline: str
 ) -> tuple[Metric | None, dict[str, Any], dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
@@ -362,7 +354,10 @@ def judge_all(
     Returns (score metric, pairwise summaries, per-row reviews, per-row comparisons)."""
     if spec.judge is None:
         return None, {}, {}, {}
-    judge = _judge(spec)
+    from workers.training.judge import Judge
+
+    j = spec.judge
+    judge = Judge.configured(j.base_url, j.model, j.rubric, j.api_key_env, j.timeout)
     rubric_of = [str(r.get("rubric") or spec.judge.rubric) for r in rows]
     metric = Metric("judge_score", "Judge's rubric score", "judge") if spec.judge.scores else None
     reviews: dict[str, list[dict[str, Any]]] = {}

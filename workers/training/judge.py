@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import urllib.error
 import urllib.request
@@ -70,6 +71,11 @@ class Judge:
     concurrency: int = 8
     reason_tokens: int = 256
     failures: list[str] = field(default_factory=list)
+
+    @classmethod
+    def configured(cls, base_url: str, model: str, rubric: str, api_key_env: str, timeout: float) -> Judge:
+        """A judge whose API key is read from the environment variable `api_key_env`."""
+        return cls(base_url, model, rubric, api_key=os.environ.get(api_key_env), timeout=timeout)
 
     def _chat(self, system: str, user: str, max_tokens: int) -> str:
         """The judge's reply; raises JudgeUnavailable with the reason it could not be had."""

@@ -5,7 +5,6 @@ match fell to 0): always evaluate on held-out data with real graders beside it."
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,8 +40,9 @@ def make_judge(params: RLAIFParams) -> Any:
 
     if not (params.judge_url and params.judge_model):
         return None
-    judge = Judge(params.judge_url, params.judge_model, params.rubric,
-                  api_key=os.environ.get(params.judge_api_key_env), timeout=params.judge_timeout)  # fmt: skip
+    judge = Judge.configured(
+        params.judge_url, params.judge_model, params.rubric, params.judge_api_key_env, params.judge_timeout
+    )
     judge.__name__ = "judge"  # type: ignore[attr-defined]
     return judge
 
