@@ -35,3 +35,15 @@ def test_the_web_app_and_the_celery_app_import_nothing_heavy_at_module_level():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_inference_engine_never_imports_django():
+    """The engine runs on GPU hosts beside vLLM; only the supervisor (which writes rows) is Django-aware."""
+    code = (
+        "import sys, workers.serving.engine, workers.serving.protocol, workers.serving.vllm\n"
+        "print([m for m in sys.modules if m == 'django' or m.startswith(('django.', 'apps'))])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=settings.BASE_DIR, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
