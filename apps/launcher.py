@@ -44,7 +44,8 @@ def procfile() -> str:
         lines.append(f"redis: {py} -m apps.launcher redis")
     if env.uses_embedded_mlflow():
         lines.append(f"mlflow: {py} -m apps.launcher mlflow")
-    lines.append("# engines: the inference engine supervisor (issue: one-click deployment) takes this slot.")
+    # Turns deployed endpoints into inference engine processes (its children), restarts and scales them.
+    lines.append(f"engines: {py} -m workers.serving supervise")
     return "\n".join(lines) + "\n"
 
 

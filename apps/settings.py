@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "apps.jobs",
     "apps.datasets",
     "apps.evaluations",
+    "apps.endpoints",
 ]
 
 MIDDLEWARE = [
@@ -164,6 +165,19 @@ JOB_QUEUES = {
     "gpu-80g": "train-gpu-80g",
     "multi-gpu": "train-multi-gpu",
 }
+# Serving (apps/endpoints, workers/serving). The engine new endpoints get: "builtin" (transformers + PEFT,
+# CPU and small GPUs) or "vllm" (installed on the GPU host). Engines listen on ENGINE_BIND; the gateway
+# reaches them at ENGINE_HOST (another machine's address when the supervisor runs there).
+ENGINE_KIND = os.environ.get("ATELIER_ENGINE", "builtin")
+ENGINE_BIND = os.environ.get("ATELIER_ENGINE_BIND", "127.0.0.1")
+ENGINE_HOST = os.environ.get("ATELIER_ENGINE_HOST", "127.0.0.1")
+# Scale to zero: an engine is stopped after this long without requests (0: never), per endpoint.
+ENGINE_IDLE_SECONDS = int(os.environ.get("ATELIER_ENGINE_IDLE_SECONDS", "900"))
+# How long a request waits for an engine to (re)start before it gets a 503.
+ENGINE_WAKE_TIMEOUT_SECONDS = float(os.environ.get("ATELIER_ENGINE_WAKE_TIMEOUT_SECONDS", "300"))
+ENGINE_START_TIMEOUT_SECONDS = float(os.environ.get("ATELIER_ENGINE_START_TIMEOUT_SECONDS", "900"))
+# Requests a minute per API key unless the key says otherwise.
+GATEWAY_RATE_LIMIT = int(os.environ.get("ATELIER_RATE_LIMIT_PER_MINUTE", "600"))
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"

@@ -11,5 +11,6 @@ urlpatterns = [
     path("", include("apps.core.urls")),
     path("", include("apps.jobs.urls")),  # before projects' catch-all section placeholder
     path("", include("apps.evaluations.urls")),
+    path("", include("apps.endpoints.urls")),
     path("", include("apps.projects.urls")),
 ]

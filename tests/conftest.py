@@ -247,6 +247,79 @@ def evaluated(tmp_path_factory, tiny_model, full_sft, judge_url) -> Path:
     return folder / "out"
 
 
+@pytest.fixture(scope="session")
+def lora_adapter(tmp_path_factory, tiny_model) -> Path:
+    """A LoRA adapter on the partly trained tiny model (40 steps of SFT on the reverse task): what the
+    serving tests deploy next to the plain base."""
+    from workers.training import tiny
+
+    folder = tmp_path_factory.mktemp("lora")
+    events = run_spec(folder, {
+        "technique": "sft", "model": str(tiny_model / "partial"), "dataset": str(tiny.DEMO / "reverse" / "sft.jsonl"),
+        "training": {"method": "lora", "max_steps": 40, "save_steps": 10_000},
+    })  # fmt: skip
+    return Path(events[-1]["artifacts"]["adapter"])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        return True
+
+
+@pytest.fixture(scope="session")
+def test_db_url(django_db_setup, django_db_blocker) -> Iterator[str]:
+    """The test database's URL, for the processes the tests start. pytest-django creates the test
+    database only when some collected test asks for it (a `db` fixture or mark); a module whose tests
+    only talk HTTP to those processes, run alone, asks for none, so it is created here then."""
+    from django.db import connection
+    from django.test.utils import setup_databases, teardown_databases
+
+    created = None
+    with django_db_blocker.unblock():
+        if connection.settings_dict["NAME"] != connection.creation._get_test_db_name():  # type: ignore[attr-defined]
+            created = setup_databases(verbosity=0, interactive=False, aliases={"default"})  # type: ignore[arg-type]
+        yield database_url_of_test_db()
+        if created is not None:
+            teardown_databases(created, verbosity=0)
+
+
+@pytest.fixture(scope="session")
+def asgi_server(redis_service, test_db_url) -> Iterator[str]:
+    """The web app and gateway under uvicorn (ASGI, as `make run` serves them) on the test database: the
+    gateway's streaming needs a real ASGI server, which pytest-django's live server is not."""
+    db_url = test_db_url
+    port = free_port()
+    service = Service(
+        "uvicorn",
+        python("-m", "uvicorn", "apps.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+               "--lifespan", "off", "--no-access-log"),
+        LOGS,
+        env={"DATABASE_URL": db_url},
+    )  # fmt: skip
+    service.wait_until(lambda: _listening(port), 60, "listening")
+    yield f"http://127.0.0.1:{port}"
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def engine_supervisor(redis_service, test_db_url) -> Iterator[Service]:
+    """The real engine supervisor (checking its rows three times a second) on the test database; the
+    engines it starts are its children and stop with it."""
+    db_url = test_db_url
+    service = Service(
+        "engines", python("-m", "workers.serving", "supervise", "0.3"), LOGS, env={"DATABASE_URL": db_url}
+    )
+    service.wait_until(lambda: "engine supervisor running" in service.log_tail(), 60, "running")
+    yield service
+    service.stop()
+
+
 # The browser ------------------------------------------------------------------------------------------
 
 
@@ -277,6 +350,16 @@ def browser():
 @pytest.fixture
 def page(browser, live_server):
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def asgi_page(browser, asgi_server):
+    """A page on the uvicorn server (for what streams: the playground)."""
+    context = browser.new_context(base_url=asgi_server, viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page

@@ -101,7 +101,7 @@ def test_the_launcher_starts_every_service_and_ctrl_c_stops_them_all(tmp_path):
             "Celery workers": "up",
             "Celery beat": "up",
             "MLflow": "up",
-            "Inference engines": "not built yet",
+            "Inference engines": "up",
         }
         assert (tmp_path / "data" / "redis" / "redis.sock").is_socket()
         children = psutil.Process(proc.pid).children(recursive=True)
@@ -109,7 +109,15 @@ def test_the_launcher_starts_every_service_and_ctrl_c_stops_them_all(tmp_path):
         for child in children:
             with contextlib.suppress(psutil.Error):  # a child may exit (or be a zombie) meanwhile
                 names += " " + " ".join(child.cmdline())
-        for part in ("uvicorn", "worker -Q default", "worker -Q train", "beat", "redis-server", "mlflow"):
+        for part in (
+            "uvicorn",
+            "worker -Q default",
+            "worker -Q train",
+            "beat",
+            "redis-server",
+            "mlflow",
+            "workers.serving supervise",
+        ):
             assert part in names, part
     finally:
         proc.send_signal(signal.SIGINT)

@@ -37,3 +37,11 @@ def jobs_reap() -> None:
     from workers.runner import jobs_reap as reap
 
     reap()
+
+
+@app.task(name="workers.tasks.endpoint_merge")
+def endpoint_merge(endpoint_id: int) -> None:
+    """Merge an endpoint's adapter into its base for download (a subprocess: torch stays out of here)."""
+    from apps.endpoints.exports import merge
+
+    merge(endpoint_id)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import redis
 
 BEAT_KEY = "atelier:beat:last"
+ENGINES_KEY = "atelier:engines:last"  # the engine supervisor's heartbeat
 BEAT_STALE_AFTER_S = 60
 
 
@@ -106,6 +107,31 @@ def _mlflow() -> ServiceState:
         return ServiceState("MLflow", False, f"{_redact(uri)}: {exc}", url=uri)
 
 
+def _engines(redis_up: bool) -> ServiceState:
+    from apps.endpoints.models import Engine, EngineStatus
+
+    if not redis_up:
+        return ServiceState("Inference engines", False, "Redis is down.")
+    try:
+        raw = redis_client().get(ENGINES_KEY)
+    except Exception as exc:  # noqa: BLE001
+        return ServiceState("Inference engines", False, str(exc))
+    if raw is None:
+        return ServiceState(
+            "Inference engines", False, "The engine supervisor is not running (`make run` starts it)."
+        )
+    age = time.time() - float(raw)
+    counts = {
+        s: Engine.objects.filter(status=s).count()
+        for s in (EngineStatus.READY, EngineStatus.IDLE, EngineStatus.FAILED)
+    }
+    detail = (
+        f"supervisor seen {age:.0f} s ago; {counts[EngineStatus.READY]} engine(s) ready, "
+        f"{counts[EngineStatus.IDLE]} at zero, {counts[EngineStatus.FAILED]} failed"
+    )
+    return ServiceState("Inference engines", age < BEAT_STALE_AFTER_S, detail)
+
+
 def service_states() -> list[ServiceState]:
     redis_state, redis_up = _redis()
     return [
@@ -114,5 +140,5 @@ def service_states() -> list[ServiceState]:
         _workers(redis_up),
         _beat(redis_up),
         _mlflow(),
-        ServiceState("Inference engines", None, "The engine supervisor arrives with deployments."),
+        _engines(redis_up),
     ]

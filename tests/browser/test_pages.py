@@ -38,7 +38,7 @@ def test_a_person_logs_in_creates_a_project_switches_to_it_and_sees_its_dashboar
     expect(page.get_by_test_id("recent-jobs")).to_contain_text("No jobs yet")
     page.screenshot(path=artifacts_dir / "dashboard.png", full_page=True)
 
-    page.get_by_role("navigation", name="Sections").get_by_role("link", name="Endpoints").click()
+    page.get_by_role("navigation", name="Sections").get_by_role("link", name="Datasets").click()
     expect(page.get_by_test_id("not-built")).to_contain_text("Not built yet.")
     page.screenshot(path=artifacts_dir / "section-not-built.png")
     page.get_by_role("navigation", name="Sections").get_by_role("link", name="Evaluations").click()

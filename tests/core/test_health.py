@@ -32,17 +32,19 @@ def test_a_ping_round_trips_through_redis_and_a_real_worker(client, alice, celer
     assert "done" in fragment
 
 
-def test_every_service_is_up_on_the_health_page(client, alice, celery_beat, mlflow_service):
+def test_every_service_is_up_on_the_health_page(
+    client, alice, celery_beat, mlflow_service, engine_supervisor
+):
     client.force_login(alice)
 
     def all_up() -> str | None:
         page = client.get(reverse("health")).content.decode()
-        return page if page.count("badge-up") == 5 else None
+        return page if page.count("badge-up") == 6 else None
 
     page = _wait_for(all_up, timeout=30)
-    for name in ("Database", "Redis", "Celery workers", "Celery beat", "MLflow"):
+    for name in ("Database", "Redis", "Celery workers", "Celery beat", "MLflow", "Inference engines"):
         assert f'<th scope="row">{name}</th>' in page
-    assert "Inference engines" in page and "not built yet" in page
+    assert "engine(s) ready" in page
     body = client.get(reverse("healthz")).json()
     assert body["ok"] is True
     assert body["services"]["MLflow"] == "up"

@@ -9,11 +9,7 @@ from apps.projects.services import membership_add, project_create
 
 pytestmark = pytest.mark.django_db
 
-SECTIONS = [
-    "models",
-    "datasets",
-    "endpoints",
-]  # not built yet; jobs and evaluations are (tests/jobs, tests/evaluations)
+SECTIONS = ["datasets"]  # not built yet; the others are (tests/jobs, tests/evaluations, tests/endpoints)
 
 
 def _urls_of(project: Project) -> list[str]:
@@ -27,6 +23,9 @@ def _urls_of(project: Project) -> list[str]:
         reverse("wizard-start", args=[project.pk]),
         *[reverse(f"wizard-{step}", args=[project.pk]) for step in ("model", "data", "technique", "review")],
         reverse("api-job-list", args=[project.pk]),
+        reverse("model-catalog", args=[project.pk]),
+        reverse("endpoint-list", args=[project.pk]),
+        reverse("playground", args=[project.pk]),
     ]
 
 

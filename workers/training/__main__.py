@@ -4,6 +4,7 @@ build-tiny [--out DIR] [--force]        build the built-in tiny model (base and 
 validate DATASET --technique T          check a dataset row by row against a technique's columns
 try SPEC.json [--rows N]                the model answers N rows; the RLVR graders or RLAIF judge score them
 evaluate SPEC.json                      compare models on held-out rows (report.json, samples.jsonl)
+merge ADAPTER OUT                       merge a LoRA adapter into its base; save it (safetensors) to OUT
 """
 
 from __future__ import annotations
@@ -99,6 +100,23 @@ def _try(args: argparse.Namespace) -> int:
     return 0
 
 
+def _merge(args: argparse.Namespace) -> int:
+    from workers.training.models import ModelError, load_model, load_tokenizer
+    from workers.training.spec import ModelRef
+
+    try:
+        ref = ModelRef(args.adapter)
+        model = load_model(ref, method="full")  # an adapter is merged into its base as it loads
+        tokenizer = load_tokenizer(ref)
+    except ModelError as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 1
+    model.save_pretrained(args.out, safe_serialization=True)
+    tokenizer.save_pretrained(args.out)
+    print(json.dumps({"merged": args.out}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m workers.training",
@@ -130,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dataset")
     p.add_argument("--technique", required=True, choices=["sft", "dpo", "rlvr", "rlaif"])
     p.set_defaults(func=_validate)
+    p = sub.add_parser("merge", help="merge a LoRA adapter into its base model and save it")
+    p.add_argument("adapter")
+    p.add_argument("out")
+    p.set_defaults(func=_merge)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

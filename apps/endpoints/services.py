@@ -1,0 +1,185 @@
+"""Writes on endpoints and API keys. Deploying writes rows only; the engine supervisor starts what the
+rows ask for, so the web request returns at once and a dead engine is the supervisor's to restart."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.text import slugify
+
+from apps.endpoints.models import LIVE, ApiKey, Endpoint, EndpointStatus, Engine, EngineKind, EngineStatus
+from apps.jobs.models import Job, Status
+from apps.projects.models import Membership, Project
+from workers.serving import vllm
+from workers.training.models import ModelError, resolve
+from workers.training.spec import ModelRef
+
+KEY_PREFIX = "atl-"
+
+
+def _require_editor(*, project: Project, actor: User) -> None:
+    membership = Membership.objects.filter(project=project, user=actor).first()
+    if membership is None or not membership.can_edit:
+        raise PermissionDenied("Viewers can look but not deploy, stop or create keys.")
+
+
+def _unique_name(project: Project, wanted: str) -> str:
+    base = (slugify(wanted) or "model")[:80]
+    name, n = base, 2
+    while Endpoint.objects.filter(project=project, name=name).exists():
+        name, n = f"{base}-{n}", n + 1
+    return name
+
+
+def _where(model: str) -> tuple[str, str]:
+    """(base, adapter folder or "") of a model folder, an adapter folder or a hub id."""
+    try:
+        found = resolve(ModelRef(model))
+    except ModelError as exc:
+        raise ValidationError(str(exc)) from exc
+    # Absolute folders, so that one base reached by two spellings is still one engine.
+    base = str(Path(found["base"]).resolve()) if found["local"] else found["base"]
+    adapter = str(Path(found["adapter"]).resolve()) if found["adapter"] else ""
+    return base, adapter
+
+
+def _attach(endpoint: Endpoint) -> None:
+    """Give the endpoint its engine: the one already serving its base, or a new one."""
+    engine, _ = Engine.objects.get_or_create(kind=endpoint.engine_kind, base=endpoint.base)
+    if engine.status in (EngineStatus.FAILED, EngineStatus.STOPPED):
+        engine.status, engine.message = EngineStatus.STARTING, ""
+    if engine.status == EngineStatus.IDLE:
+        engine.wake_requested_at = timezone.now()
+    if endpoint.adapter:
+        engine.max_lora_rank = max(
+            engine.max_lora_rank, vllm.max_lora_rank([vllm.lora_rank(endpoint.adapter)])
+        )
+    engine.save()
+    endpoint.engine = engine
+
+
+@transaction.atomic
+def endpoint_deploy(
+    *,
+    project: Project,
+    user: User,
+    job: Job | None = None,
+    model: str = "",
+    name: str = "",
+    label: str = "",
+    engine_kind: str = "",
+    idle_seconds: int | None = None,
+) -> Endpoint:
+    """Deploy a job's model (its adapter on its base, or its full model) or a base model. One click: a
+    job that already has a live endpoint gets that one back."""
+    _require_editor(project=project, actor=user)
+    if job is not None:
+        if job.project_id != project.pk:
+            raise PermissionDenied("That job is in another project.")
+        existing = Endpoint.objects.filter(project=project, job=job, active=True).first()
+        if existing is not None:
+            return existing
+        if job.status != Status.SUCCEEDED or job.is_evaluation or not job.model_artifact:
+            raise ValidationError("Only a training job that succeeded has a model to deploy.")
+        if not Path(job.model_artifact).exists():
+            raise ValidationError(f"The model this job saved is no longer on disk ({job.model_artifact}).")
+        model = job.model_artifact
+        label = label or f"{job.name} (job #{job.pk})"
+        name = name or f"{job.name}-{job.pk}"
+    if not model.strip():
+        raise ValidationError("Choose a model to deploy.")
+    base, adapter = _where(model.strip())
+    kind = engine_kind or settings.ENGINE_KIND
+    if kind not in EngineKind.values:
+        raise ValidationError(f"There is no engine “{kind}”; the engines are {', '.join(EngineKind.values)}.")
+    endpoint = Endpoint(
+        project=project, created_by=user, job=job, label=label or model.strip(), base=base, adapter=adapter,
+        name=_unique_name(project, name or Path(model.strip()).name), engine_kind=kind,
+        idle_seconds=settings.ENGINE_IDLE_SECONDS if idle_seconds is None else idle_seconds,
+    )  # fmt: skip
+    _attach(endpoint)
+    endpoint.save()
+    return endpoint
+
+
+@transaction.atomic
+def endpoint_undeploy(*, endpoint: Endpoint, user: User) -> Endpoint:
+    """Stop serving it; its engine stops once no endpoint uses it. The row stays, with its usage."""
+    _require_editor(project=endpoint.project, actor=user)
+    Endpoint.objects.filter(pk=endpoint.pk).update(
+        active=False, status=EndpointStatus.STOPPED, message="Undeployed.", engine=None
+    )
+    endpoint.refresh_from_db()
+    return endpoint
+
+
+@transaction.atomic
+def endpoint_redeploy(*, endpoint: Endpoint, user: User) -> Endpoint:
+    """Serve it again (after undeploying, or after its engine failed): same name, same usage counters."""
+    _require_editor(project=endpoint.project, actor=user)
+    endpoint.active, endpoint.status, endpoint.message = True, EndpointStatus.PENDING, ""
+    _attach(endpoint)
+    endpoint.save()
+    return endpoint
+
+
+def endpoint_wake(*, endpoint: Endpoint) -> None:
+    """Ask the supervisor to start the endpoint's engine again (it was stopped when idle)."""
+    if endpoint.engine_id is None:
+        return
+    Engine.objects.filter(pk=endpoint.engine_id, status=EngineStatus.IDLE).update(
+        wake_requested_at=timezone.now()
+    )
+
+
+def endpoint_record_usage(
+    *, endpoint_id: int, prompt_tokens: int = 0, completion_tokens: int = 0, error: bool = False
+) -> None:
+    Endpoint.objects.filter(pk=endpoint_id).update(
+        requests=F("requests") + 1,
+        errors=F("errors") + int(error),
+        prompt_tokens=F("prompt_tokens") + prompt_tokens,
+        completion_tokens=F("completion_tokens") + completion_tokens,
+        last_request_at=timezone.now(),
+    )
+
+
+def endpoints_live(project: Project) -> int:
+    return Endpoint.objects.filter(project=project, active=True, status__in=LIVE).count()
+
+
+# API keys ------------------------------------------------------------------------------------------------
+
+
+def key_digest(key: str) -> str:
+    """Keys are long random strings, so one SHA-256 is enough (no salt or slow hash needed: nothing to
+    guess); the database never holds a usable key."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def api_key_create(*, project: Project, user: User, name: str, rate_limit: int = 0) -> tuple[ApiKey, str]:
+    """A new key; the key itself is returned once and never stored."""
+    _require_editor(project=project, actor=user)
+    if not name.strip():
+        raise ValidationError(
+            "Give the key a name, to tell it apart later (for example the app that uses it)."
+        )
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    api_key = ApiKey.objects.create(
+        project=project, created_by=user, name=name.strip()[:100], prefix=key[:10], digest=key_digest(key),
+        rate_limit=rate_limit,
+    )  # fmt: skip
+    return api_key, key
+
+
+def api_key_revoke(*, api_key: ApiKey, user: User) -> None:
+    _require_editor(project=api_key.project, actor=user)
+    ApiKey.objects.filter(pk=api_key.pk, revoked_at=None).update(revoked_at=timezone.now())
