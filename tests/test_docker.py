@@ -39,7 +39,7 @@ def test_the_compose_file_validates(profile):
     result = _compose(*profile, "config", "--services")
     assert result.returncode == 0, result.stderr
     services = set(result.stdout.split())
-    expected = {"postgres", "redis", "mlflow", "migrate", "web", "beat", "worker", "worker-cpu"}
+    expected = {"postgres", "redis", "mlflow", "migrate", "web", "beat", "worker", "worker-cpu", "engines"}
     assert services == (expected | {"worker-gpu"} if profile else expected)
 
 

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
-from django.conf import settings
 from django.http import Http404, StreamingHttpResponse
 
 from apps.endpoints.models import Endpoint
@@ -29,7 +28,11 @@ class ExportError(Exception):
 
 
 def merged_dir(endpoint: Endpoint) -> Path:
-    return Path(settings.DATA_DIR) / "exports" / f"endpoint-{endpoint.pk}" / "merged"
+    """Beside the job's other outputs (its folder name is unique, so a new database never finds an old
+    merge); endpoints of a base model have nothing to merge."""
+    if endpoint.job is None:
+        raise ExportError("Only a customized model (a job's adapter) can be merged.")
+    return endpoint.job.output_dir / "merged"
 
 
 def available(endpoint: Endpoint) -> dict[str, Any]:

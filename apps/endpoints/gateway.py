@@ -15,6 +15,7 @@ import functools
 import json
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -98,9 +99,40 @@ async def rate_limit(key: ApiKey) -> None:
         )
 
 
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _client() -> httpx.AsyncClient:
+    """One client per event loop (uvicorn runs one): connections to the engines are kept alive, and the
+    client's setup (an SSL context, even for http://) is paid once, not per request."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None or client.is_closed:
+        client = _clients[loop] = httpx.AsyncClient(
+            timeout=TIMEOUT, limits=httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        )
+    return client
+
+
+def _serving(endpoint: Endpoint, not_pid: int | None = None) -> bool:
+    engine = endpoint.engine
+    return (
+        endpoint.active
+        and endpoint.status == EndpointStatus.READY
+        and engine is not None
+        and engine.status == EngineStatus.READY
+        and engine.pid != not_pid
+    )
+
+
 async def ready_engine(endpoint: Endpoint, not_pid: int | None = None) -> Engine:
     """The endpoint's engine once it serves the endpoint, waking it if it is at zero; ApiError 503 when
     it failed or did not come up in time. `not_pid`: an engine process that just refused a connection."""
+    if _serving(endpoint, not_pid):  # the common case: the row read with the request says it is up
+        assert endpoint.engine is not None
+        return endpoint.engine
     deadline = time.monotonic() + settings.ENGINE_WAKE_TIMEOUT_SECONDS
     woke = False
     while True:
@@ -153,13 +185,12 @@ async def forward(endpoint: Endpoint, route: str, body: dict[str, Any]) -> HttpR
     if stream:  # always ask for usage, to count tokens; dropped again unless the client asked for it
         upstream["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     engine = await ready_engine(endpoint)
+    client = _client()
     for attempt in (1, 2):
-        client = httpx.AsyncClient(timeout=TIMEOUT)
         try:
             request = client.build_request("POST", f"{engine.url}/v1/{route}", json=upstream)
             response = await client.send(request, stream=stream)
         except httpx.TransportError:
-            await client.aclose()
             if attempt == 2:
                 await _usage(endpoint, None, error=True)
                 raise ApiError(
@@ -173,7 +204,7 @@ async def forward(endpoint: Endpoint, route: str, body: dict[str, Any]) -> HttpR
         break
     if response.status_code != 200:
         content = await response.aread()
-        await client.aclose()
+        await response.aclose()
         await _usage(endpoint, None, error=True)
         try:
             data = json.loads(content)
@@ -184,20 +215,18 @@ async def forward(endpoint: Endpoint, route: str, body: dict[str, Any]) -> HttpR
         return JsonResponse(data, status=response.status_code)
     if not stream:
         data = json.loads(await response.aread())
-        await client.aclose()
+        await response.aclose()
         data["model"] = endpoint.name
         await _usage(endpoint, data.get("usage"))
         return JsonResponse(data)
     return StreamingHttpResponse(
-        _relay(endpoint, client, response, wants_usage),
+        _relay(endpoint, response, wants_usage),
         content_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def _relay(
-    endpoint: Endpoint, client: httpx.AsyncClient, response: httpx.Response, wants_usage: bool
-) -> AsyncIterator[bytes]:
+async def _relay(endpoint: Endpoint, response: httpx.Response, wants_usage: bool) -> AsyncIterator[bytes]:
     """The engine's server-sent events with the endpoint's name in them; counts the usage at the end."""
     usage: dict[str, Any] | None = None
     try:
@@ -222,12 +251,15 @@ async def _relay(
             yield protocol.sse(chunk)
     finally:
         await response.aclose()
-        await client.aclose()
         await _usage(endpoint, usage)
 
 
 async def endpoint_for_key(key: ApiKey, name: str) -> Endpoint:
-    endpoint = await Endpoint.objects.filter(project_id=key.project_id, name=name, active=True).afirst()
+    endpoint = (
+        await Endpoint.objects.select_related("engine")
+        .filter(project_id=key.project_id, name=name, active=True)
+        .afirst()
+    )
     if endpoint is None:
         raise protocol.model_not_found(name)
     return endpoint

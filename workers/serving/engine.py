@@ -48,7 +48,11 @@ class Sequence:
     loop: asyncio.AbstractEventLoop
     out: asyncio.Queue[tuple[int, str, str]]
     tokens: list[int] = field(default_factory=list)
+    stream: bool = True  # send each piece of text as it comes (else only the end)
     text: str = ""  # what has been sent
+    decoded: str = ""  # the text of `tokens` so far, decoded a few tokens at a time
+    prefix_offset: int = 0
+    read_offset: int = 0
     finish: str | None = None
     cancelled: bool = False
     generator: Any = None
@@ -132,7 +136,13 @@ class Engine:
     # Requests ---------------------------------------------------------------------------------------------
 
     def submit(
-        self, input_ids: list[int], adapter: str | None, sampling: Sampling, index: int, out: asyncio.Queue
+        self,
+        input_ids: list[int],
+        adapter: str | None,
+        sampling: Sampling,
+        index: int,
+        out: asyncio.Queue,
+        stream: bool = True,
     ) -> Sequence:
         import torch
 
@@ -146,7 +156,7 @@ class Engine:
         limit = min(sampling.max_tokens, self.context - len(input_ids))
         seq = Sequence(
             index, input_ids, adapter, Sampling(**{**sampling.__dict__, "max_tokens": limit}),
-            asyncio.get_running_loop(), out,
+            asyncio.get_running_loop(), out, stream=stream,
         )  # fmt: skip
         if sampling.seed is not None and sampling.temperature > 0:
             seq.generator = torch.Generator(device=self.device).manual_seed((sampling.seed + index) % 2**63)
@@ -248,16 +258,22 @@ class Engine:
                 stopping_criteria=StoppingCriteriaList([AllDone()]),
                 streamer=Stream(),
                 pad_token_id=pad,
-                eos_token_id=sorted(self.eos),
+                # No end-of-sequence rule in generate itself: each row's end is decided in _advance (some
+                # rows ignore it) and AllDone then stops that row.
+                eos_token_id=None,
                 **kwargs,
             )
 
     def _advance(self, seq: Sequence, token: int) -> None:
-        if token in self.eos:
+        if token in self.eos and not seq.sampling.ignore_eos:
             self._finish(seq, "stop")
             return
         seq.tokens.append(token)
-        text = str(self.tokenizer.decode(seq.tokens, skip_special_tokens=True))
+        if not seq.stream and not seq.sampling.stop:  # nobody reads the text before the end: decode it then
+            if len(seq.tokens) >= seq.sampling.max_tokens:
+                self._finish(seq, "length")
+            return
+        text = self._decode(seq)
         cut = min(
             (i for i in (text.find(s, max(0, len(seq.text) - len(s))) for s in seq.sampling.stop) if i >= 0),
             default=-1,
@@ -270,20 +286,34 @@ class Engine:
         hold = max(
             (k for s in seq.sampling.stop for k in range(1, len(s)) if text.endswith(s[:k])), default=0
         )
-        if text.endswith("\ufffd"):
-            hold = max(hold, 1)
         if len(seq.tokens) >= seq.sampling.max_tokens:
             self._send(seq, text)
             self._finish(seq, "length")
             return
         self._send(seq, text[: len(text) - hold])
 
+    def _decode(self, seq: Sequence) -> str:
+        """The whole text so far, decoding only the newest tokens (as TGI and vLLM do): decoding all of
+        them again at every step costs more than generating at this size. A token's text can depend on
+        the ones before it (spaces, characters split over tokens), hence the overlap; a piece that ends in
+        half a character waits for the next token."""
+        decode = self.tokenizer.decode
+        before = str(decode(seq.tokens[seq.prefix_offset : seq.read_offset], skip_special_tokens=True))
+        now = str(decode(seq.tokens[seq.prefix_offset :], skip_special_tokens=True))
+        if len(now) > len(before) and not now.endswith("\ufffd"):
+            seq.decoded += now[len(before) :]
+            seq.prefix_offset, seq.read_offset = seq.read_offset, len(seq.tokens)
+        return seq.decoded
+
     def _send(self, seq: Sequence, text: str) -> None:
         if len(text) > len(seq.text) and text.startswith(seq.text):
             delta, seq.text = text[len(seq.text) :], text
-            seq.send("delta", delta)
+            if seq.stream:
+                seq.send("delta", delta)
 
     def _finish(self, seq: Sequence, reason: str) -> None:
+        if not seq.stream and not seq.sampling.stop:
+            seq.text = str(self.tokenizer.decode(seq.tokens, skip_special_tokens=True)).removesuffix("\ufffd")
         seq.finish = reason
         seq.send("finish", reason)
 
@@ -376,11 +406,12 @@ def app(engine: Engine, name: str) -> Any:
             else:
                 prompts = [engine.tokenizer(p)["input_ids"] for p in protocol.completion_prompts(body)]
             out: asyncio.Queue[tuple[int, str, str]] = asyncio.Queue()
+            stream = bool(body.get("stream"))
             seqs: list[Sequence] = []
             try:
                 for ids in prompts:
                     for _ in range(sampling.n):
-                        seqs.append(engine.submit(ids, adapter, sampling, len(seqs), out))
+                        seqs.append(engine.submit(ids, adapter, sampling, len(seqs), out, stream))
             except ApiError:
                 for seq in seqs:
                     engine.done(seq)

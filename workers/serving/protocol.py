@@ -55,6 +55,7 @@ class Sampling:
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
     n: int = 1
+    ignore_eos: bool = False  # vLLM's extension: generate max_tokens whatever the model says (benchmarks)
 
 
 def _number(body: dict[str, Any], name: str, default: float, low: float, high: float) -> float:
@@ -94,6 +95,7 @@ def sampling(body: dict[str, Any]) -> Sampling:
         seed=_integer(body, "seed", None, -(2**63), 2**63 - 1),
         stop=list(stop or [])[:4],
         n=int(_integer(body, "n", 1, 1, MAX_CHOICES) or 1),
+        ignore_eos=bool(body.get("ignore_eos", False)),
     )
 
 
