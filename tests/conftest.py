@@ -312,9 +312,14 @@ def engine_supervisor(redis_service, test_db_url) -> Iterator[Service]:
     """The real engine supervisor (checking its rows three times a second) on the test database; the
     engines it starts are its children and stop with it."""
     db_url = test_db_url
+    stand_in = Path(__file__).parent / "serving" / "vllm_stand_in"  # `vllm` for the vLLM engine's tests
     service = Service(
-        "engines", python("-m", "workers.serving", "supervise", "0.3"), LOGS, env={"DATABASE_URL": db_url}
-    )
+        "engines",
+        python("-m", "workers.serving", "supervise", "0.3"),
+        LOGS,
+        env={"DATABASE_URL": db_url, "PATH": f"{stand_in}:{os.environ['PATH']}", "ATELIER_TEST_PYTHON": sys.executable,
+             "ATELIER_TEST_VLLM_LOG": str(LOGS / "vllm-calls.jsonl")},
+    )  # fmt: skip
     service.wait_until(lambda: "engine supervisor running" in service.log_tail(), 60, "running")
     yield service
     service.stop()

@@ -80,19 +80,26 @@ def _workers(redis_up: bool) -> ServiceState:
     return ServiceState("Celery workers", True, ", ".join(sorted(replies)))
 
 
-def _beat(redis_up: bool) -> ServiceState:
+def _heartbeat(name: str, key: str, redis_up: bool, missing: str) -> tuple[ServiceState | None, float]:
+    """(a down state, or None and the heartbeat's age in seconds) of a process that writes `key`."""
     if not redis_up:
-        return ServiceState("Celery beat", False, "Redis is down.")
+        return ServiceState(name, False, "Redis is down."), 0.0
     try:
-        raw = redis_client().get(BEAT_KEY)
+        raw = redis_client().get(key)
     except Exception as exc:  # noqa: BLE001
-        return ServiceState("Celery beat", False, str(exc))
+        return ServiceState(name, False, str(exc)), 0.0
     if raw is None:
-        return ServiceState(
-            "Celery beat", False, "No scheduled tick has run yet (beat and a worker are needed)."
-        )
-    age = time.time() - float(raw)
-    return ServiceState("Celery beat", age < BEAT_STALE_AFTER_S, f"last scheduled tick {age:.0f} s ago")
+        return ServiceState(name, False, missing), 0.0
+    return None, time.time() - float(raw)
+
+
+def _beat(redis_up: bool) -> ServiceState:
+    down, age = _heartbeat(
+        "Celery beat", BEAT_KEY, redis_up, "No scheduled tick has run yet (beat and a worker are needed)."
+    )
+    return down or ServiceState(
+        "Celery beat", age < BEAT_STALE_AFTER_S, f"last scheduled tick {age:.0f} s ago"
+    )
 
 
 def _mlflow() -> ServiceState:
@@ -110,17 +117,14 @@ def _mlflow() -> ServiceState:
 def _engines(redis_up: bool) -> ServiceState:
     from apps.endpoints.models import Engine, EngineStatus
 
-    if not redis_up:
-        return ServiceState("Inference engines", False, "Redis is down.")
-    try:
-        raw = redis_client().get(ENGINES_KEY)
-    except Exception as exc:  # noqa: BLE001
-        return ServiceState("Inference engines", False, str(exc))
-    if raw is None:
-        return ServiceState(
-            "Inference engines", False, "The engine supervisor is not running (`make run` starts it)."
-        )
-    age = time.time() - float(raw)
+    down, age = _heartbeat(
+        "Inference engines",
+        ENGINES_KEY,
+        redis_up,
+        "The engine supervisor is not running (`make run` starts it).",
+    )
+    if down:
+        return down
     counts = {
         s: Engine.objects.filter(status=s).count()
         for s in (EngineStatus.READY, EngineStatus.IDLE, EngineStatus.FAILED)

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.utils import timezone
@@ -271,7 +272,13 @@ async def _serve(request: HttpRequest, route: str) -> HttpResponseBase:
     try:
         key = await authenticate(request)
         await rate_limit(key)
-        body = protocol.json_body(request.body)
+        try:
+            raw = request.body
+        except RequestDataTooBig as exc:
+            raise ApiError(
+                413, f"The request is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024} KB."
+            ) from exc
+        body = protocol.json_body(raw)
         endpoint = await endpoint_for_key(key, body["model"])
         protocol.sampling(body)  # the gateway answers a bad parameter itself, without waking an engine
         if route == "chat/completions":

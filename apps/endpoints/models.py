@@ -37,7 +37,7 @@ class Engine(models.Model):
     host = models.CharField(max_length=200, default="127.0.0.1")
     port = models.PositiveIntegerField(null=True, blank=True)
     pid = models.PositiveIntegerField(null=True, blank=True)
-    # The largest LoRA rank among its adapters (vLLM must be told up front).
+    # The largest LoRA rank among its adapters: vLLM must be told at start, and restarts for a larger one.
     max_lora_rank = models.PositiveIntegerField(default=16)
     restarts = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)

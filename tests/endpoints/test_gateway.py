@@ -156,7 +156,12 @@ def test_each_key_has_a_rate_limit(world, django_db_blocker):
     assert client_for(world.url, world.key).models.list().data  # other keys are not affected
 
 
-def test_impossible_parameters_are_refused_before_any_engine_runs(client):
+def test_impossible_parameters_and_oversized_requests_are_refused_before_any_engine_runs(client, world):
     with pytest.raises(openai.BadRequestError) as error:
         client.chat.completions.create(model="tiny-base", messages=REVERSE, max_tokens=0)
     assert error.value.param == "max_tokens"
+    huge = httpx.post(
+        f"{world.url}/v1/chat/completions", headers={"Authorization": f"Bearer {world.key}"},
+        json={"model": "tiny-base", "messages": [{"role": "user", "content": "x" * 3_000_000}]}, timeout=30,
+    )  # fmt: skip
+    assert huge.status_code == 413 and "larger than" in huge.json()["error"]["message"]

@@ -4,6 +4,7 @@ cannot load says why; undeploying stops it."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from typing import Any
@@ -13,7 +14,7 @@ import psutil
 import pytest
 
 from apps.endpoints.models import Endpoint, Engine
-from apps.endpoints.services import api_key_create, endpoint_deploy, endpoint_undeploy
+from apps.endpoints.services import api_key_create, endpoint_deploy, endpoint_redeploy, endpoint_undeploy
 from tests.endpoints.conftest import client_for, status_of, wait_for, wait_ready
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -85,9 +86,10 @@ def test_an_engine_that_cannot_load_its_model_says_why(deploy, tmp_path):
     assert error.value.status_code == 503 and "cannot serve" in error.value.message
 
 
-def test_undeploying_stops_the_engine_and_the_name_is_gone(deploy, alice):
+def test_undeploying_stops_the_engine_and_deploying_again_brings_it_back(deploy, alice):
     endpoint, client = deploy(name="shortlived")
     wait_ready(endpoint.pk)
+    client.chat.completions.create(model="shortlived", messages=HELLO, max_tokens=2)
     pid = Engine.objects.get(endpoints=endpoint).pid
     assert pid
     endpoint_undeploy(endpoint=endpoint, user=alice)
@@ -95,3 +97,34 @@ def test_undeploying_stops_the_engine_and_the_name_is_gone(deploy, alice):
     wait_for(lambda: _gone(pid), 30, "the engine process to stop")
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="shortlived", messages=HELLO)
+    assert "shortlived" not in {m.id for m in client.models.list()}
+    endpoint_redeploy(endpoint=endpoint, user=alice)
+    wait_ready(endpoint.pk)
+    again = client.chat.completions.create(model="shortlived", messages=HELLO, max_tokens=2)
+    assert again.model == "shortlived"
+    assert Endpoint.objects.get(pk=endpoint.pk).requests == 2  # the same endpoint: its usage carried on
+
+
+def test_the_vllm_engine_is_started_with_runtime_lora_and_gets_the_adapter_loaded(deploy, lora_adapter):
+    """Up to vLLM itself: `vllm` here is tests/serving/vllm_stand_in (vLLM needs CUDA), which records what
+    the supervisor ran and serves vLLM's API with the built-in engine."""
+    from tests.conftest import LOGS
+    from workers.serving import vllm
+
+    calls = LOGS / "vllm-calls.jsonl"
+    calls.unlink(missing_ok=True)
+    endpoint, client = deploy(model=str(lora_adapter), name="on-vllm", engine_kind="vllm")
+    wait_ready(endpoint.pk)
+    answer = client.chat.completions.create(model="on-vllm", messages=HELLO, temperature=0, max_tokens=8)
+    assert answer.model == "on-vllm" and answer.choices[0].message.content
+    call = json.loads(calls.read_text().splitlines()[-1])
+    argv = call["argv"]
+    assert argv[:2] == ["serve", endpoint.base] and "--enable-lora" in argv
+    rank = vllm.max_lora_rank([16, vllm.lora_rank(lora_adapter)])  # vLLM's ranks: 8, 16, 32...
+    assert (
+        argv[argv.index("--max-lora-rank") + 1] == str(rank) and argv[argv.index("--host") + 1] == "127.0.0.1"
+    )
+    assert argv[argv.index("--served-model-name") + 1] == "base"
+    assert call["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"
+    engine = Engine.objects.get(endpoints=endpoint)
+    assert engine.kind == "vllm" and engine.status == "ready"

@@ -164,6 +164,26 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
+def _body(
+    object: str,
+    id: str,
+    model: str,
+    created: int,
+    choices: list[dict[str, Any]],
+    usage_: dict[str, int] | None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": id,
+        "object": object,
+        "created": created,
+        "model": model,
+        "choices": choices,
+    }
+    if usage_ is not None:
+        body["usage"] = usage_
+    return body
+
+
 def chat_completion(
     id: str,
     model: str,
@@ -171,22 +191,18 @@ def chat_completion(
     prompt_tokens: int,
     completion_tokens: int,
 ) -> dict[str, Any]:
-    return {
-        "id": id,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": i,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": reason,
-                "logprobs": None,
-            }
-            for i, (text, reason) in enumerate(choices)
-        ],
-        "usage": usage(prompt_tokens, completion_tokens),
-    }
+    rows = [
+        {
+            "index": i,
+            "message": {"role": "assistant", "content": text},
+            "finish_reason": reason,
+            "logprobs": None,
+        }
+        for i, (text, reason) in enumerate(choices)
+    ]
+    return _body(
+        "chat.completion", id, model, int(time.time()), rows, usage(prompt_tokens, completion_tokens)
+    )
 
 
 def chat_chunk(
@@ -198,21 +214,13 @@ def chat_chunk(
     finish_reason: str | None = None,
     usage_: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    choices = (
+    """One streamed piece; index None: the closing chunk that carries only the usage."""
+    rows = (
         []
         if index is None
         else [{"index": index, "delta": delta or {}, "finish_reason": finish_reason, "logprobs": None}]
     )
-    chunk: dict[str, Any] = {
-        "id": id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": choices,
-    }
-    if usage_ is not None:
-        chunk["usage"] = usage_
-    return chunk
+    return _body("chat.completion.chunk", id, model, created, rows, usage_)
 
 
 def text_completion(
@@ -222,17 +230,13 @@ def text_completion(
     prompt_tokens: int,
     completion_tokens: int,
 ) -> dict[str, Any]:
-    return {
-        "id": id,
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {"index": i, "text": text, "finish_reason": reason, "logprobs": None}
-            for i, (text, reason) in enumerate(choices)
-        ],
-        "usage": usage(prompt_tokens, completion_tokens),
-    }
+    rows = [
+        {"index": i, "text": text, "finish_reason": reason, "logprobs": None}
+        for i, (text, reason) in enumerate(choices)
+    ]
+    return _body(
+        "text_completion", id, model, int(time.time()), rows, usage(prompt_tokens, completion_tokens)
+    )
 
 
 def text_chunk(
@@ -244,18 +248,12 @@ def text_chunk(
     finish_reason: str | None = None,
     usage_: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    chunk: dict[str, Any] = {
-        "id": id,
-        "object": "text_completion",
-        "created": created,
-        "model": model,
-        "choices": []
+    rows = (
+        []
         if index is None
-        else [{"index": index, "text": text, "finish_reason": finish_reason, "logprobs": None}],
-    }
-    if usage_ is not None:
-        chunk["usage"] = usage_
-    return chunk
+        else [{"index": index, "text": text, "finish_reason": finish_reason, "logprobs": None}]
+    )
+    return _body("text_completion", id, model, created, rows, usage_)
 
 
 def sse(data: dict[str, Any] | str) -> bytes:

@@ -71,6 +71,7 @@ class Supervisor:
         self.poll = poll
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.failures: dict[int, int] = {}
+        self.ranks: dict[int, int] = {}  # the LoRA rank each vLLM engine was started with
         self.logs = Path(settings.DATA_DIR) / "engines"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.stop = threading.Event()
@@ -161,6 +162,12 @@ class Supervisor:
         if proc is None:
             self._start(engine, wanted)
             return
+        if engine.pk in self.ranks and engine.max_lora_rank > self.ranks[engine.pk]:
+            # vLLM fixes the largest adapter rank at start: an adapter of a larger rank needs a restart.
+            log.info("engine %s restarts for LoRA rank %s", engine.pk, engine.max_lora_rank)
+            self._kill(engine.pk)
+            self._start(engine, wanted)
+            return
         try:
             health = _http(f"{engine.url}/health", timeout=2.0)
         except (OSError, ValueError):
@@ -244,9 +251,12 @@ class Supervisor:
         bind = _setting("ENGINE_BIND")
         env = {**os.environ}
         if engine.kind == EngineKind.VLLM:
-            ranks = [vllm.lora_rank(e.adapter) for e in wanted if e.adapter]
+            rank = vllm.max_lora_rank(
+                [engine.max_lora_rank, *(vllm.lora_rank(e.adapter) for e in wanted if e.adapter)]
+            )
+            self.ranks[engine.pk] = rank
             try:
-                args = vllm.command(engine.base, port, host=bind, max_lora_rank=vllm.max_lora_rank(ranks))
+                args = vllm.command(engine.base, port, host=bind, max_lora_rank=rank)
             except vllm.VllmMissing as exc:
                 self.failures[engine.pk] = MAX_FAILED_STARTS
                 self._save(engine, status=EngineStatus.FAILED, message=str(exc))
