@@ -205,3 +205,10 @@ def test_a_running_evaluation_polls_its_progress_and_reloads_the_page_when_done(
     Job.objects.filter(pk=reported.pk).update(status=Status.SUCCEEDED)
     done = client.get(_url("evaluation-report", reported), HTTP_HX_REQUEST="true")
     assert done["HX-Refresh"] == "true"
+
+
+def test_an_evaluation_jobs_own_page_opens_and_links_to_its_report(client, alice, reported):
+    """An evaluation's spec has no `model` (it has `models`): the job page must not look it up."""
+    client.force_login(alice)
+    page = client.get(_url("job-detail", reported)).content.decode()
+    assert "base vs customized" in page and _url("evaluation-report", reported) in page
