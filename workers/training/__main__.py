@@ -5,6 +5,7 @@ validate DATASET --technique T          check a dataset row by row against a tec
 try SPEC.json [--rows N]                the model answers N rows; the RLVR graders or RLAIF judge score them
 evaluate SPEC.json                      compare models on held-out rows (report.json, samples.jsonl)
 merge ADAPTER OUT                       merge a LoRA adapter into its base; save it (safetensors) to OUT
+synthesize SPEC.json                    a teacher model writes a dataset (topics, rows.jsonl, provenance)
 """
 
 from __future__ import annotations
@@ -100,6 +101,12 @@ def _try(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synthesize(args: argparse.Namespace) -> int:
+    from workers.training.synthetic.pipeline import synthesize_and_report
+
+    return synthesize_and_report(Path(args.spec))
+
+
 def _merge(args: argparse.Namespace) -> int:
     from workers.training.models import ModelError, load_model, load_tokenizer
     from workers.training.spec import ModelRef
@@ -148,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dataset")
     p.add_argument("--technique", required=True, choices=["sft", "dpo", "rlvr", "rlaif"])
     p.set_defaults(func=_validate)
+    p = sub.add_parser("synthesize", help="generate a dataset with a teacher model")
+    p.add_argument("spec")
+    p.set_defaults(func=_synthesize)
     p = sub.add_parser("merge", help="merge a LoRA adapter into its base model and save it")
     p.add_argument("adapter")
     p.add_argument("out")
