@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "apps.datasets",
     "apps.evaluations",
     "apps.endpoints",
+    "apps.synthetic",
 ]
 
 MIDDLEWARE = [
@@ -176,6 +177,8 @@ ENGINE_IDLE_SECONDS = int(os.environ.get("ATELIER_ENGINE_IDLE_SECONDS", "900"))
 # How long a request waits for an engine to (re)start before it gets a 503.
 ENGINE_WAKE_TIMEOUT_SECONDS = float(os.environ.get("ATELIER_ENGINE_WAKE_TIMEOUT_SECONDS", "300"))
 ENGINE_START_TIMEOUT_SECONDS = float(os.environ.get("ATELIER_ENGINE_START_TIMEOUT_SECONDS", "900"))
+# Where workers reach the gateway (a project's endpoint as the teacher of a data generation).
+GATEWAY_URL = os.environ.get("ATELIER_GATEWAY_URL", f"http://{env.web_host()}:{env.web_port()}/v1")
 # Requests a minute per API key unless the key says otherwise.
 GATEWAY_RATE_LIMIT = int(os.environ.get("ATELIER_RATE_LIMIT_PER_MINUTE", "600"))
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")

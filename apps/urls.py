@@ -12,5 +12,6 @@ urlpatterns = [
     path("", include("apps.jobs.urls")),  # before projects' catch-all section placeholder
     path("", include("apps.evaluations.urls")),
     path("", include("apps.endpoints.urls")),
+    path("", include("apps.synthetic.urls")),
     path("", include("apps.projects.urls")),
 ]

@@ -216,6 +216,19 @@ def judge_url(tmp_path_factory, full_sft) -> Iterator[str]:
     service.stop()
 
 
+@pytest.fixture(scope="session")
+def teacher_url(tmp_path_factory) -> Iterator[str]:
+    """tests/training/teacher_server.py: a stand-in for a capable teacher model (see its docstring)."""
+    port = free_port()
+    service = Service(
+        "teacher", [sys.executable, str(Path(__file__).parent / "training" / "teacher_server.py"), str(port)],
+        tmp_path_factory.mktemp("teacher"),
+    )  # fmt: skip
+    service.wait_until(lambda: _listening(port), 30, "listening")
+    yield f"http://127.0.0.1:{port}/v1"
+    service.stop()
+
+
 def run_evaluation(folder: Path, spec: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
     """Run an evaluation spec in this process; its exit status and events."""
     from workers.training.evaluation import evaluate_and_report

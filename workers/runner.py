@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LOG_TAIL_LINES = 60
 METRIC_KEYS = ("loss", "reward", "learning_rate", "grad_norm", "rewards/accuracies", "rewards/margins")
 POLL_SECONDS = 0.5
+# The training layer's command for each kind of job.
+COMMANDS = {"evaluation": "evaluate", "synthesis": "synthesize"}
 
 
 def lease_until() -> Any:
@@ -68,6 +70,20 @@ def training_spec(job: Job) -> dict[str, Any]:
     spec["job_id"] = str(job.pk)
     if job.is_evaluation:
         spec.setdefault("tracking_uri", settings.MLFLOW_TRACKING_URI)
+        return spec
+    if job.is_synthesis:
+        teacher = spec.get("teacher") or {}
+        if teacher.get(
+            "endpoint"
+        ):  # one of the project's endpoints, through the gateway, with a key of its own
+            from apps.endpoints.models import Endpoint
+            from apps.synthetic.services import TEACHER_KEY_ENV
+
+            endpoint = Endpoint.objects.filter(project_id=job.project_id, pk=teacher["endpoint"]).first()
+            spec["teacher"] = {"base_url": settings.GATEWAY_URL, "model": endpoint.name if endpoint else "",
+                               "api_key_env": TEACHER_KEY_ENV}  # fmt: skip
+        spec["tracking"] = {"tracking_uri": settings.MLFLOW_TRACKING_URI, "experiment": f"project-{job.project_id}",
+                            "run_name": f"synthetic-{job.pk}", **(spec.get("tracking") or {})}  # fmt: skip
         return spec
     tracking = dict(spec.get("tracking") or {})
     tracking.setdefault("tracking_uri", settings.MLFLOW_TRACKING_URI)
@@ -153,16 +169,19 @@ def job_run(job: Job) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / CANCEL_FILE).unlink(missing_ok=True)
     spec_path = out / "spec.json"
-    spec_path.write_text(json.dumps(training_spec(job), indent=2))
+    spec = training_spec(job)
+    spec_path.write_text(json.dumps(spec, indent=2))
+    key, env = _teacher_key(job, spec)
     events_path = out / "events.jsonl"
     tail = _Tail(offset=events_path.stat().st_size if events_path.exists() else 0)
     log_path = out / "train.log"
     with log_path.open("ab") as log_file:
         # Its own session (process group), so cancelling can signal the trainer and anything it started.
         proc = subprocess.Popen(
-            [sys.executable, "-m", "workers.training", "evaluate" if job.is_evaluation else "run", str(spec_path)],
+            [sys.executable, "-m", "workers.training", COMMANDS.get(job.kind, "run"), str(spec_path)],
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
             start_new_session=True, preexec_fn=_die_with_parent,  # the prefork child runs no threads
+            env={**os.environ, **env},
         )  # fmt: skip
     cancel_since: float | None = None
     terminated = False
@@ -194,12 +213,30 @@ def job_run(job: Job) -> None:
     except BaseException:
         _signal_group(proc, signal.SIGKILL)
         raise
+    finally:
+        if key is not None:
+            from apps.endpoints.services import api_key_revoke
+
+            api_key_revoke(api_key=key, user=job.created_by)
     _finish(job, code, tail, log_path)
 
 
 def _renew_every() -> float:
     """How often the lease is renewed when nothing else changed: a fifth of it, between 0.5 and 5 s."""
     return max(0.5, min(5.0, settings.JOB_LEASE_SECONDS / 5))
+
+
+def _teacher_key(job: Job, spec: dict[str, Any]) -> tuple[Any, dict[str, str]]:
+    """A generation whose teacher is one of the project's endpoints gets an API key for this run only,
+    in its environment (never in a file); revoked when the run ends."""
+    from apps.synthetic.services import TEACHER_KEY_ENV
+
+    if not job.is_synthesis or (spec.get("teacher") or {}).get("api_key_env") != TEACHER_KEY_ENV:
+        return None, {}
+    from apps.endpoints.services import api_key_create
+
+    key, secret = api_key_create(project=job.project, user=job.created_by, name=f"teacher for job #{job.pk}")
+    return key, {TEACHER_KEY_ENV: secret}
 
 
 def _save_progress(job: Job, tail: _Tail, log_path: Path) -> bool:
@@ -246,8 +283,10 @@ def _finish(job: Job, code: int, tail: _Tail, log_path: Path) -> None:
                           mlflow_run_id=(last.get("mlflow") or {}).get("run_id") or job.mlflow_run_id, **common)  # fmt: skip
         if done:
             from apps.evaluations.services import evaluation_after_training
+            from apps.synthetic.services import generation_after_run
 
             evaluation_after_training(job)
+            generation_after_run(job)
     elif cancelling or (kind == "finished" and last.get("cancelled")):
         done = transition(job, Status.CANCELLED, where=mine, artifacts=last.get("artifacts") or {}, **common)
     elif kind == "failed":

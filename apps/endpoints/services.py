@@ -87,7 +87,7 @@ def endpoint_deploy(
         existing = Endpoint.objects.filter(project=project, job=job, active=True).first()
         if existing is not None:
             return existing
-        if job.status != Status.SUCCEEDED or job.is_evaluation or not job.model_artifact:
+        if job.status != Status.SUCCEEDED or not job.is_training or not job.model_artifact:
             raise ValidationError("Only a training job that succeeded has a model to deploy.")
         if not Path(job.model_artifact).exists():
             raise ValidationError(f"The model this job saved is no longer on disk ({job.model_artifact}).")

@@ -42,6 +42,7 @@ ENDED = (Status.CANCELLED, Status.SUCCEEDED, Status.FAILED)
 class Kind(models.TextChoices):
     TRAINING = "training", "Training"
     EVALUATION = "evaluation", "Evaluation"
+    SYNTHESIS = "synthesis", "Data generation"
 
 
 def _folder_name() -> str:
@@ -127,6 +128,22 @@ class Job(models.Model):
     @property
     def is_evaluation(self) -> bool:
         return self.kind == Kind.EVALUATION
+
+    @property
+    def is_training(self) -> bool:
+        return self.kind == Kind.TRAINING
+
+    @property
+    def is_synthesis(self) -> bool:
+        return self.kind == Kind.SYNTHESIS
+
+    @property
+    def generation_root(self) -> Job:
+        """The first job of a data generation (the topic tree); its page shows the whole generation."""
+        job = self
+        while job.parent_id and job.parent and job.parent.kind == Kind.SYNTHESIS:
+            job = job.parent
+        return job
 
     @property
     def model_artifact(self) -> str | None:

@@ -128,7 +128,7 @@ def job_retry(*, job: Job, actor: User) -> Job:
 def job_continue(*, job: Job, actor: User) -> Job:
     """Continue training from this job's result: a new job whose model is this job's adapter or model."""
     artifact = job.model_artifact
-    if job.status != Status.SUCCEEDED or not artifact or job.is_evaluation:
+    if job.status != Status.SUCCEEDED or not artifact or not job.is_training:
         raise ValidationError("Only a job that succeeded has a model to continue from.")
     spec = copy.deepcopy(job.spec)
     spec["model"] = artifact

@@ -67,7 +67,7 @@ def job_detail(request: ProjectRequest, job_id: int) -> HttpResponse:
         "section": "jobs",
         "mlflow_url": _mlflow_ui(),
     }
-    if not job.is_evaluation:
+    if job.is_training:
         context |= evaluation_state(job)
     evaluation = context.get("evaluation")
     # Keep refreshing while the job runs, and after it while its evaluation does.

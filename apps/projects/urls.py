@@ -19,7 +19,6 @@ urlpatterns = [
         views.project_member_remove,
         name="project-member-remove",
     ),
-    path("projects/<int:project_id>/<slug:section>/", views.project_section, name="project-section"),
     path("api/projects/", views.api_project_list, name="api-project-list"),
     path("api/projects/<int:project_id>/", views.api_project_detail, name="api-project-detail"),
 ]

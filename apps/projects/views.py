@@ -20,23 +20,27 @@ from apps.projects.selectors import (
 )
 from apps.projects.services import membership_add, membership_remove, membership_set_role, project_create
 
-# The sections of a project, in the order of the wizard. Each later issue replaces a placeholder.
+# The sections of a project in the order of the wizard: (title, what it is for, the page's URL name).
 SECTIONS = {
     "models": (
         "Models",
         "Pick a base model: the built-in tiny model, a catalog of open models, a Hugging Face id or a local folder, with its memory and time cost.",
+        "model-catalog",
     ),
     "datasets": (
         "Datasets",
-        "Upload a dataset, validated row by row and previewed through the model's chat template, or synthesise one.",
+        "Upload a dataset, validated row by row and previewed through the model's chat template, or generate one with a teacher model.",
+        "dataset-list",
     ),
     "jobs": (
         "Jobs",
         "Customize a model with SFT, DPO, RLVR or RLAIF, and watch the job: progress, charts, logs.",
+        "job-list",
     ),
     "endpoints": (
         "Endpoints",
         "Deploy a model with one click to an OpenAI-compatible endpoint and try it in a playground.",
+        "endpoint-list",
     ),
 }
 
@@ -150,15 +154,6 @@ def project_member_remove(request: ProjectRequest, membership_id: int) -> HttpRe
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     return redirect("project-members", project_id=membership.project_id)
-
-
-@require_GET
-@project_view()
-def project_section(request: ProjectRequest, section: str) -> HttpResponse:
-    if section not in SECTIONS:
-        raise Http404("No such page.")
-    title, purpose = SECTIONS[section]
-    return render(request, "projects/section.html", {"section": section, "title": title, "purpose": purpose})
 
 
 # JSON routes: the same selectors, so the same 404 for anything outside the user's projects.

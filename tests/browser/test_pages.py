@@ -39,8 +39,8 @@ def test_a_person_logs_in_creates_a_project_switches_to_it_and_sees_its_dashboar
     page.screenshot(path=artifacts_dir / "dashboard.png", full_page=True)
 
     page.get_by_role("navigation", name="Sections").get_by_role("link", name="Datasets").click()
-    expect(page.get_by_test_id("not-built")).to_contain_text("Not built yet.")
-    page.screenshot(path=artifacts_dir / "section-not-built.png")
+    expect(page.get_by_test_id("datasets")).to_contain_text("No datasets yet")
+    page.screenshot(path=artifacts_dir / "datasets-empty.png")
     page.get_by_role("navigation", name="Sections").get_by_role("link", name="Evaluations").click()
     expect(page.get_by_test_id("evaluations")).to_contain_text("No evaluations yet")
     expect(page.get_by_test_id("new-evaluation")).to_contain_text("customize a model")

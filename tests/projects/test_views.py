@@ -9,8 +9,6 @@ from apps.projects.services import membership_add, project_create
 
 pytestmark = pytest.mark.django_db
 
-SECTIONS = ["datasets"]  # not built yet; the others are (tests/jobs, tests/evaluations, tests/endpoints)
-
 
 def _urls_of(project: Project) -> list[str]:
     owner = Membership.objects.filter(project=project, role=Role.OWNER).first()
@@ -18,7 +16,7 @@ def _urls_of(project: Project) -> list[str]:
     return [
         reverse("project-dashboard", args=[project.pk]),
         reverse("project-members", args=[project.pk]),
-        *[reverse("project-section", args=[project.pk, s]) for s in SECTIONS],
+        reverse("dataset-list", args=[project.pk]),
         reverse("job-list", args=[project.pk]),
         reverse("wizard-start", args=[project.pk]),
         *[reverse(f"wizard-{step}", args=[project.pk]) for step in ("model", "data", "technique", "review")],
@@ -128,14 +126,6 @@ def test_the_header_switcher_lists_every_project_of_the_user(client, alice, alic
     page = client.get(reverse("project-dashboard", args=[alice_project.pk])).content.decode()
     switcher = page.split('data-testid="project-switcher"')[1].split("</details>")[0]
     assert "Support bot" in switcher and "Second" in switcher
-
-
-@pytest.mark.parametrize("section", SECTIONS)
-def test_sections_not_built_yet_say_so_plainly(client, alice, alice_project, section):
-    client.force_login(alice)
-    response = client.get(reverse("project-section", args=[alice_project.pk, section]))
-    assert response.status_code == 200
-    assert "Not built yet." in response.content.decode()
 
 
 def test_an_unknown_section_is_a_404(client, alice, alice_project):

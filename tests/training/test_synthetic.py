@@ -213,7 +213,9 @@ def test_a_run_against_the_real_tiny_teacher_completes_and_drops_what_it_cannot_
         assert validate(rows, "sft").ok
     assert any(e["event"] == "warning" and "usable rows" in e["message"] for e in events)
     run = next(
-        r for r in mlflow_runs(mlflow_service, "synthetic-tests") if r["info"]["run_id"] == finished["mlflow"]
+        r
+        for r in mlflow_runs(mlflow_service, "synthetic-tests")
+        if r["info"]["run_id"] == finished["mlflow"]["run_id"]
     )
     metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
     assert metrics["requests"] == 4 and metrics["dropped"] == finished["dropped"]

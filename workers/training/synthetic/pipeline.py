@@ -57,6 +57,7 @@ class SynthSpec:
     max_topics: int = 8
     seed: int = 0
     tracking: dict[str, Any] = field(default_factory=dict)
+    job_id: str = ""  # the Atelier job that runs it, if any
 
     @property
     def output(self) -> Path:
@@ -259,8 +260,12 @@ def synthesize(spec: SynthSpec, events: EventWriter) -> dict[str, Any]:
         "seconds": round(time.time() - began, 1),
     }  # fmt: skip
     (spec.output / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
-    summary["mlflow"] = _track(spec, summary, events)
-    events.emit("finished", **summary, artifacts={"dataset": str(spec.output / "rows.jsonl")})
+    run_id = _track(spec, summary, events)
+    summary["mlflow"] = {"run_id": run_id} if run_id else None
+    metrics = {k: summary[k] for k in ("rows", "asked", "requests", "dropped")}
+    events.emit(
+        "finished", **summary, metrics=metrics, artifacts={"dataset": str(spec.output / "rows.jsonl")}
+    )
     return summary
 
 
@@ -271,7 +276,7 @@ def _track(spec: SynthSpec, summary: dict[str, Any], events: EventWriter) -> str
     from workers.training import tracking
 
     tracker, problem = tracking.start(
-        tracking_uri=spec.tracking.get("uri"), experiment=spec.tracking.get("experiment") or "synthetic-data",
+        tracking_uri=spec.tracking.get("tracking_uri") or spec.tracking.get("uri"), experiment=spec.tracking.get("experiment") or "synthetic-data",
         run_name=spec.tracking.get("run_name") or f"synthetic {spec.technique}", output=spec.output,
         params={k: v for k, v in asdict(spec).items() if k not in ("tracking", "topics")},
     )  # fmt: skip
