@@ -64,6 +64,11 @@ class GenerationForm(forms.Form):
     teacher_local = forms.CharField(
         required=False, max_length=500, label="Local model (folder or Hugging Face id)"
     )
+    weak_local = forms.CharField(
+        required=False, max_length=500, label="DPO: rejected answers from",
+        help_text="A weaker local model (folder or Hugging Face id, e.g. the base you will train) answers each "
+        "prompt; left empty, each rejected answer is the chosen one cut short.",
+    )  # fmt: skip
 
     def __init__(
         self, *args: Any, endpoints: list[tuple[str, str]], datasets: list[tuple[str, str]], **kwargs: Any

@@ -89,6 +89,7 @@ def generation_new(request: ProjectRequest) -> HttpResponse:
                 job = services.generation_start(
                     project=request.project, user=request.user, technique=technique, description=data["description"],
                     rows=data["rows"], teacher=teacher, seeds=seeds, documents=documents, label=label,
+                    weak={"local": data["weak_local"].strip()} if technique == "dpo" and data["weak_local"].strip() else None,
                 )  # fmt: skip
             except ValidationError as exc:
                 form.add_error(None, exc)

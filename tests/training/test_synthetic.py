@@ -219,3 +219,23 @@ def test_a_run_against_the_real_tiny_teacher_completes_and_drops_what_it_cannot_
     )
     metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
     assert metrics["requests"] == 4 and metrics["dropped"] == finished["dropped"]
+
+
+def test_dpo_rejected_answers_can_come_from_a_weaker_local_model(tmp_path, monkeypatch, tiny_model):
+    """The teacher is scripted (a capable one cannot run here); the weaker model is the real tiny base."""
+    real_ask = Teacher.ask
+    chosen = '{"examples": [{"prompt": "reverse: c a t", "chosen": "t a c"}, {"prompt": "reverse: d o g", "chosen": "g o d"}]}'
+
+    def ask(self: Teacher, messages: Any, **kw: Any) -> str:
+        return real_ask(self, messages, max_tokens=8) if self.local else chosen
+
+    monkeypatch.setattr(Teacher, "ask", ask)
+    spec = SynthSpec.from_dict(_spec(tmp_path, technique="dpo", rows=2, topics=[{"name": "Words", "subtopics": []}],
+                                     weak={"local": str(tiny_model / "base")}))  # fmt: skip
+    from workers.training.events import EventWriter
+
+    summary = synthesize(spec, EventWriter(tmp_path / "events.jsonl", to_stdout=False))
+    rows = [json.loads(line) for line in (tmp_path / "out" / "rows.jsonl").read_text().splitlines()]
+    origin = [json.loads(line) for line in (tmp_path / "out" / "provenance.jsonl").read_text().splitlines()]
+    assert summary["rows"] == len(rows) == 2 and all(r["rejected"] != r["chosen"] for r in rows)
+    assert all(o["rejected_from"].startswith("local model") for o in origin)
