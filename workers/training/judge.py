@@ -4,16 +4,14 @@ answers something that is not a score gives 0 for that completion, with a logged
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from workers.training.chat import ChatFailed, chat
 from workers.training.graders import text
 
 log = logging.getLogger("atelier.judge")
@@ -79,25 +77,14 @@ class Judge:
 
     def _chat(self, system: str, user: str, max_tokens: int) -> str:
         """The judge's reply; raises JudgeUnavailable with the reason it could not be had."""
-        body = {
-            "model": self.model,
-            "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
-            "temperature": 0,
-            "max_tokens": max_tokens,
-        }
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        request = urllib.request.Request(  # noqa: S310 - the judge's URL is the user's choice
-            f"{self.base_url.rstrip('/')}/chat/completions", data=json.dumps(body).encode(), headers=headers
-        )
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                return str(json.loads(response.read())["choices"][0]["message"]["content"])
-        except TimeoutError as exc:
-            raise JudgeUnavailable(f"the judge did not answer within {self.timeout:g} s") from exc
-        except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError) as exc:
-            raise JudgeUnavailable(f"the judge's answer could not be used: {exc}") from exc
+            return chat(self.base_url, self.model, messages, api_key=self.api_key, timeout=self.timeout,
+                        temperature=0, max_tokens=max_tokens)  # fmt: skip
+        except ChatFailed as exc:
+            if exc.kind == "timeout":
+                raise JudgeUnavailable(f"the judge did not answer within {self.timeout:g} s") from exc
+            raise JudgeUnavailable(f"the judge's answer could not be used: {exc.detail}") from exc
 
     def _ask(self, prompt: Any, completion: Any, rubric: str) -> float:
         user = f"Rubric: {rubric}\n\nRequest: {_request_text(prompt)}\n\nAnswer: {text(completion)}\n\nScore (0-10):"

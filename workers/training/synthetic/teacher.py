@@ -3,13 +3,11 @@ project's own Atelier endpoints) or a local Hugging Face model loaded here."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
+
+from workers.training.chat import ChatFailed, chat
 
 
 class TeacherError(ValueError):
@@ -44,42 +42,22 @@ class Teacher:
         """The teacher's reply; TeacherError when it cannot be had at all."""
         if self.local:
             return self._generate(messages, temperature, max_tokens)
-        body = {
-            "model": self.model,
-            "messages": messages,
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-        }
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        request = urllib.request.Request(  # noqa: S310 - the teacher's URL is the user's choice
-            f"{self.base_url}/chat/completions", data=json.dumps(body).encode(), headers=headers
-        )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                data = json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")[:300]
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                detail = json.loads(detail)["error"]["message"]
-            raise TeacherError(
-                f"The teacher ({self.label}) refused the request ({exc.code}): {detail}"
-            ) from exc
-        except TimeoutError as exc:
-            raise TeacherError(
-                f"The teacher ({self.label}) did not answer within {self.timeout:g} s."
-            ) from exc
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise TeacherError(f"The teacher at {self.base_url} cannot be reached: {reason}.") from exc
-        except ValueError as exc:
-            raise TeacherError(
-                f"The teacher at {self.base_url} did not answer in the OpenAI format."
-            ) from exc
-        try:
-            return str(data["choices"][0]["message"]["content"] or "")
-        except (KeyError, IndexError, TypeError) as exc:
+            return chat(self.base_url, self.model, messages, api_key=self.api_key, timeout=self.timeout,
+                        temperature=temperature, max_tokens=max_tokens)  # fmt: skip
+        except ChatFailed as exc:
+            if exc.kind == "http":
+                raise TeacherError(
+                    f"The teacher ({self.label}) refused the request ({exc.status}): {exc.detail}"
+                ) from exc
+            if exc.kind == "timeout":
+                raise TeacherError(
+                    f"The teacher ({self.label}) did not answer within {self.timeout:g} s."
+                ) from exc
+            if exc.kind == "unreachable":
+                raise TeacherError(
+                    f"The teacher at {self.base_url} cannot be reached: {exc.detail}."
+                ) from exc
             raise TeacherError(
                 f"The teacher at {self.base_url} did not answer in the OpenAI format."
             ) from exc
