@@ -73,6 +73,19 @@ def check(
     return columns, checks
 
 
+def upload_to_disk(upload: UploadedFile, target: Path, *, cap: int, over: str | dict[str, str]) -> int:
+    """Stream an upload to `target` in chunks, never whole in memory, stopping with ValidationError(over)
+    once it passes `cap` bytes; the bytes written. The caller removes what a failed upload left."""
+    written = 0
+    with target.open("wb") as out:
+        for chunk in upload.chunks():
+            written += len(chunk)
+            if written > cap:
+                raise ValidationError(over)
+            out.write(chunk)
+    return written
+
+
 def dataset_upload(*, project: Project, user: User, upload: UploadedFile) -> Dataset:
     name = Path(upload.name or "dataset").name
     suffix = Path(name).suffix.lower()
@@ -84,14 +97,10 @@ def dataset_upload(*, project: Project, user: User, upload: UploadedFile) -> Dat
     folder = Path(settings.DATA_DIR) / "projects" / str(project.pk) / "datasets" / uuid.uuid4().hex
     folder.mkdir(parents=True)
     target = folder / name
-    written = 0
     try:
-        with target.open("wb") as out:
-            for chunk in upload.chunks():
-                written += len(chunk)
-                if written > cap:
-                    raise ValidationError({"file": f"{name} is over the limit of {_size(cap)}."})
-                out.write(chunk)
+        written = upload_to_disk(
+            upload, target, cap=cap, over={"file": f"{name} is over the limit of {_size(cap)}."}
+        )
         if written == 0:
             raise ValidationError({"file": f"{name} is empty."})
         try:

@@ -255,6 +255,15 @@ async def _relay(endpoint: Endpoint, response: httpx.Response, wants_usage: bool
         await _usage(endpoint, usage)
 
 
+def check(body: dict[str, Any], route: str) -> None:
+    """The gateway answers a bad parameter itself (ApiError), without waking an engine."""
+    protocol.sampling(body)
+    if route == "chat/completions":
+        protocol.chat_messages(body)
+    else:
+        protocol.completion_prompts(body)
+
+
 async def endpoint_for_key(key: ApiKey, name: str) -> Endpoint:
     endpoint = (
         await Endpoint.objects.select_related("engine")
@@ -280,11 +289,7 @@ async def _serve(request: HttpRequest, route: str) -> HttpResponseBase:
             ) from exc
         body = protocol.json_body(raw)
         endpoint = await endpoint_for_key(key, body["model"])
-        protocol.sampling(body)  # the gateway answers a bad parameter itself, without waking an engine
-        if route == "chat/completions":
-            protocol.chat_messages(body)
-        else:
-            protocol.completion_prompts(body)
+        check(body, route)
         return await forward(endpoint, route, body)
     except ApiError as exc:
         headers = {"Retry-After": "60"} if exc.status == 429 else None

@@ -15,9 +15,10 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 
-from apps.endpoints.models import LIVE, ApiKey, Endpoint, EndpointStatus, Engine, EngineKind, EngineStatus
+from apps.endpoints.models import ApiKey, Endpoint, EndpointStatus, Engine, EngineKind, EngineStatus
 from apps.jobs.models import Job, Status
-from apps.projects.models import Membership, Project
+from apps.projects.models import Project
+from apps.projects.services import membership_require_editor
 from workers.serving import vllm
 from workers.training.models import ModelError, resolve
 from workers.training.spec import ModelRef
@@ -26,9 +27,9 @@ KEY_PREFIX = "atl-"
 
 
 def _require_editor(*, project: Project, actor: User) -> None:
-    membership = Membership.objects.filter(project=project, user=actor).first()
-    if membership is None or not membership.can_edit:
-        raise PermissionDenied("Viewers can look but not deploy, stop or create keys.")
+    membership_require_editor(
+        project=project, actor=actor, message="Viewers can look but not deploy, stop or create keys."
+    )
 
 
 def _unique_name(project: Project, wanted: str) -> str:
@@ -150,10 +151,6 @@ def endpoint_record_usage(
         completion_tokens=F("completion_tokens") + completion_tokens,
         last_request_at=timezone.now(),
     )
-
-
-def endpoints_live(project: Project) -> int:
-    return Endpoint.objects.filter(project=project, active=True, status__in=LIVE).count()
 
 
 # API keys ------------------------------------------------------------------------------------------------

@@ -18,11 +18,6 @@ urlpatterns = [
         name="endpoint-detail",
     ),
     path(
-        "projects/<int:project_id>/endpoints/<int:endpoint_id>/status.json",
-        views.endpoint_status_json,
-        name="endpoint-status",
-    ),
-    path(
         "projects/<int:project_id>/endpoints/<int:endpoint_id>/chat/",
         views.playground_chat,
         name="endpoint-chat",

@@ -7,10 +7,9 @@ import json
 
 from asgiref.sync import sync_to_async
 from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -18,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.core.http import ProjectRequest
 from apps.endpoints import exports
-from apps.endpoints.gateway import error_response, forward
+from apps.endpoints.gateway import check, error_response, forward
 from apps.endpoints.models import Endpoint, EndpointStatus
 from apps.endpoints.selectors import (
     api_key_get_for_user,
@@ -37,7 +36,6 @@ from apps.jobs import wizard
 from apps.jobs.selectors import job_get_for_user
 from apps.projects.decorators import project_view
 from apps.projects.selectors import membership_get_for_user
-from workers.serving import protocol
 from workers.serving.protocol import ApiError
 
 
@@ -293,20 +291,9 @@ async def playground_chat(request: HttpRequest, project_id: int, endpoint_id: in
         body = json.loads(request.body or b"{}")
         body = {**(body if isinstance(body, dict) else {}), "model": endpoint.name, "stream": True}
         body["stream_options"] = {"include_usage": True}
-        protocol.sampling(body)
-        protocol.chat_messages(body)
+        check(body, "chat/completions")
         return await forward(endpoint, "chat/completions", body)
     except ValueError:
         return error_response(ApiError(400, "The request is not valid JSON."))
     except ApiError as exc:
         return error_response(exc)
-
-
-@require_GET
-@project_view()
-def endpoint_status_json(request: ProjectRequest, endpoint_id: int) -> JsonResponse:
-    endpoint = _endpoint(request, endpoint_id)
-    return JsonResponse({"id": endpoint.pk, "name": endpoint.name, "status": endpoint.status,
-                         "message": endpoint.message, "requests": endpoint.requests,
-                         "ready": endpoint.status == EndpointStatus.READY,
-                         "wake_timeout_seconds": settings.ENGINE_WAKE_TIMEOUT_SECONDS})  # fmt: skip

@@ -15,16 +15,17 @@ from django.db.models import Max, Min
 from django.utils import timezone
 
 from apps.jobs.models import MOVES, WAITING, Job, Kind, Status
-from apps.projects.models import Membership, Project
+from apps.projects.models import Project
+from apps.projects.services import membership_require_editor
 
 # workers.training.estimate's names for compute classes.
 COMPUTE_CLASSES = {"CPU": "cpu", "24 GB GPU": "gpu-24g", "80 GB GPU": "gpu-80g", "multi-GPU": "multi-gpu"}
 
 
 def _require_editor(*, project: Project, actor: User) -> None:
-    membership = Membership.objects.filter(project=project, user=actor).first()
-    if membership is None or not membership.can_edit:
-        raise PermissionDenied("Viewers can look but not start, stop or reorder jobs.")
+    membership_require_editor(
+        project=project, actor=actor, message="Viewers can look but not start, stop or reorder jobs."
+    )
 
 
 def enqueue(queue: str) -> None:

@@ -40,6 +40,13 @@ def project_create(*, user: User, name: str, description: str = "") -> Project:
     return project
 
 
+def membership_require_editor(*, project: Project, actor: User, message: str) -> None:
+    """PermissionDenied with `message` unless `actor` may change things in `project` (members, owners)."""
+    membership = Membership.objects.filter(project=project, user=actor).first()
+    if membership is None or not membership.can_edit:
+        raise PermissionDenied(message)
+
+
 def _require_owner(*, project: Project, actor: User) -> None:
     if not Membership.objects.filter(project=project, user=actor, role=Role.OWNER).exists():
         raise PermissionDenied("Only the project's owners can change its members.")

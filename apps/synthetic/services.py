@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
@@ -20,7 +20,8 @@ from apps.datasets import services as dataset_services
 from apps.datasets.models import Dataset
 from apps.jobs.models import Job, Kind, Status
 from apps.jobs.services import job_create
-from apps.projects.models import Membership, Project
+from apps.projects.models import Project
+from apps.projects.services import membership_require_editor
 from apps.synthetic.models import GeneratedRow, Verdict
 from workers.training.synthetic import schema
 from workers.training.synthetic.documents import MAX_DOCUMENT_BYTES, SUFFIXES, DocumentError, read_document
@@ -32,9 +33,9 @@ TEACHER_KEY_ENV = (
 
 
 def _require_editor(*, project: Project, actor: User) -> None:
-    membership = Membership.objects.filter(project=project, user=actor).first()
-    if membership is None or not membership.can_edit:
-        raise PermissionDenied("Viewers can look but not generate or curate data.")
+    membership_require_editor(
+        project=project, actor=actor, message="Viewers can look but not generate or curate data."
+    )
 
 
 def documents_save(*, project: Project, files: list[UploadedFile]) -> list[str]:
@@ -54,15 +55,10 @@ def documents_save(*, project: Project, files: list[UploadedFile]) -> list[str]:
                 )
             folder.mkdir(parents=True, exist_ok=True)
             target = folder / name
-            written = 0
-            with target.open("wb") as out:
-                for piece in upload.chunks():
-                    written += len(piece)
-                    if written > MAX_DOCUMENT_BYTES:
-                        raise ValidationError(
-                            f"{name} is over the limit of {MAX_DOCUMENT_BYTES // 1024**2} MB."
-                        )
-                    out.write(piece)
+            dataset_services.upload_to_disk(
+                upload, target, cap=MAX_DOCUMENT_BYTES,
+                over=f"{name} is over the limit of {MAX_DOCUMENT_BYTES // 1024**2} MB.",
+            )  # fmt: skip
             try:
                 read_document(target)
             except DocumentError as exc:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -155,7 +156,7 @@ class Engine:
             )
         limit = min(sampling.max_tokens, self.context - len(input_ids))
         seq = Sequence(
-            index, input_ids, adapter, Sampling(**{**sampling.__dict__, "max_tokens": limit}),
+            index, input_ids, adapter, dataclasses.replace(sampling, max_tokens=limit),
             asyncio.get_running_loop(), out, stream=stream,
         )  # fmt: skip
         if sampling.seed is not None and sampling.temperature > 0:
