@@ -6,6 +6,9 @@ try SPEC.json [--rows N]                the model answers N rows; the RLVR grade
 evaluate SPEC.json                      compare models on held-out rows (report.json, samples.jsonl)
 merge ADAPTER OUT                       merge a LoRA adapter into its base; save it (safetensors) to OUT
 synthesize SPEC.json                    a teacher model writes a dataset (topics, rows.jsonl, provenance)
+resilient SPEC.json [--replicas N]      checkpointless training: N torchft replicas on this machine
+coordinate SPEC.json                    a resilient job's lighthouse and MLflow run (replicas elsewhere)
+replica SPEC.json --index K --lighthouse URL   one replica of a resilient job
 """
 
 from __future__ import annotations
@@ -124,6 +127,25 @@ def _merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resilient(args: argparse.Namespace) -> int:
+    from workers.training.resilient.group import group_and_report, parse_schedule
+
+    return group_and_report(Path(args.spec), replicas=args.replicas, kill_every=args.kill_every,
+                            schedule=parse_schedule(args.schedule), spares=args.spares)  # fmt: skip
+
+
+def _coordinate(args: argparse.Namespace) -> int:
+    from workers.training.resilient.group import coordinate_and_report
+
+    return coordinate_and_report(Path(args.spec))
+
+
+def _replica(args: argparse.Namespace) -> int:
+    from workers.training.resilient.replica import replica_and_report
+
+    return replica_and_report(Path(args.spec), args.index, args.lighthouse, standby=args.standby)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m workers.training",
@@ -162,6 +184,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("adapter")
     p.add_argument("out")
     p.set_defaults(func=_merge)
+    p = sub.add_parser("resilient", help="checkpointless training: torchft replicas on this machine")
+    p.add_argument("spec")
+    p.add_argument("--replicas", type=int, help="how many (default: the spec's maximum)")
+    p.add_argument("--kill-every", type=int, help="fault injection: SIGKILL a replica every K steps")
+    p.add_argument("--schedule", help="elastic: STEP:COUNT,... e.g. 0:1,40:3,80:2")
+    p.add_argument("--spares", type=int, default=0, help="warm spare processes that replace lost replicas")
+    p.set_defaults(func=_resilient)
+    p = sub.add_parser("coordinate", help="a resilient job's lighthouse and MLflow run")
+    p.add_argument("spec")
+    p.set_defaults(func=_coordinate)
+    p = sub.add_parser("replica", help="one replica of a resilient job")
+    p.add_argument("spec")
+    p.add_argument("--index", type=int, required=True)
+    p.add_argument("--lighthouse", required=True)
+    p.add_argument("--standby", action="store_true", help="a warm spare: load, then wait for INDEX.go")
+    p.set_defaults(func=_replica)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

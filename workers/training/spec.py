@@ -62,6 +62,8 @@ class JobSpec:
     tracking: Tracking = field(default_factory=Tracking)
     column_map: dict[str, str] = field(default_factory=dict)
     job_id: str = "local"
+    # Checkpointless, elastic training on torchft (workers.training.resilient); empty: a plain run.
+    resilience: dict[str, Any] = field(default_factory=dict)
 
     @property
     def output(self) -> Path:
@@ -98,6 +100,7 @@ class JobSpec:
                 tracking=Tracking(**(data.get("tracking") or {})),
                 column_map=dict(data.get("column_map") or {}),
                 job_id=str(data.get("job_id", "local")),
+                resilience=dict(data.get("resilience") or {}),
             )
         except KeyError as exc:
             raise SpecError(f"The spec has no “{exc.args[0]}”.") from exc
