@@ -100,3 +100,9 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if not value:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def train_workers() -> int:
+    """How many training workers `make run` starts on the CPU queue (ATELIER_TRAIN_WORKERS, default 1):
+    a resilient job runs a replica on each of them."""
+    return max(1, int(os.environ.get("ATELIER_TRAIN_WORKERS", "1")))

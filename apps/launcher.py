@@ -36,10 +36,15 @@ def procfile() -> str:
         # Two workers: housekeeping (pings, the reaper) must not wait behind an hour-long training job,
         # and a training worker runs one job at a time.
         f"worker: {py} -m celery -A workers worker -Q default -c 2 -n default@%h --loglevel INFO",
-        f"trainer: {py} -m celery -A workers worker -Q train-cpu -c 1 -n train@%h --loglevel INFO",
         f"beat: {py} -m celery -A workers beat --loglevel INFO "
         f"--schedule {shlex.quote(str(data / 'celerybeat-schedule'))}",
     ]
+    # ATELIER_TRAIN_WORKERS of them: a resilient job runs one replica on each.
+    for i in range(env.train_workers()):
+        suffix = "" if i == 0 else str(i + 1)
+        lines.append(
+            f"trainer{suffix}: {py} -m celery -A workers worker -Q train-cpu -c 1 -n train{suffix}@%h --loglevel INFO"
+        )
     if env.uses_embedded_redis():
         lines.append(f"redis: {py} -m apps.launcher redis")
     if env.uses_embedded_mlflow():

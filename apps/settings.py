@@ -156,6 +156,9 @@ CELERY_BEAT_SCHEDULE = {
 # flag the trainer checks between steps, then SIGTERM after the grace period, then SIGKILL after another.
 JOB_LEASE_SECONDS = float(os.environ.get("ATELIER_JOB_LEASE_SECONDS", "60"))
 JOB_CANCEL_GRACE_SECONDS = float(os.environ.get("ATELIER_CANCEL_GRACE_SECONDS", "30"))
+# A job that waited this long takes a worker from a resilient job above its minimum of replicas (one
+# replica leaves at a step boundary; the resilient job grows again when a worker is free).
+JOB_PREEMPT_AFTER_SECONDS = float(os.environ.get("ATELIER_PREEMPT_AFTER_SECONDS", "20"))
 # Uploads: streamed to disk, stopped at this size (ATELIER_DATASET_MAX_MB).
 DATASET_MAX_BYTES = int(float(os.environ.get("ATELIER_DATASET_MAX_MB", "200")) * 1024**2)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # bigger uploads go to a temporary file, never to memory

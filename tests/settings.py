@@ -35,6 +35,7 @@ if os.environ.get("ATELIER_TEST_HARNESS") != "1":
     os.environ["ATELIER_REAPER_SECONDS"] = "1"
     os.environ["ATELIER_JOB_LEASE_SECONDS"] = "5"
     os.environ["ATELIER_CANCEL_GRACE_SECONDS"] = "5"
+    os.environ["ATELIER_PREEMPT_AFTER_SECONDS"] = "3"
 # Playwright's sync API runs an event loop in the test thread; the ORM calls tests make beside it are
 # still synchronous and safe.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -43,3 +44,6 @@ from apps.settings import *  # noqa: E402, F403
 
 # Fast hashing: the suite creates many users.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# A queue of its own for the resilient-job tests, whose workers join and leave jobs.
+JOB_QUEUES = {**JOB_QUEUES, "test-elastic": "train-elastic"}  # noqa: F405

@@ -25,8 +25,19 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from apps.jobs.models import WAITING, Job, Status
+from apps.jobs.models import WAITING, Job, Replica, Status
 from apps.jobs.services import enqueue, transition
+from workers.replicas import (
+    ReplicaProcess,
+    replica_claim,
+    replica_claim_next,
+    replica_run,
+    replicas_preempt,
+    replicas_reap,
+    replicas_wanted,
+)
+from workers.training.events import EventWriter
+from workers.training.resilient import LIGHTHOUSE_FILE
 from workers.training.runner import CANCEL_FILE, EXIT_INTERRUPTED  # light: torch loads only when training
 
 log = logging.getLogger("atelier.runner")
@@ -100,6 +111,7 @@ class _Tail:
 
     offset: int = 0
     last: dict[str, Any] | None = None
+    outcome: dict[str, Any] | None = None
     changes: dict[str, Any] = field(default_factory=dict)
     new_points: list[dict[str, Any]] = field(default_factory=list)
     log_size: int = -1
@@ -123,6 +135,10 @@ class _Tail:
     def _apply(self, event: dict[str, Any]) -> None:
         self.last = event
         kind = event.get("event")
+        # A resilient job's replicas and coordinator share the file: the job's outcome is its `finished`
+        # event, or a `failed` one that is not a replica's crash (a replacement takes a crashed one's place).
+        if kind == "finished" or (kind == "failed" and "replica" not in event):
+            self.outcome = event
         if kind == "step":
             self.changes["step"] = event["step"]
             self.changes["max_steps"] = event.get("max_steps")
@@ -175,10 +191,21 @@ def job_run(job: Job) -> None:
     events_path = out / "events.jsonl"
     tail = _Tail(offset=events_path.stat().st_size if events_path.exists() else 0)
     log_path = out / "train.log"
+    # A resilient job: this worker runs its coordinator (the torchft lighthouse) and a replica of its own;
+    # other workers join with replicas of theirs (workers.replicas).
+    resilient = job.is_training and bool(job.resilience)
+    own: ReplicaProcess | None = None
+    if resilient:
+        (out / LIGHTHOUSE_FILE).unlink(missing_ok=True)  # a dead coordinator's address
+        Replica.objects.filter(job=job, ended_at__isnull=True).update(
+            ended_at=timezone.now(), end_reason="the job started again"
+        )
+        replica_events = EventWriter(events_path, to_stdout=False)
+    command = "coordinate" if resilient else COMMANDS.get(job.kind, "run")
     with log_path.open("ab") as log_file:
         # Its own session (process group), so cancelling can signal the trainer and anything it started.
         proc = subprocess.Popen(
-            [sys.executable, "-m", "workers.training", COMMANDS.get(job.kind, "run"), str(spec_path)],
+            [sys.executable, "-m", "workers.training", command, str(spec_path)],
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
             start_new_session=True, preexec_fn=_die_with_parent,  # the prefork child runs no threads
             env={**os.environ, **env},
@@ -197,6 +224,15 @@ def job_run(job: Job) -> None:
                 return
             if code is not None:
                 break
+            if resilient and own is None and (out / LIGHTHOUSE_FILE).exists():
+                replica = replica_claim(job, job.worker)
+                if replica is not None:
+                    own = ReplicaProcess(replica, replica_events)
+                    own.start(job.step)
+                    for _ in range(int(job.resilience.get("max_replicas", 1)) - 1):
+                        enqueue(job.queue)  # free workers join with replicas of theirs
+            if own is not None:
+                own.tick(job.step)
             if job.status == Status.CANCELLING:
                 now = time.monotonic()
                 if cancel_since is None:
@@ -214,6 +250,10 @@ def job_run(job: Job) -> None:
         _signal_group(proc, signal.SIGKILL)
         raise
     finally:
+        if own is not None:
+            own.finish("the job ended")
+        if resilient:
+            replica_events.close()
         if key is not None:
             from apps.endpoints.services import api_key_revoke
 
@@ -271,7 +311,7 @@ def _save_progress(job: Job, tail: _Tail, log_path: Path) -> bool:
 
 
 def _finish(job: Job, code: int, tail: _Tail, log_path: Path) -> None:
-    last = tail.last or {}
+    last = tail.outcome or tail.last or {}
     kind = last.get("event")
     now = timezone.now()
     common = {"finished_at": now, "lease_until": None, "log_tail": _log_tail(log_path), "eta_seconds": None}
@@ -312,17 +352,33 @@ def _finish(job: Job, code: int, tail: _Tail, log_path: Path) -> None:
 
 def job_run_next(*, queue: str, worker: str | None = None) -> int | None:
     """Claim and run the next waiting job of `queue`; its id, or None when none was waiting."""
-    job = job_claim_next(queue=queue, worker=worker or f"{socket.gethostname()}:{os.getpid()}")
+    worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+    job = job_claim_next(queue=queue, worker=worker)
     if job is None:
+        # No job waits: join a running resilient job that has room for another replica.
+        replica = replica_claim_next(queue=queue, worker=worker)
+        if replica is not None:
+            replica_run(replica)
+            _regrow(queue)
         return None
     job_run(job)
+    _regrow(queue)
     return job.pk
+
+
+def _regrow(queue: str) -> None:
+    """This worker is free again: if a resilient job of its queue is below its maximum, say so (the
+    message waits behind any waiting job's, which comes first)."""
+    if replicas_wanted(queue):
+        enqueue(queue)
 
 
 def jobs_reap() -> list[int]:
     """Queue again the running jobs whose worker stopped renewing their lease (it died); they resume from
     their newest complete checkpoint. A job being cancelled whose worker died is simply cancelled."""
     now = timezone.now()
+    replicas_reap(now)
+    replicas_preempt(now)
     expired = Job.objects.filter(status__in=(Status.RUNNING, Status.CANCELLING), lease_until__lt=now)
     requeued = []
     for job in expired:

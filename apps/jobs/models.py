@@ -146,10 +146,39 @@ class Job(models.Model):
         return job
 
     @property
+    def resilience(self) -> dict[str, Any]:
+        """The resilient mode's settings ({} for a plain run): replicas on several workers (torchft)."""
+        return dict((self.spec or {}).get("resilience") or {})
+
+    @property
     def model_artifact(self) -> str | None:
         """The trained adapter or model folder, which a later job can start from."""
         artifacts: dict[str, Any] = self.artifacts or {}
         return artifacts.get("adapter") or artifacts.get("model")
+
+
+class Replica(models.Model):
+    """One worker's place in a resilient job: it runs one replica process (and starts a new one when that
+    process dies). Numbers go up within a job and name the replica in the job's events; a row whose
+    worker stopped renewing its lease is ended by the reaper."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="replicas")
+    number = models.PositiveIntegerField()
+    worker = models.CharField(max_length=200)
+    lease_until = models.DateTimeField()
+    # A higher-priority job waits for a worker: this replica leaves at its next step boundary.
+    leave_requested = models.BooleanField(default=False)
+    restarts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [models.UniqueConstraint("job", "number", name="replica_unique_number_per_job")]
+
+    def __str__(self) -> str:
+        return f"replica {self.number} of job {self.job_id} on {self.worker}"
 
 
 class Draft(models.Model):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from apps.jobs.models import ACTIVE, WAITING, Job, Status
+from apps.jobs.models import ACTIVE, WAITING, Job, Replica, Status
 
 
 def job_get_for_user(*, user: User | AnonymousUser, job_id: int, project_id: int | None = None) -> Job:
@@ -43,3 +45,72 @@ def queue_position(job: Job) -> int | None:
         Q(position__lt=job.position) | Q(position=job.position, pk__lt=job.pk)
     )
     return ahead.count() + 1
+
+
+def replica_states(job: Job) -> dict[str, Any]:
+    """What the job page shows of a resilient job, from its events: each replica's state, the timeline of
+    failures and recoveries, the live replica count and goodput."""
+    from workers.training.events import read_events
+    from workers.training.resilient import goodput
+
+    events = read_events(job.output_dir / "events.jsonl")
+    states: dict[int, dict[str, Any]] = {}
+    labels = {
+        "replica_spawned": "starting", "replica_started": "loading", "replica_standby": "standby",
+        "replica_ready": "joining", "replica_recovered": "training", "replica_healed": "training",
+        "replica_leaving": "leaving", "replica_left": "left", "replica_died": "died",
+        "replica_done": "done", "finished": "done",
+    }  # fmt: skip
+    timeline = []
+    start = events[0]["time"] if events else 0.0
+    for e in events:
+        kind, number = e.get("event"), e.get("replica")
+        if number is not None and kind in labels:
+            state = states.setdefault(int(number), {"number": int(number), "restarts": 0, "heals": 0})
+            state["state"] = labels[str(kind)]
+            state["host"] = e.get("host") or state.get("host", "")
+            if kind == "replica_spawned" and e.get("replacement"):
+                state["restarts"] += 1
+            if kind == "replica_healed":
+                state["heals"] += 1
+            if kind == "replica_recovered" and e.get("recovery_seconds") is not None:
+                state["recovery_seconds"] = e["recovery_seconds"]
+        if kind in TIMELINE:
+            timeline.append({"at": round(e["time"] - start, 1), "kind": kind, "text": TIMELINE[str(kind)](e)})
+    steps = [e for e in events if e.get("event") == "step"]
+    for number, state in states.items():
+        row = Replica.objects.filter(job=job, number=number).first()
+        if row is not None:
+            state["worker"] = row.worker
+            if row.ended_at and state.get("state") not in ("done", "left", "died"):
+                state["state"] = "gone"
+    return {
+        "replicas": sorted(states.values(), key=lambda s: int(s["number"])),
+        "timeline": timeline[-40:],
+        "timeline_total": len(timeline),
+        "live": steps[-1]["participants"] if steps else 0,
+        "goodput": goodput(events, int(job.resilience.get("max_replicas", 1))),
+        "minimum": job.resilience.get("min_replicas"),
+        "maximum": job.resilience.get("max_replicas"),
+    }
+
+
+TIMELINE: dict[str, Any] = {
+    "lighthouse": lambda e: "Coordinator up: the lighthouse waits for replicas.",
+    "replica_spawned": lambda e: (
+        f"Replica {e['replica']} {'replaced' if e.get('replacement') else 'started'}"
+        + (f" on {e['worker']}" if e.get("worker") else "")
+        + f" (step {e.get('step', 0)})."
+    ),
+    "replica_died": lambda e: f"Replica {e['replica']} died ({e.get('reason')}) at step {e.get('step')}.",
+    "fault_injected": lambda e: f"Fault injected: {e.get('signal')} to replica {e['replica']}.",
+    "replica_healed": lambda e: (
+        f"Replica {e['replica']} healed from a peer: step {e['from_step']} → {e['step']} "
+        f"in {e.get('seconds')} s."
+    ),
+    "replica_leaving": lambda e: f"Replica {e['replica']} asked to leave (step {e.get('step')}).",
+    "replica_left": lambda e: f"Replica {e['replica']} left at step {e['step']}.",
+    "resumed": lambda e: f"Replica {e['replica']} started from the disk checkpoint of step {e['step']}.",
+    "step_failed": lambda e: f"Step {e['step']} not committed on replica {e['replica']} (a peer was lost).",
+    "finished": lambda e: "Training finished.",
+}

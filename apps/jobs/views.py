@@ -21,7 +21,7 @@ from apps.datasets import services as dataset_services
 from apps.evaluations.selectors import evaluation_state
 from apps.jobs import wizard
 from apps.jobs.models import Job, Status
-from apps.jobs.selectors import job_get_for_user, job_list_for_project, queue_position
+from apps.jobs.selectors import job_get_for_user, job_list_for_project, queue_position, replica_states
 from apps.jobs.services import COMPUTE_CLASSES, job_cancel, job_continue, job_create, job_move, job_retry
 from apps.projects.decorators import project_view
 from workers.training.hparams import LORA_RANKS
@@ -69,6 +69,8 @@ def job_detail(request: ProjectRequest, job_id: int) -> HttpResponse:
     }
     if job.is_training:
         context |= evaluation_state(job)
+    if job.resilience and job.is_training:
+        context["resilience"] = replica_states(job)
     evaluation = context.get("evaluation")
     # Keep refreshing while the job runs, and after it while its evaluation does.
     context["polling"] = not job.ended or (evaluation is not None and not evaluation.ended)
@@ -321,8 +323,11 @@ def wizard_technique(request: ProjectRequest) -> HttpResponse:
         except ValidationError as exc:
             params_form.add_error(None, exc)
         else:
-            wizard.draft_save(draft, technique=chosen, params=params, training=training_form.cleaned_data)
-            return _to("review", request)
+            resilience = training_form.resilience(chosen)
+            if not training_form.errors:
+                wizard.draft_save(draft, technique=chosen, params=params, training=training_form.cleaned_data,
+                                  resilience=resilience)  # fmt: skip
+                return _to("review", request)
     _show_automatic(draft, chosen, training_form)
     cards = [{"key": k, "title": t.title, "summary": t.summary, "fits": (checks.get(k) or {}).get("ok", False),
               "why": (checks.get(k) or {}).get("message", "")} for k, t in REGISTRY.items()]  # fmt: skip

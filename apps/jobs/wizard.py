@@ -312,6 +312,34 @@ class TrainingForm(forms.Form):
         choices=[("", "automatic"), *((r, str(r)) for r in LORA_RANKS)],
         help_text="Ranks vLLM can serve.",
     )  # fmt: skip
+    resilient = forms.BooleanField(
+        required=False, label="Resilient training on several workers",
+        help_text="SFT with LoRA or full fine-tuning: data-parallel replicas (torchft) that survive a worker "
+        "dying without a restart and grow or shrink with the free workers. The batch is each replica's.",
+    )  # fmt: skip
+    min_replicas = forms.IntegerField(
+        required=False, min_value=1, max_value=16, help_text="Training starts when this many have joined."
+    )
+    max_replicas = forms.IntegerField(
+        required=False, min_value=1, max_value=16, help_text="It grows to this many as workers free up."
+    )
+
+    def resilience(self, technique: str) -> dict[str, int] | None:
+        """The spec's `resilience`, checked against the technique and method; None for a plain run."""
+        from workers.training.resilient import Resilience, ResilienceError
+
+        data = self.cleaned_data
+        if not data.get("resilient"):
+            return None
+        low = data.get("min_replicas") or 1
+        high = data.get("max_replicas") or max(low, 2)
+        try:
+            Resilience.from_spec({"min_replicas": low, "max_replicas": high}, technique=technique,
+                                 method=data.get("method") or "lora")  # fmt: skip
+        except ResilienceError as exc:
+            self.add_error("resilient", str(exc))
+            return None
+        return {"min_replicas": low, "max_replicas": high}
 
 
 def clean_params(technique: str, form: forms.Form) -> dict[str, Any]:
@@ -339,11 +367,16 @@ def clean_params(technique: str, form: forms.Form) -> dict[str, Any]:
 def spec_from_draft(draft: Draft) -> dict[str, Any]:
     data = draft.data
     training = {k: v for k, v in (data.get("training") or {}).items() if v not in (None, "")}
-    return {
+    for key in ("resilient", "min_replicas", "max_replicas"):  # the form's, not the trainer's
+        training.pop(key, None)
+    spec = {
         "technique": data["technique"], "model": data["model"], "dataset": data["dataset"],
         "eval_dataset": data.get("eval_dataset") or None, "params": data.get("params") or {},
         "training": training, "column_map": data.get("column_map") or {},
     }  # fmt: skip
+    if data.get("resilience"):
+        spec["resilience"] = data["resilience"]
+    return spec
 
 
 def review(draft: Draft) -> dict[str, Any]:

@@ -188,3 +188,26 @@ def test_trying_a_judge_that_cannot_be_reached_says_so_per_row(wizard):
         page.count("judge: <strong>0.00</strong>") == 4
         and "the judge&#x27;s answer could not be used" in page
     )
+
+
+@pytest.mark.parametrize(
+    ("method", "technique", "low", "high", "error"),
+    [
+        ("full", "sft", 1, 3, None),
+        ("lora", "sft", "", "", None),
+        ("qlora", "sft", 1, 3, "trains with lora or full"),
+        ("full", "sft", 3, 2, "1 ≤ minimum ≤ maximum"),
+        ("lora", "dpo", 1, 2, "available for SFT"),
+    ],
+)
+def test_resilience_on_the_technique_step_is_checked_beside_its_field(method, technique, low, high, error):
+    from apps.jobs.wizard import TrainingForm
+
+    form = TrainingForm({"t-method": method, "t-resilient": "on", "t-min_replicas": low, "t-max_replicas": high},
+                        prefix="t")  # fmt: skip
+    assert form.is_valid(), form.errors
+    resilience = form.resilience(technique)
+    if error is None:
+        assert resilience == {"min_replicas": low or 1, "max_replicas": high or 2} and not form.errors
+    else:
+        assert resilience is None and error in form.errors["resilient"][0]

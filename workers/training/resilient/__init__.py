@@ -106,7 +106,7 @@ def goodput(events: list[dict[str, Any]], slots: int) -> dict[str, Any] | None:
         "normal_step_seconds": round(normal, 4),
         "wall_seconds": round(wall, 3),
         "slots": slots,
-        "failed_steps": sum(1 for e in events if e.get("event") == "step_failed"),
+        "failed_steps": len({e.get("step") for e in events if e.get("event") == "step_failed"}),
         "recoveries": len(recoveries),
         "recovery_seconds_median": round(statistics.median(recoveries), 3) if recoveries else None,
         "recovery_seconds_max": round(max(recoveries), 3) if recoveries else None,

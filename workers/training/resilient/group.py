@@ -164,6 +164,8 @@ def run_group(
     leaving: set[int] = set()
     pool: list[int] = []  # warm spares, not yet activated
     ended: set[int] = set()  # replicas that reported their end (done, left)
+    ready: set[int] = set()  # spares loaded and waiting
+    joined: set[int] = set()  # replicas that committed a step
     finished: dict[str, Any] | None = None
     crashes: list[int] = []  # the job's step at each unexpected replica failure
     next_kill, victim, max_steps = kill_every or 0, 0, 0
@@ -182,6 +184,10 @@ def run_group(
                     finished = event
                 elif kind in ("replica_done", "replica_left"):
                     ended.add(int(event["replica"]))
+                elif kind == "replica_standby":
+                    ready.add(int(event["replica"]))
+                elif kind == "replica_recovered":
+                    joined.add(int(event["replica"]))
                 elif kind == "failed" and "traceback" not in event:
                     # A mistake a person must fix (data, spec, model): every replica would hit it.
                     raise _GroupFailed(event.get("message") or "A replica failed.")
@@ -196,6 +202,9 @@ def run_group(
                 for index in pool:
                     procs[index].terminate()  # a spare stops at once when asked
                 pool.clear()
+                for index, loading in procs.items():  # replacements still loading have nothing to add
+                    if index not in joined and loading.poll() is None and index not in ready:
+                        loading.kill()
                 if all(p.poll() is not None for p in procs.values()):
                     break
                 time.sleep(POLL)
@@ -220,11 +229,12 @@ def run_group(
                     code = proc.returncode
                     events.emit("replica_died", replica=index, slot=slot, step=tail.step, exit_code=code,
                                 reason=f"signal {-code}" if code < 0 else f"exit status {code}")  # fmt: skip
-                alive = [i for i in pool if procs[i].poll() is None]
+                # A spare that is loaded first; one still loading is still ahead of a new process.
+                alive = sorted((i for i in pool if procs[i].poll() is None), key=lambda i: i not in ready)
                 if alive:
                     slots[slot] = alive[0]
                     pool.remove(alive[0])
-                    (folder / f"{alive[0]}.go").touch()
+                    (folder / f"{alive[0]}.go").write_text(repr(time.time()))
                 else:
                     slots[slot] = start()
                 events.emit("replica_spawned", replica=slots[slot], slot=slot, step=tail.step,
@@ -236,7 +246,9 @@ def run_group(
             # Fault injection: SIGKILL one replica (slot by slot) every `kill_every` committed steps.
             if kill_every and tail.step >= next_kill > 0 and (not max_steps or tail.step < max_steps):
                 next_kill += kill_every
-                live = [slots[s] for s in sorted(slots) if procs[slots[s]].poll() is None]
+                live = [
+                    slots[s] for s in sorted(slots) if procs[slots[s]].poll() is None and slots[s] in joined
+                ]
                 if live:
                     index = live[victim % len(live)]
                     victim += 1
@@ -262,15 +274,18 @@ class _GroupFailed(RuntimeError):
 
 def coordinate(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
     """The coordinator alone (replicas run elsewhere): until a replica reports the end, or a stop."""
-    from workers.training.runner import CANCEL_FILE, _Stop
+    from workers.training.runner import CANCEL_FILE, TrainingError, _Stop
 
     coordinator = Coordinator(spec, events, bind_host=os.environ.get("ATELIER_LIGHTHOUSE_HOST", "127.0.0.1"))
     tail = _Tail(spec.output / "events.jsonl", offset=(spec.output / "events.jsonl").stat().st_size)
     try:
         while not _Stop.requested:
-            ended = [e for e in tail.read() if e.get("event") == "finished"]
-            if ended or (spec.output / CANCEL_FILE).exists():
+            new = tail.read()
+            if any(e.get("event") == "finished" for e in new) or (spec.output / CANCEL_FILE).exists():
                 break
+            mistakes = [e for e in new if e.get("event") == "failed" and "traceback" not in e]
+            if mistakes:  # a mistake a person must fix (data, spec, model): every replica would hit it
+                raise TrainingError(mistakes[0].get("message") or "A replica failed.")
             time.sleep(0.2)
         summary = coordinator.summary(tail.events)
         return events.emit("goodput", **(summary or {}))

@@ -133,7 +133,7 @@ def params_digest(params: list[Any]) -> str:
 
     digest = hashlib.sha256()
     for p in params:
-        digest.update(p.detach().contiguous().numpy().tobytes())
+        digest.update(p.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -164,6 +164,12 @@ def run_replica(
 
         model = get_peft_model(model, LoraConfig(r=hparams.lora_rank, lora_alpha=hparams.lora_alpha,
                                lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"))  # fmt: skip
+    # A replica on a GPU machine trains on its GPU (fp32; gloo averages CUDA tensors through the host).
+    device = (
+        torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if torch.cuda.is_available() else None
+    )
+    if device is not None:
+        model.to(device)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     names = [n for n, p in model.named_parameters() if p.requires_grad]
@@ -188,13 +194,14 @@ def run_replica(
         events.emit("replica_standby", replica=index, seconds_since_spawn=round(time.time() - spawned, 3))
         if not _wait_for_activation(spec.output / REPLICAS_DIR / f"{index}.go", spec.output):
             return events.emit("replica_done", replica=index, step=0, standby=True)
-        spawned = time.time()  # recovery is measured from the activation
+        go = spec.output / REPLICAS_DIR / f"{index}.go"
+        spawned = float(go.read_text() or time.time())  # recovery is measured from the activation
         events.emit("replica_activated", replica=index)
     store = TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
     # Disk checkpoints are the last line of defence: a replica that finds one starts from it, and peers
     # ahead of it heal it anyway.
     saved = _newest_state(spec.output / STATE_DIR)
-    disk = torch.load(saved / "state.pt", weights_only=True) if saved else None
+    disk = torch.load(saved / "state.pt", weights_only=True, map_location=device or "cpu") if saved else None
     if disk:
         load_state(disk["user"])
     timeout = timedelta(seconds=config.timeout_seconds)
@@ -203,7 +210,7 @@ def run_replica(
         pg=ProcessGroupGloo(timeout=timeout), min_replica_size=config.min_replicas,
         load_state_dict=load_state, state_dict=state_dict, replica_id=f"replica{index}",
         lighthouse_addr=lighthouse, store_addr="127.0.0.1", store_port=store.port, rank=0, world_size=1,
-        hostname=_advertised_host(lighthouse), timeout=timeout, quorum_timeout=timedelta(seconds=120),
+        hostname=_advertised_host(lighthouse), timeout=timeout, quorum_timeout=timedelta(hours=1),
         connect_timeout=timeout, init_sync=False,
     )  # fmt: skip
     if disk:
@@ -219,6 +226,7 @@ def run_replica(
     first_commit = True
     leader = False
     loss_value = math.nan
+    pace: float | None = None  # a moving average of the step time, for the ETA
     try:
         while manager.current_step() < hparams.max_steps:
             if _Stop.requested or leave.exists() or (spec.output / CANCEL_FILE).exists():
@@ -230,6 +238,8 @@ def run_replica(
             participants, rank = manager.num_participants(), manager.participating_rank()
             chosen = shards.indices(cursor["consumed"], rank or 0, hparams.batch_size)
             batch = collate([examples[i] for i in chosen], pad)
+            if device is not None:
+                batch = {k: v.to(device) for k, v in batch.items()}
             loss = model(**batch).loss
             loss.backward()
             # One flat fault-tolerant allreduce: every gradient, and the loss for the log. A replica that
@@ -268,8 +278,10 @@ def run_replica(
                                "learning_rate": optimizer.param_groups[0]["lr"]}  # fmt: skip
                     if tracker is not None:
                         tracker.log_metrics(metrics, step=step)
+                pace = elapsed if pace is None else 0.9 * pace + 0.1 * elapsed
                 events.emit("step", step=step, max_steps=hparams.max_steps, participants=participants,
-                            step_seconds=round(elapsed, 4), metrics=metrics)  # fmt: skip
+                            step_seconds=round(elapsed, 4), metrics=metrics,
+                            eta_seconds=round(pace * (hparams.max_steps - step), 1))  # fmt: skip
                 if step % hparams.save_steps == 0 or step == hparams.max_steps:
                     _save_state(
                         spec.output / STATE_DIR, step, {"user": state_dict(), "torchft": manager.state_dict()}
