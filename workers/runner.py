@@ -36,7 +36,7 @@ from workers.replicas import (
     replicas_reap,
     replicas_wanted,
 )
-from workers.training.events import EventWriter
+from workers.training.events import EventWriter, read_new_events
 from workers.training.resilient import LIGHTHOUSE_FILE
 from workers.training.runner import CANCEL_FILE, EXIT_INTERRUPTED  # light: torch loads only when training
 
@@ -118,18 +118,8 @@ class _Tail:
     renewed: float = 0.0
 
     def read(self, path: Path) -> None:
-        if not path.exists():
-            return
-        with path.open("rb") as f:
-            f.seek(self.offset)
-            data = f.read()
-        end = data.rfind(b"\n") + 1  # only whole lines: the writer may be in the middle of one
-        self.offset += end
-        for line in data[:end].splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
+        new, self.offset = read_new_events(path, self.offset)
+        for event in new:
             self._apply(event)
 
     def _apply(self, event: dict[str, Any]) -> None:

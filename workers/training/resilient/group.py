@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from workers.training import tracking
-from workers.training.events import EventWriter
+from workers.training.events import EventWriter, read_new_events
 from workers.training.resilient import LIGHTHOUSE_FILE, REPLICAS_DIR, Resilience, goodput
 from workers.training.spec import JobSpec
 
@@ -107,17 +107,7 @@ class _Tail:
     step: int = 0
 
     def read(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        with self.path.open("rb") as f:
-            f.seek(self.offset)
-            data = f.read()
-        end = data.rfind(b"\n") + 1
-        self.offset += end
-        new = []
-        for line in data[:end].splitlines():
-            with contextlib.suppress(ValueError):
-                new.append(json.loads(line))
+        new, self.offset = read_new_events(self.path, self.offset)
         for event in new:
             if event.get("event") == "step":
                 self.step = max(self.step, int(event["step"]))

@@ -9,6 +9,7 @@ only for now (LoRA or full): the loss is on the answer (the last message, or the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -118,6 +119,13 @@ def _advertised_host(lighthouse: str) -> str:
     return "127.0.0.1" if host in ("localhost", "127.0.0.1", "::1") else socket.gethostname()
 
 
+def _idle_priority(on: bool) -> None:
+    """A warm spare loads and waits under SCHED_IDLE, so that it takes only the CPU time the training
+    replicas leave (it shares their machine here); activated, it trains at normal priority again."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_IDLE if on else os.SCHED_OTHER, os.sched_param(0))
+
+
 def _wait_for_activation(go: Path, output: Path) -> bool:
     """A warm spare waits here, loaded and idle, until it is activated (True) or the job ends."""
     while not go.exists():
@@ -196,6 +204,7 @@ def run_replica(
             return events.emit("replica_done", replica=index, step=0, standby=True)
         go = spec.output / REPLICAS_DIR / f"{index}.go"
         spawned = float(go.read_text() or time.time())  # recovery is measured from the activation
+        _idle_priority(False)
         events.emit("replica_activated", replica=index)
     store = TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
     # Disk checkpoints are the last line of defence: a replica that finds one starts from it, and peers
@@ -216,7 +225,7 @@ def run_replica(
     if disk:
         manager.load_state_dict(disk["torchft"])
         events.emit("resumed", replica=index, step=manager.current_step(), path=str(saved))
-    events.emit("replica_ready", replica=index, step=manager.current_step(),
+    events.emit("replica_ready", replica=index, step=manager.current_step(), device=str(device or "cpu"),
                 seconds_since_spawn=round(time.time() - spawned, 3))  # fmt: skip
     tracker = None
     if spec.tracking.enabled:  # the coordinator made the run; every replica may lead, so each attaches
@@ -271,6 +280,9 @@ def run_replica(
                 events.emit("replica_recovered", replica=index, step=step,
                             recovery_seconds=round(time.time() - spawned, 3))  # fmt: skip
             leader = rank == 0
+            if not leader:  # every commit is on record even when the leader dies before it writes its event
+                events.emit("commit", replica=index, step=step, participants=participants,
+                            step_seconds=round(elapsed, 4))  # fmt: skip
             if leader:
                 metrics: dict[str, Any] = {}
                 if step % hparams.logging_steps == 0 or step == hparams.max_steps:
@@ -279,7 +291,7 @@ def run_replica(
                     if tracker is not None:
                         tracker.log_metrics(metrics, step=step)
                 pace = elapsed if pace is None else 0.9 * pace + 0.1 * elapsed
-                events.emit("step", step=step, max_steps=hparams.max_steps, participants=participants,
+                events.emit("step", replica=index, step=step, max_steps=hparams.max_steps, participants=participants,
                             step_seconds=round(elapsed, 4), metrics=metrics,
                             eta_seconds=round(pace * (hparams.max_steps - step), 1))  # fmt: skip
                 if step % hparams.save_steps == 0 or step == hparams.max_steps:
@@ -333,6 +345,8 @@ def replica_and_report(spec_path: Path, index: int, lighthouse: str, standby: bo
     """The CLI's `replica`: one replica's events go to the job's events file, tagged with its index."""
     from workers.training.runner import report_events
 
+    if standby:
+        _idle_priority(True)
     return report_events(
         spec_path,
         JobSpec.load,
