@@ -4,11 +4,13 @@ On the built-in tiny model (SFT, full fine-tuning, the demo reverse data), in th
 1. baseline: `python -m workers.training resilient` with 3 torchft replicas and no faults: goodput, the
    normal (median) step time, the process wall time;
 2. fault injection: the same job with one replica SIGKILLed every --kill-every committed steps
-   (`--kill-every`), once with a warm spare (`--spares 1`: a loaded, idle process takes the lost
-   replica's place) and once without (`--spares 0`: a new process is started). Goodput; recovery time
+   (`--kill-every`): with one warm spare a fault, all loaded before training (`--spares 4
+   --no-replenish`: the spare machines of a cluster), with one warm spare replaced as it is used
+   (`--spares 1`: a loaded, idle process takes the lost replica's place, and a new spare loads on the
+   same 2 cores while training goes on), and without (`--spares 0`: a new process is started). Goodput; recovery time
    (median and max, from the goodput event: a replacement's start, or a spare's activation, to its first
    committed step; cross-checked against the group's own `replica_spawned` event); failed steps
-   (step_failed events, one a replica); whether the replicas that ended at the last step after committing
+   (distinct steps a replica reported as not committed); whether the replicas that ended at the last step after committing
    steps hold identical parameters (their params_sha256); and that the job never restarted (one
    lighthouse, steps 1..N each committed once, in order). Time lost per failure, two ways: the process
    wall against the baseline's, (wall - baseline wall) / faults; and in seconds of full-strength training,
@@ -63,6 +65,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from workers.training import tiny  # noqa: E402
+from workers.training.events import read_new_events  # noqa: E402
+from workers.training.resilient import committed_steps  # noqa: E402
 
 DATASET = tiny.DEMO / "reverse" / "sft.jsonl"
 REPLICAS = 3
@@ -88,7 +92,9 @@ def _spec(
                      "learning_rate": args.learning_rate, "save_steps": args.save_steps},
     }  # fmt: skip
     if resilient:
-        spec["resilience"] = {"min_replicas": 1, "max_replicas": REPLICAS}
+        # Training starts when two have joined (not one: no replica trains alone while the others load),
+        # and two survivors of a fault keep committing (a minimum of three would stall them).
+        spec["resilience"] = {"min_replicas": REPLICAS - 1, "max_replicas": REPLICAS}
     path = work / f"{name}.json"
     path.write_text(json.dumps(spec))
     return path
@@ -135,12 +141,51 @@ def _failure(out: Path, what: str) -> RuntimeError:
 # Resilient --------------------------------------------------------------------------------------------
 
 
+def elastic(work: Path, model: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """One replica, three from 30% of the steps, two from 70% (two warm spares, so growth is prompt):
+    the job never restarts, and for each replica count the step time, steps/s and examples/s."""
+    path = _spec(work, "elastic", model, args, batch=args.batch, resilient=True)
+    spec = json.loads(path.read_text())
+    spec["resilience"]["min_replicas"] = 1
+    path.write_text(json.dumps(spec))
+    schedule = f"0:1,{args.steps * 3 // 10}:{REPLICAS},{args.steps * 7 // 10}:{REPLICAS - 1}"
+    command = [sys.executable, "-m", "workers.training", "resilient", str(path), "--schedule", schedule,
+               "--spares", "2"]  # fmt: skip
+    print(f"  elastic: {' '.join(command[2:])}", flush=True)
+    wall, code = _run(command, work / "elastic.log", args.timeout)
+    if code != 0:
+        raise _failure(work / "elastic", f"elastic exited with {code}")
+    events = read_events(work / "elastic" / "events.jsonl")
+    steps = committed_steps(events)
+    phases: list[int] = []
+    for e in steps:
+        if not phases or phases[-1] != e["participants"]:
+            phases.append(int(e["participants"]))
+    by_count: dict[int, dict[str, Any]] = {}
+    for count in sorted({int(e["participants"]) for e in steps}):
+        times = [
+            float(e["step_seconds"]) for e in steps if e["participants"] == count and e.get("step_seconds")
+        ]
+        median = statistics.median(times)
+        by_count[count] = {"steps": len(times), "step_s": round(median, 4), "steps_per_s": round(1 / median, 2),
+                           "examples_per_s": round(count * args.batch / median, 1)}  # fmt: skip
+    return {
+        "schedule": schedule, "wall_s": round(wall, 2), "participants_in_order": phases,
+        "never_restarted": sum(1 for e in events if e["event"] == "lighthouse") == 1
+        and [e["step"] for e in steps] == list(range(1, args.steps + 1)),
+        "left": sum(1 for e in events if e["event"] == "replica_left"),
+        "by_replica_count": by_count,
+    }  # fmt: skip
+
+
 def resilient(work: Path, name: str, model: Path, args: argparse.Namespace, *, kill_every: int | None,
-              spares: int) -> dict[str, Any]:  # fmt: skip
+              spares: int, replenish: bool = True) -> dict[str, Any]:  # fmt: skip
     spec = _spec(work, name, model, args, batch=args.batch, resilient=True)
     out = work / name
     command = [sys.executable, "-m", "workers.training", "resilient", str(spec), "--replicas", str(REPLICAS),
                "--spares", str(spares)] + (["--kill-every", str(kill_every)] if kill_every else [])  # fmt: skip
+    if not replenish:
+        command.append("--no-replenish")
     print(f"  {name}: {' '.join(command[2:])}", flush=True)
     wall, code = _run(command, work / f"{name}.log", args.timeout)
     if code != 0:
@@ -149,7 +194,7 @@ def resilient(work: Path, name: str, model: Path, args: argparse.Namespace, *, k
     found: dict[str, Any] = next((e for e in reversed(events) if e["event"] == "goodput"), {})
     summary = {k: v for k, v in found.items() if k not in ("event", "time")}
     finished = [e for e in events if e["event"] == "finished"]
-    steps = [int(e["step"]) for e in events if e["event"] == "step"]
+    steps = [int(e["step"]) for e in committed_steps(events)]  # the leader's, or where it died, a peer's
     last = args.steps
     # Replicas that committed at least one step (a replacement that started after the end only loads the
     # final disk checkpoint), and of those the ones that ended at the last step: the leader's `finished`,
@@ -206,17 +251,7 @@ class _Tail:
         self.path, self.offset = path, path.stat().st_size if path.exists() else 0
 
     def read(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        with self.path.open("rb") as f:
-            f.seek(self.offset)
-            data = f.read()
-        end = data.rfind(b"\n") + 1
-        self.offset += end
-        new = []
-        for line in data[:end].splitlines():
-            with contextlib.suppress(ValueError):
-                new.append(json.loads(line))
+        new, self.offset = read_new_events(self.path, self.offset)
         return new
 
 
@@ -365,6 +400,12 @@ def print_table(result: dict[str, Any]) -> None:
                   f"median {r['recovery_from_request_s_median']} s, max {r['recovery_from_request_s_max']} s")  # fmt: skip
         if r["faults"] and r["recoveries"] != r["replacements"]:
             print(f"note: {r['label']}: {r['replacements']} replacements, {r['recoveries']} committed a step")
+    grown = result["elastic"]
+    print(f"\nelastic ({grown['schedule']}, never restarted: {grown['never_restarted']}): replicas "
+          f"{' → '.join(map(str, grown['participants_in_order']))}")  # fmt: skip
+    for count, row in grown["by_replica_count"].items():
+        print(f"  {count} replica(s): {row['steps']} steps of {row['step_s']} s: {row['steps_per_s']} steps/s, "
+              f"{row['examples_per_s']} examples/s")  # fmt: skip
     print()
     for key, text in result["ratios"].items():
         print(f"{key}: {text}")
@@ -410,13 +451,17 @@ def main() -> int:
     print(f"{args.steps} steps, batch {args.batch} a replica ({REPLICAS * args.batch} plain), a fault every "
           f"{args.kill_every} steps; runs in {work}", flush=True)  # fmt: skip
     try:
+        pool = max(1, args.steps // args.kill_every - 1)  # one spare a fault
         runs = [
-            ("resilient, no faults", "baseline", None, 0),
-            ("resilient, spare 1", "spare1", args.kill_every, 1),
-            ("resilient, spare 0", "spare0", args.kill_every, 0),
+            ("resilient, no faults", "baseline", None, 0, True),
+            (f"resilient, {pool} spares ready", "spares-ready", args.kill_every, pool, False),
+            ("resilient, spare 1", "spare1", args.kill_every, 1, True),
+            ("resilient, spare 0", "spare0", args.kill_every, 0, True),
         ]
-        rows = [{"label": label, **resilient(work, name, model, args, kill_every=kill, spares=spares)}
-                for label, name, kill, spares in runs]  # fmt: skip
+        rows = [{"label": label, **resilient(work, name, model, args, kill_every=kill, spares=spares,
+                                             replenish=replenish)}
+                for label, name, kill, spares, replenish in runs]  # fmt: skip
+        grown = elastic(work, model, args)
         plains = [
             {"label": "plain, no faults", **plain(work, "plain", model, args, kill_every=None)},
             {"label": "plain, kill + resume",
@@ -463,13 +508,14 @@ def main() -> int:
         "versions": _versions(), "model": str(model), "dataset": str(DATASET),
         "steps": args.steps, "kill_every": args.kill_every, "batch_per_replica": args.batch, "replicas": REPLICAS,
         "save_steps": args.save_steps, "learning_rate": args.learning_rate, "quick": args.quick,
-        "resilient": rows, "plain": plains, "ratios": ratios,
+        "resilient": rows, "plain": plains, "elastic": grown, "ratios": ratios,
     }  # fmt: skip
     print_table(result)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nWrote {out_path}")
     checks = [r["identical_params"] and r["never_restarted"] for r in rows] + [p["finished"] for p in plains]
+    checks.append(grown["never_restarted"])
     return 0 if all(checks) else 1
 
 

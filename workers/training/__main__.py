@@ -131,7 +131,8 @@ def _resilient(args: argparse.Namespace) -> int:
     from workers.training.resilient.group import group_and_report, parse_schedule
 
     return group_and_report(Path(args.spec), replicas=args.replicas, kill_every=args.kill_every,
-                            schedule=parse_schedule(args.schedule), spares=args.spares)  # fmt: skip
+                            schedule=parse_schedule(args.schedule), spares=args.spares,
+                            replenish=args.replenish)  # fmt: skip
 
 
 def _coordinate(args: argparse.Namespace) -> int:
@@ -190,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kill-every", type=int, help="fault injection: SIGKILL a replica every K steps")
     p.add_argument("--schedule", help="elastic: STEP:COUNT,... e.g. 0:1,40:3,80:2")
     p.add_argument("--spares", type=int, default=0, help="warm spare processes that replace lost replicas")
+    p.add_argument(
+        "--no-replenish",
+        dest="replenish",
+        action="store_false",
+        help="load the spares before training and do not replace them as they are used",
+    )
     p.set_defaults(func=_resilient)
     p = sub.add_parser("coordinate", help="a resilient job's lighthouse and MLflow run")
     p.add_argument("spec")

@@ -135,12 +135,14 @@ def run_group(
     kill_every: int | None = None,
     schedule: list[tuple[int, int]] | None = None,
     spares: int = 0,
+    replenish: bool = True,
 ) -> dict[str, Any]:
     """Run a resilient job's replicas on this machine to the end; the `finished` event, with goodput.
 
     Slots are the places of the replicas the job should have (the schedule's count); each holds one
     replica process. A process that dies is replaced in its slot, by a warm spare when one is ready
-    (loaded and waiting: it joins at once) or else by a new process."""
+    (loaded and waiting: it joins at once) or else by a new process. Without `replenish`, the spares
+    are loaded before training and not replaced as they are used (spare machines kept for faults)."""
     coordinator = Coordinator(spec, events)
     events_path = spec.output / "events.jsonl"
     tail = _Tail(events_path, offset=events_path.stat().st_size)
@@ -230,7 +232,7 @@ def run_group(
                 events.emit("replica_spawned", replica=slots[slot], slot=slot, step=tail.step,
                             replacement=proc is not None, spare=bool(alive))  # fmt: skip
             pool[:] = [i for i in pool if procs[i].poll() is None]
-            while len(pool) < spares:
+            while len(pool) < spares and (replenish or len(procs) < target + spares):
                 pool.append(start(standby=True))
                 events.emit("spare_spawned", replica=pool[-1], step=tail.step)
             # Fault injection: SIGKILL one replica (slot by slot) every `kill_every` committed steps.
