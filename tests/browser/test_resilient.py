@@ -1,11 +1,12 @@
 """A person launches resilient SFT from the wizard in Chromium: two training workers each run a
-replica, and the job page shows the replicas, their timeline and goodput. Screenshots go to
-test-artifacts/."""
+replica, the job trains to a model (identical on both, goodput in MLflow), and the job page shows the
+replicas, their timeline and goodput. Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -13,6 +14,8 @@ from playwright.sync_api import expect
 from apps.jobs.models import Job, Replica, Status
 from apps.projects.services import project_create
 from tests.conftest import login, start_worker
+from tests.harness import mlflow_get
+from workers.training.events import read_events
 
 pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -69,4 +72,14 @@ def test_a_person_launches_resilient_training_and_sees_its_replicas(
     page.screenshot(path=artifacts_dir / "resilient-3-job.png", full_page=True)
     job = Job.objects.get(project=project, kind="training")
     assert job.status == Status.SUCCEEDED and job.step == 60 and job.resilience["min_replicas"] == 2
-    assert {r.worker.split("@")[0] for r in Replica.objects.filter(job=job)} == {"trainer", "trainer2"}
+    assert job.attempts == 1 and Path(job.artifacts["model"], "model.safetensors").exists()
+    replicas = list(Replica.objects.filter(job=job))
+    assert {r.worker.split("@")[0] for r in replicas} == {"trainer", "trainer2"}
+    assert all(r.ended_at is not None for r in replicas)
+    events = read_events(job.output_dir / "events.jsonl")
+    # A minimum of two: both replicas trained together from the first step, and ended identical.
+    assert {e["participants"] for e in events if e["event"] == "step"} == {2}
+    ended = [e["params_sha256"] for e in events if e["event"] in ("finished", "replica_done")]
+    assert len(ended) == 2 and len(set(ended)) == 1
+    metrics = mlflow_get(mlflow_service, "runs/get", run_id=job.mlflow_run_id)["run"]["data"]["metrics"]
+    assert {m["key"] for m in metrics} >= {"goodput", "loss", "participants"}
