@@ -31,8 +31,8 @@ def _spec(folder: Path, model: Path, *, steps: int, batch: int = 8, replicas: tu
     spec = {
         "technique": "sft", "model": str(model), "dataset": str(dataset or tiny.DEMO / "reverse" / "sft.jsonl"),
         "output_dir": str(folder / "out"), "tracking": {"enabled": False},
-        "training": {"method": "full", "max_steps": steps, "batch_size": batch, "learning_rate": 1e-3,
-                     "save_steps": save_steps},
+        "training": {"method": "full", "max_steps": steps, "batch_size": batch, "gradient_accumulation": 1,
+                     "learning_rate": 1e-3, "save_steps": save_steps},
         "resilience": {"min_replicas": replicas[0], "max_replicas": replicas[1]}, **extra,
     }  # fmt: skip
     (folder / "spec.json").write_text(json.dumps(spec))
@@ -246,3 +246,18 @@ def test_goodput_counts_participants_against_slots():
 def test_impossible_settings_are_explained(data, technique, method, message):
     with pytest.raises(ResilienceError, match=message):
         Resilience.from_spec(data, technique=technique, method=method)
+
+
+def test_gradient_accumulation_takes_batch_times_accumulation_examples_a_step(tmp_path, tiny_model):
+    """The review's "batch 4×3" is what a replica trains on each step: the data cursor in the disk
+    checkpoint moved 5 steps × 2 replicas × 12 examples."""
+    import torch
+
+    spec = _spec(tmp_path, tiny_model / "base", steps=5, batch=4, replicas=(2, 2), save_steps=5)
+    data = json.loads(spec.read_text())
+    data["training"]["gradient_accumulation"] = 3
+    spec.write_text(json.dumps(data))
+    events = _group(spec, "--replicas", "2")
+    assert {e["participants"] for e in _of(events, "step")} == {2}
+    state = torch.load(tmp_path / "out" / "resilient" / "step-5" / "state.pt", weights_only=True)
+    assert state["user"]["cursor"]["consumed"] == 5 * 2 * 12

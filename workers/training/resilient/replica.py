@@ -183,6 +183,7 @@ def run_replica(
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=hparams.learning_rate, weight_decay=0.0)
     examples = sft_examples(tokenizer, rows)
+    per_replica = hparams.batch_size * hparams.gradient_accumulation  # examples a replica takes a step
     shards = Shards(len(examples), hparams.seed)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     cursor = {"consumed": 0}
@@ -245,15 +246,21 @@ def run_replica(
                 p.grad = None
             manager.start_quorum()
             participants, rank = manager.num_participants(), manager.participating_rank()
-            chosen = shards.indices(cursor["consumed"], rank or 0, hparams.batch_size)
-            batch = collate([examples[i] for i in chosen], pad)
-            if device is not None:
-                batch = {k: v.to(device) for k, v in batch.items()}
-            loss = model(**batch).loss
-            loss.backward()
+            # This replica's share of the step: batch × accumulation examples, in micro-batches.
+            chosen = shards.indices(cursor["consumed"], rank or 0, per_replica)
+            total = 0.0
+            for start in range(0, per_replica, hparams.batch_size):
+                batch = collate([examples[i] for i in chosen[start : start + hparams.batch_size]], pad)
+                if device is not None:
+                    batch = {k: v.to(device) for k, v in batch.items()}
+                loss = model(**batch).loss / hparams.gradient_accumulation
+                loss.backward()
+                total += float(loss.detach())
             # One flat fault-tolerant allreduce: every gradient, and the loss for the log. A replica that
             # is healing contributes zeros; the average is over the participants.
-            flat = torch.cat([p.grad.flatten() for p in params] + [loss.detach().reshape(1)])
+            flat = torch.cat(
+                [p.grad.flatten() for p in params] + [torch.tensor([total], device=params[0].device)]
+            )
             manager.allreduce(flat).wait()
             offset = 0
             for p in params:
@@ -269,7 +276,7 @@ def run_replica(
             for group in optimizer.param_groups:
                 group["lr"] = _lr(step - 1, hparams.max_steps, hparams.learning_rate)
             optimizer.step()
-            cursor["consumed"] += participants * hparams.batch_size
+            cursor["consumed"] += participants * per_replica
             loss_value = float(flat[-1])
             elapsed = time.monotonic() - started
             if step - before > 1:
