@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import subprocess
 import time
@@ -104,17 +103,13 @@ class ReplicaProcess:
 
     def start(self, step: int = 0) -> None:
         from workers.runner import _die_with_parent
-        from workers.training.resilient.group import replica_command
-        from workers.training.resilient.replica import SPAWNED_AT_ENV
+        from workers.training.resilient.group import spawn_replica
 
         out = self.job.output_dir
         lighthouse = (out / LIGHTHOUSE_FILE).read_text().strip()
         with (out / "replicas.log").open("ab") as log_file:
-            self.proc = subprocess.Popen(
-                replica_command(out / "spec.json", self.replica.number, lighthouse), cwd=settings.BASE_DIR,
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file, start_new_session=True,
-                preexec_fn=_die_with_parent, env={**os.environ, SPAWNED_AT_ENV: repr(time.time())},
-            )  # fmt: skip
+            self.proc = spawn_replica(out / "spec.json", self.replica.number, lighthouse, log_file,
+                                      preexec_fn=_die_with_parent)  # fmt: skip
         self.events.emit("replica_spawned", replica=self.replica.number, worker=self.replica.worker, step=step,
                          replacement=self.replica.restarts > 0)  # fmt: skip
 
@@ -158,12 +153,13 @@ class ReplicaProcess:
         return False
 
     def stop(self, grace: float = 0.0) -> None:
+        from workers.runner import _signal_group
+
         if self.proc is None or self.proc.poll() is not None:
             return
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(grace)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        _signal_group(self.proc, signal.SIGKILL)
         self.proc.wait()
 
     def finish(self, reason: str) -> None:
@@ -172,22 +168,18 @@ class ReplicaProcess:
         self._end(reason)
 
 
-def _job_step(job: Job) -> int:
-    return Job.objects.values_list("step", flat=True).get(pk=job.pk)
-
-
 def replica_run(replica: Replica) -> None:
     """Run a claimed replica until it is done, leaves, or its job ends."""
     events = EventWriter(replica.job.output_dir / "events.jsonl", to_stdout=False)
     process = ReplicaProcess(replica, events)
     try:
-        process.start(_job_step(replica.job))
+        process.start(Job.objects.values_list("step", flat=True).get(pk=replica.job_id))
         while True:
-            status = Job.objects.values_list("status", flat=True).get(pk=replica.job_id)
+            status, step = Job.objects.values_list("status", "step").get(pk=replica.job_id)
             if status not in (Status.RUNNING, Status.CANCELLING):
                 process.finish(f"the job is {status}")
                 return
-            if not process.tick(_job_step(replica.job)):
+            if not process.tick(step):
                 return
             time.sleep(0.5)
     except BaseException:
@@ -201,12 +193,10 @@ def replica_run(replica: Replica) -> None:
 def replicas_reap(now: datetime) -> list[int]:
     """End the replica rows whose worker stopped renewing (it died with its replica); the job goes on
     with the others and grows again when a worker is free."""
-    expired = list(Replica.objects.filter(ended_at__isnull=True, lease_until__lt=now).select_related("job"))
-    for replica in expired:
-        Replica.objects.filter(pk=replica.pk, ended_at__isnull=True).update(
-            ended_at=now, end_reason="its worker stopped answering"
-        )
-    return [r.pk for r in expired]
+    expired = Replica.objects.filter(ended_at__isnull=True, lease_until__lt=now)
+    pks = list(expired.values_list("pk", flat=True))
+    expired.filter(pk__in=pks).update(ended_at=now, end_reason="its worker stopped answering")
+    return pks
 
 
 def replicas_preempt(now: datetime) -> list[int]:

@@ -78,9 +78,9 @@ def replica_states(job: Job) -> dict[str, Any]:
         if kind in TIMELINE:
             timeline.append({"at": round(e["time"] - start, 1), "kind": kind, "text": TIMELINE[str(kind)](e)})
     steps = [e for e in events if e.get("event") == "step"]
+    rows = {r.number: r for r in Replica.objects.filter(job=job, number__in=list(states))}
     for number, state in states.items():
-        row = Replica.objects.filter(job=job, number=number).first()
-        if row is not None:
+        if (row := rows.get(number)) is not None:
             state["worker"] = row.worker
             if row.ended_at and state.get("state") not in ("done", "left", "died"):
                 state["state"] = "gone"

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,14 +89,21 @@ def replica_command(spec_path: Path, index: int, lighthouse: str) -> list[str]:
 
 
 def spawn_replica(
-    spec_path: Path, index: int, lighthouse: str, log: Any = None, standby: bool = False
+    spec_path: Path,
+    index: int,
+    lighthouse: str,
+    log: Any = None,
+    standby: bool = False,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.Popen[bytes]:
+    """A replica process in its own session, its recovery clock started now (the worker's replicas pass
+    a preexec_fn that ties the process to the worker's life)."""
     from workers.training.resilient.replica import SPAWNED_AT_ENV
 
     return subprocess.Popen(
         replica_command(spec_path, index, lighthouse) + (["--standby"] if standby else []), cwd=ROOT, stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL, stderr=log if log is not None else subprocess.DEVNULL,
-        env={**os.environ, SPAWNED_AT_ENV: repr(time.time())}, start_new_session=True,
+        env={**os.environ, SPAWNED_AT_ENV: repr(time.time())}, start_new_session=True, preexec_fn=preexec_fn,
     )  # fmt: skip
 
 
