@@ -21,34 +21,48 @@ from apps.projects.models import Project
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 TECHNIQUES = ("sft", "dpo", "rlvr", "rlaif")
 ERRORS_SHOWN = 100
+ROWS_FILE = "rows"  # every dataset's file is rows.<suffix> in its own folder; the user's name is only a label
 
 
 def _size(n: int) -> str:
     return f"{n / 1024**2:.1f} MB" if n >= 1024**2 else f"{n / 1024:.0f} KB"
 
 
-def read(path: Path) -> list[dict[str, Any]]:
-    """The rows of a dataset file. Raises ValidationError, worded for people, for a file that cannot be read."""
+def new_file(project_id: int, suffix: str) -> Path:
+    """Where a new dataset's rows go: a folder of its own, named by a fresh id, and a file whose name
+    no user chooses. A user's name for the file once chose it, so saving generated rows as
+    "provenance" wrote the rows over the provenance file beside them (or the reverse)."""
+    folder = Path(settings.DATA_DIR) / "projects" / str(project_id) / "datasets" / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    return folder / f"{ROWS_FILE}{suffix}"
+
+
+def read(path: Path, *, label: str | None = None) -> list[dict[str, Any]]:
+    """The rows of a dataset file. Raises ValidationError, worded for people, for a file that cannot be read;
+    `label` is the name the person knows the file by (the name it was uploaded with)."""
     from workers.training import data
 
+    label = label or path.name
     try:
         rows = data.read_rows(path)
     except UnicodeDecodeError as exc:
         raise ValidationError(
-            f"{path.name} is not UTF-8 text (byte {exc.start} cannot be read). Save it as UTF-8 and upload it again."
+            f"{label} is not UTF-8 text (byte {exc.start} cannot be read). Save it as UTF-8 and upload it again."
         ) from exc
     except data.DataError as exc:
-        raise ValidationError(str(exc)) from exc
+        raise ValidationError(str(exc).replace(path.name, label)) from exc
     except Exception as exc:
-        raise ValidationError(f"{path.name} could not be read: {exc}") from exc
+        raise ValidationError(f"{label} could not be read: {exc}") from exc
     if not rows:
-        raise ValidationError(f"{path.name} is empty: it has no rows.")
+        raise ValidationError(f"{label} is empty: it has no rows.")
     return rows
 
 
-def check_rows(path: Path, column_map: dict[str, str] | None = None) -> tuple[int, list[str], dict[str, Any]]:
+def check_rows(
+    path: Path, column_map: dict[str, str] | None = None, *, label: str | None = None
+) -> tuple[int, list[str], dict[str, Any]]:
     """(rows, columns, checks per technique) of a dataset file."""
-    rows = read(path)
+    rows = read(path, label=label)
     return (len(rows), *check(rows, column_map))
 
 
@@ -94,9 +108,8 @@ def dataset_upload(*, project: Project, user: User, upload: UploadedFile) -> Dat
     cap = settings.DATASET_MAX_BYTES
     if upload.size is not None and upload.size > cap:
         raise ValidationError({"file": f"{name} is {_size(upload.size)}; the limit is {_size(cap)}."})
-    folder = Path(settings.DATA_DIR) / "projects" / str(project.pk) / "datasets" / uuid.uuid4().hex
-    folder.mkdir(parents=True)
-    target = folder / name
+    target = new_file(project.pk, suffix)
+    folder = target.parent
     try:
         written = upload_to_disk(
             upload, target, cap=cap, over={"file": f"{name} is over the limit of {_size(cap)}."}
@@ -104,7 +117,7 @@ def dataset_upload(*, project: Project, user: User, upload: UploadedFile) -> Dat
         if written == 0:
             raise ValidationError({"file": f"{name} is empty."})
         try:
-            rows, columns, checks = check_rows(target)
+            rows, columns, checks = check_rows(target, label=name)
         except ValidationError as exc:
             raise ValidationError({"file": exc.messages}) from exc
     except BaseException:

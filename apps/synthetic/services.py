@@ -231,18 +231,17 @@ def generation_save_dataset(*, job: Job, user: User, name: str) -> Dataset:
     if not accepted:
         raise ValidationError("Accept at least one row first.")
     name = (name.strip() or f"generated-{job.pk}")[:150]
-    filename = name if name.endswith(".jsonl") else f"{name}.jsonl"
-    folder = Path(settings.DATA_DIR) / "projects" / str(job.project_id) / "datasets" / uuid.uuid4().hex
-    folder.mkdir(parents=True)
-    target = folder / Path(filename).name
+    name = name if name.endswith(".jsonl") else f"{name}.jsonl"
+    target = dataset_services.new_file(job.project_id, ".jsonl")
+    folder = target.parent
     target.write_text("".join(json.dumps(r.data, ensure_ascii=False) + "\n" for r in accepted))
     (folder / "provenance.jsonl").write_text("".join(
         json.dumps({**r.provenance, "generation_job": job.pk, "row": r.index, "edited": r.edited,
                     **({"original": r.original} if r.edited else {})}, ensure_ascii=False) + "\n"
         for r in accepted
     ))  # fmt: skip
-    rows, columns, checks = dataset_services.check_rows(target)
+    rows, columns, checks = dataset_services.check_rows(target, label=name)
     return Dataset.objects.create(
-        project=job.project, created_by=user, name=target.name, path=str(target),
+        project=job.project, created_by=user, name=name, path=str(target),
         size_bytes=target.stat().st_size, rows=rows, columns=columns, checks=checks,
     )  # fmt: skip
