@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
 from django.forms.renderers import TemplatesSetting
 
 
@@ -7,3 +12,70 @@ class FormRenderer(TemplatesSetting):
     """Every field in a wrapper that carries its label, input, help and errors together."""
 
     field_template_name = "forms/field.html"
+
+
+def nesting(text: str) -> int:
+    """How deeply JSON text nests, read without parsing it: Python's json module recurses, so 200,000
+    opening brackets raised RecursionError (a 500) before any check could look at the value."""
+    deepest = level = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            level += 1
+            deepest = max(deepest, level)
+        elif char in "]}":
+            level -= 1
+    return deepest
+
+
+def parse_bounded_json(text: str, *, max_bytes: int, max_depth: int) -> Any:
+    """JSON typed into a form, refused with a ValidationError when it is too large or too deep."""
+    if len(text.encode()) > max_bytes:
+        raise ValidationError(f"This is over {max_bytes // 1024} KB; keep it under that.")
+    if nesting(text) > max_depth:
+        raise ValidationError(f"This nests deeper than {max_depth} levels.")
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ValidationError(f"This is not valid JSON: {exc}.") from exc
+
+
+class BoundedJSONField(forms.JSONField):
+    """A JSONField that refuses, beside the field, JSON too large or too deep to parse safely."""
+
+    def __init__(self, *, max_bytes: int = 64 * 1024, max_depth: int = 32, **kwargs: Any) -> None:
+        self.max_bytes, self.max_depth = max_bytes, max_depth
+        super().__init__(**kwargs)
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and value.strip():
+            # Bound before Django's own json.loads runs (the same loads, so the value is unchanged).
+            parse_bounded_json(value, max_bytes=self.max_bytes, max_depth=self.max_depth)
+        return super().to_python(value)
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        # Django re-parses the typed text to redisplay it; a refused text is shown back as typed.
+        if isinstance(data, str) and (len(data.encode()) > self.max_bytes or nesting(data) > self.max_depth):
+            return forms.fields.InvalidJSONInput(data)
+        return super().bound_data(data, initial)
+
+
+def checked_by(check: Any) -> Any:
+    """A form validator from a training-layer check that raises ValueError with a person's message."""
+
+    def validate(value: Any) -> None:
+        try:
+            check(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+
+    return validate

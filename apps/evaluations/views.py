@@ -18,11 +18,13 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_http_methods
 
+from apps.core.forms import BoundedJSONField, checked_by
 from apps.core.http import ProjectRequest
 from apps.evaluations import present, selectors, services
 from apps.jobs.models import Job, Kind, Status
 from apps.jobs.selectors import job_get_for_user
 from apps.projects.decorators import project_view
+from workers.training import graders as grading
 
 STATIC_CSS = Path(__file__).resolve().parents[2] / "static" / "css"
 
@@ -44,10 +46,15 @@ class EvaluationForm(forms.Form):
         choices=[(g, g.replace("_", " ")) for g in services.GRADERS], required=False, initial=["exact_match"],
         widget=forms.CheckboxSelectMultiple, label="Graders",
     )  # fmt: skip
-    regex_pattern = forms.CharField(required=False, label="Regex pattern (for the regex grader)")
-    json_schema = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 3}), label="JSON schema"
-    )
+    regex_pattern = forms.CharField(
+        required=False, max_length=grading.MAX_PATTERN_CHARS, label="Regex pattern (for the regex grader)",
+        validators=[checked_by(grading.check_pattern)], strip=False,
+    )  # fmt: skip
+    json_schema = BoundedJSONField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}), label="JSON schema",
+        max_bytes=grading.MAX_SCHEMA_BYTES, max_depth=grading.MAX_SCHEMA_DEPTH,
+        validators=[checked_by(grading.check_schema)],
+    )  # fmt: skip
     python_code = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 4}), label="Python grader",
         help_text="def grade(completion, **row) -> float; runs in a sandbox without network.",
@@ -90,13 +97,8 @@ class EvaluationForm(forms.Form):
             ("json_schema", "json_schema"),
             ("python", "python_code"),
         ):
-            if grader in graders and not (data.get(option) or "").strip():
+            if grader in graders and option not in self.errors and data.get(option) in (None, ""):
                 self.add_error(option, f"The {grader.replace('_', ' ')} grader needs this.")
-        if data.get("json_schema"):
-            try:
-                json.loads(data["json_schema"])
-            except ValueError as exc:
-                self.add_error("json_schema", f"This is not valid JSON: {exc}.")
         if data.get("baseline") not in ("base", *map(str, self.jobs)):
             self.add_error("baseline", "Choose the base model or a finished job.")
         if data.get("dataset") not in ("heldout", *self.datasets):
@@ -109,8 +111,8 @@ class EvaluationForm(forms.Form):
         options: dict[str, dict[str, Any]] = {}
         if data.get("regex_pattern"):
             options["regex"] = {"pattern": data["regex_pattern"]}
-        if data.get("json_schema"):
-            options["json_schema"] = {"schema": json.loads(data["json_schema"])}
+        if data.get("json_schema") is not None:
+            options["json_schema"] = {"schema": data["json_schema"]}
         if data.get("python_code"):
             options["python"] = {"code": data["python_code"]}
         judge = None

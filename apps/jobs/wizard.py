@@ -17,6 +17,7 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from apps.core.forms import BoundedJSONField, checked_by
 from apps.datasets.models import Dataset
 from apps.jobs.models import Draft, Job, Status
 from apps.projects.models import Project
@@ -282,7 +283,8 @@ def params_form_class(technique: str) -> type[forms.Form]:
                 widget=forms.CheckboxSelectMultiple, **common,
             )  # fmt: skip
         elif typing.get_origin(kind) is dict or kind is dict:
-            fields[f.name] = forms.JSONField(initial=default, **common)
+            check = [checked_by(meta["check"])] if "check" in meta else []
+            fields[f.name] = BoundedJSONField(initial=default, validators=check, **common)
         else:
             fields[f.name] = forms.CharField(
                 initial=default or "", widget=forms.Textarea(attrs={"rows": 3}), **common

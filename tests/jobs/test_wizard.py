@@ -163,6 +163,25 @@ def test_hyperparameters_out_of_bounds_are_refused_beside_their_fields(wizard):
     assert Draft.objects.get().data["dataset"].endswith("rlvr.jsonl")  # the data step is kept
 
 
+@pytest.mark.parametrize(("options", "message"), [
+    ({"regex": {"pattern": "("}}, "This is not a valid regular expression: missing ), unterminated subpattern"),
+    ({"json_schema": {"schema": {"type": "nope"}}}, "This is not a valid JSON schema (at type)"),
+    ("[" * 200_000, "This is over 64 KB"),
+    ('{"json_schema": {"schema": ' + '{"not": ' * 40 + "{}" + "}" * 42, "This nests deeper than 32 levels."),
+])  # fmt: skip
+def test_rlvr_grader_options_that_cannot_work_are_refused_beside_the_field(wizard, options, message):
+    from tests.evaluations.test_form import beside
+
+    client, url, _ = wizard
+    _model(client, url)
+    client.post(url("data"), {"dataset": "demo:reverse/rlvr.jsonl", "eval_choice": "none", "go": "next"})
+    typed = options if isinstance(options, str) else json.dumps(options)
+    response = client.post(url("technique"), {"technique": "rlvr", "t-method": "lora", "p-num_generations": "4",
+                                              "p-graders": ["regex"], "p-grader_options": typed})  # fmt: skip
+    assert response.status_code == 422
+    assert beside(response.content.decode(), "p-grader_options", message)
+
+
 def test_the_graders_are_tried_on_a_few_rows_before_launch(wizard):
     client, url, project = wizard
     _model(client, url)

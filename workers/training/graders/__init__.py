@@ -92,6 +92,84 @@ def python(completions: Sequence[Any], *, code: str, **columns: Any) -> list[flo
     return run_python_grader(code, [text(c) for c in completions], rows)
 
 
+# Bounds on what a person may type as a grader's options. A schema nested 200,000 deep overflowed the
+# stack (a 500 on the form); far below these, real schemas and patterns fit with room to spare.
+MAX_PATTERN_CHARS = 2_000
+MAX_SCHEMA_BYTES = 64 * 1024
+MAX_SCHEMA_DEPTH = 32
+
+
+class GraderOptionError(ValueError):
+    """A grader option that cannot work, worded for the person who typed it."""
+
+
+def depth(value: Any) -> int:
+    """How deeply a parsed JSON value nests, counted without recursion (so any depth is safe)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def check_pattern(pattern: Any) -> None:
+    if not isinstance(pattern, str) or not pattern:
+        raise GraderOptionError("The regex grader needs a pattern.")
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise GraderOptionError(f"The pattern is {len(pattern):,} characters; at most {MAX_PATTERN_CHARS:,}.")
+    try:
+        re.compile(pattern, re.DOTALL)
+    except re.error as exc:
+        where = f" at position {exc.pos}" if exc.pos is not None else ""
+        raise GraderOptionError(f"This is not a valid regular expression: {exc.msg}{where}.") from exc
+    except RecursionError as exc:
+        raise GraderOptionError("This regular expression nests too deeply.") from exc
+
+
+def check_schema(schema: Any) -> None:
+    """A JSON schema that is small, shallow and valid against its metaschema (Draft 2020-12)."""
+    import jsonschema
+
+    if isinstance(schema, str):
+        if len(schema.encode()) > MAX_SCHEMA_BYTES:
+            raise GraderOptionError(f"The schema is over {MAX_SCHEMA_BYTES // 1024} KB.")
+        try:
+            schema = json.loads(schema)
+        except (ValueError, RecursionError) as exc:
+            raise GraderOptionError("The schema is not valid JSON.") from exc
+    if not isinstance(schema, dict | bool):
+        raise GraderOptionError("A JSON schema is an object (or true or false).")
+    if depth(schema) > MAX_SCHEMA_DEPTH:
+        raise GraderOptionError(f"The schema nests deeper than {MAX_SCHEMA_DEPTH} levels.")
+    if len(json.dumps(schema).encode()) > MAX_SCHEMA_BYTES:
+        raise GraderOptionError(f"The schema is over {MAX_SCHEMA_BYTES // 1024} KB.")
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        at = "/".join(map(str, exc.absolute_path))
+        raise GraderOptionError(
+            f"This is not a valid JSON schema{f' (at {at})' if at else ''}: {exc.message}"
+        ) from exc
+
+
+def check_options(options: Any) -> None:
+    """Grader options as RLVR's `grader_options` holds them ({grader: {option: value}}), checked before
+    a job runs, so a bad pattern or schema is refused on the form rather than in the finished report."""
+    if not isinstance(options, dict):
+        raise GraderOptionError('Options are an object by grader, e.g. {"regex": {"pattern": "\\d+"}}.')
+    for name, values in options.items():
+        if name not in REGISTRY:
+            raise GraderOptionError(f"There is no grader “{name}”: choose among {', '.join(REGISTRY)}.")
+        if not isinstance(values, dict):
+            raise GraderOptionError(f'The options of {name} are an object, e.g. {{"pattern": "..."}}.')
+        if name == "regex":
+            check_pattern(values.get("pattern"))
+        elif name == "json_schema":
+            check_schema(values.get("schema"))
+
+
 REGISTRY: dict[str, Grader] = {
     "exact_match": exact_match,
     "contains": contains,

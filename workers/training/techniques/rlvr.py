@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from workers.training.graders import check_options
+
 SUMMARY = "Reward answers that pass automatic checks (exact answer, math, format). Use it on a model that is sometimes right."
 
 
@@ -43,8 +45,12 @@ class RLVRParams(GRPOSampling):
     )  # fmt: skip
     grader_options: dict[str, dict[str, Any]] = field(
         default_factory=dict,
-        metadata={"help": "Options per grader: a regex's pattern, a JSON schema, a Python grader's code."},
-    )
+        metadata={"help": "Options per grader: a regex's pattern, a JSON schema, a Python grader's code.",
+                  "check": check_options},
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        check_options(self.grader_options)  # a spec written by hand is held to the form's bounds
 
 
 def grpo_config(ctx: Any, params: Any) -> Any:
