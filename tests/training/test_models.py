@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from workers.training.models import ModelError, load_model, load_tokenizer, resolve
@@ -50,3 +52,31 @@ def test_an_earlier_jobs_adapter_is_merged_into_its_base(tiny_model, tmp_path):
     merged = load_model(ModelRef(str(tmp_path / "adapter")))
     with torch.no_grad():
         assert torch.allclose(merged(input_ids=ids).logits, expected, atol=1e-5)
+
+
+def test_full_fine_tuning_from_a_lora_job_trains_the_merged_weights_and_saves_a_plain_model(
+    lora_adapter, tmp_path
+):
+    """PEFT freezes the base's weights when it wraps them, and merging kept them frozen, so full SFT
+    from an adapter failed with "element 0 of tensors does not require grad"."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tests.conftest import run_spec
+    from workers.training import tiny
+
+    events = run_spec(tmp_path, {
+        "technique": "sft", "model": str(lora_adapter), "dataset": str(tiny.DEMO / "reverse" / "sft.jsonl"),
+        "training": {"method": "full", "max_steps": 12, "batch_size": 16, "learning_rate": 2e-4,
+                     "save_steps": 10_000},
+    })  # fmt: skip
+    losses = [e["metrics"]["loss"] for e in events if e["event"] == "step" and "loss" in e["metrics"]]
+    # Every step has a loss that changes as the weights do (the bug raised before the first step); the
+    # base is already good at the task, so the losses stay near 0.55 rather than falling steadily.
+    assert len(losses) == 12 and len(set(losses)) == 12
+    saved = Path(events[-1]["artifacts"]["model"])
+    assert not (saved / "adapter_config.json").exists()
+    plain = AutoModelForCausalLM.from_pretrained(saved)  # plain transformers, no PEFT
+    assert not any("lora" in name for name, _ in plain.named_parameters())
+    merged = load_model(ModelRef(str(lora_adapter)))
+    assert not torch.equal(plain.model.embed_tokens.weight, merged.model.embed_tokens.weight)

@@ -61,8 +61,9 @@ def load_tokenizer(ref: ModelRef) -> Any:
 def load_model(
     ref: ModelRef, *, method: str = "full", dtype: Any = None, trainable_adapter: bool = True
 ) -> Any:
-    """The model to train. An earlier job's adapter is merged into its base first, so the new job
-    starts from the customized weights whatever method it uses."""
+    """The model to train. An earlier job's adapter is merged into its base first (merge_and_unload), so
+    the new job starts from the customized weights whatever method it uses, and a full fine-tuning job
+    trains and saves a plain transformers model."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -95,6 +96,11 @@ def load_model(
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, where["adapter"]).merge_and_unload()
+        # PEFT froze every base weight when it wrapped them, and merging keeps them frozen: full
+        # fine-tuning from an adapter then had nothing to train ("element 0 of tensors does not
+        # require grad"). A LoRA or QLoRA job freezes the base again when it wraps the merged model.
+        if method == "full":
+            model.requires_grad_(True)
     return model
 
 
