@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 admin.site.site_header = "Atelier administration"
+handler403 = "apps.core.views.permission_denied"
 
 urlpatterns = [
     path("accounts/", include("apps.accounts.urls")),

@@ -31,6 +31,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from apps.endpoints.models import LIVE, ApiKey, Endpoint, EndpointStatus, Engine, EngineStatus
 from apps.endpoints.services import endpoint_record_usage, endpoint_wake, key_digest
+from apps.projects.models import EDITORS, Membership
 from workers.serving import protocol
 from workers.serving.protocol import ApiError
 
@@ -60,6 +61,17 @@ async def authenticate(request: HttpRequest) -> ApiKey:
             f"Incorrect API key provided: {shown}. Keys are made (and revoked) on the project's Endpoints page.",
             code="invalid_api_key",
         )
+    # A key generates as the person who made it: once they are a viewer of the project (or gone from
+    # it), their keys stop working, as the playground stops them.
+    if not await Membership.objects.filter(
+        project_id=key.project_id, user_id=key.created_by_id, role__in=EDITORS
+    ).aexists():
+        raise ApiError(
+            403,
+            "The person who made this API key can no longer generate in its project (they are a viewer "
+            "or no longer a member). A member of the project can make a new key on its Endpoints page.",
+            type="permission_error", code="permission_denied",
+        )  # fmt: skip
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > timedelta(seconds=60):
         await ApiKey.objects.filter(pk=key.pk).aupdate(last_used_at=now)

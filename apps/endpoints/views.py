@@ -8,7 +8,7 @@ import json
 from asgiref.sync import sync_to_async
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
@@ -34,7 +34,7 @@ from apps.endpoints.services import (
 )
 from apps.jobs import wizard
 from apps.jobs.selectors import job_get_for_user
-from apps.projects.decorators import project_view
+from apps.projects.decorators import VIEWER_REFUSED, project_view
 from apps.projects.selectors import membership_get_for_user
 from workers.serving.protocol import ApiError
 
@@ -62,7 +62,9 @@ def gateway_url(request: HttpRequest) -> str:
 def endpoint_list(request: ProjectRequest) -> HttpResponse:
     project = request.project
     form = DeployForm(request.POST or None)
-    if request.method == "POST" and request.membership.can_edit and form.is_valid():
+    if request.method == "POST" and not request.membership.can_edit:
+        raise PermissionDenied(VIEWER_REFUSED)
+    if request.method == "POST" and form.is_valid():
         model = form.cleaned_data["model"].strip()
         local = model.startswith(("/", ".", "~"))
         try:
@@ -281,12 +283,16 @@ async def playground_chat(request: HttpRequest, project_id: int, endpoint_id: in
         return error_response(ApiError(405, "Use POST."))
     user = await request.auser()
     try:
-        await sync_to_async(membership_get_for_user)(user=user, project_id=project_id)
+        membership = await sync_to_async(membership_get_for_user)(user=user, project_id=project_id)
         endpoint = await sync_to_async(endpoint_get_for_user)(
             user=user, project_id=project_id, endpoint_id=endpoint_id
         )
     except Http404:
         return error_response(ApiError(404, "No such endpoint in this project.", code="model_not_found"))
+    if not membership.can_edit:
+        return error_response(
+            ApiError(403, VIEWER_REFUSED, type="permission_error", code="permission_denied")
+        )
     try:
         body = json.loads(request.body or b"{}")
         body = {**(body if isinstance(body, dict) else {}), "model": endpoint.name, "stream": True}

@@ -11,7 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -23,7 +23,7 @@ from apps.core.http import ProjectRequest
 from apps.evaluations import present, selectors, services
 from apps.jobs.models import Job, Kind, Status
 from apps.jobs.selectors import job_get_for_user
-from apps.projects.decorators import project_view
+from apps.projects.decorators import VIEWER_REFUSED, project_view
 from workers.training import graders as grading
 
 STATIC_CSS = Path(__file__).resolve().parents[2] / "static" / "css"
@@ -145,7 +145,7 @@ def evaluation_list(request: ProjectRequest) -> HttpResponse:
                           initial={"candidate": request.GET.get("job")})  # fmt: skip
     if request.method == "POST":
         if not request.membership.can_edit:
-            raise Http404("Viewers cannot start evaluations.")
+            raise PermissionDenied(VIEWER_REFUSED)
         if form.is_valid():
             try:
                 candidate = form.jobs[form.cleaned_data["candidate"]]

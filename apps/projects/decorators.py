@@ -12,6 +12,10 @@ from apps.core.http import ProjectRequest
 from apps.projects.selectors import membership_get_for_user
 
 SESSION_KEY = "project_id"
+VIEWER_REFUSED = (
+    "Viewers can look but not change or generate anything in this project. "
+    "Ask one of its owners to make you a member."
+)
 
 
 def project_view(*, edit: bool = False, manage: bool = False) -> Callable:
@@ -26,7 +30,7 @@ def project_view(*, edit: bool = False, manage: bool = False) -> Callable:
             if manage and not membership.can_manage:
                 raise PermissionDenied("Only the project's owners can do this.")
             if edit and not membership.can_edit:
-                raise PermissionDenied("Viewers can look but not change anything in this project.")
+                raise PermissionDenied(VIEWER_REFUSED)
             request.membership = membership
             request.project = membership.project
             request.session[SESSION_KEY] = membership.project_id

@@ -35,6 +35,9 @@ class Role(models.TextChoices):
     VIEWER = "viewer", "Viewer"
 
 
+EDITORS = (Role.OWNER, Role.MEMBER)  # the roles that change and generate; viewers only look
+
+
 class Membership(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
@@ -53,7 +56,7 @@ class Membership(models.Model):
     @property
     def can_edit(self) -> bool:
         """Members and owners create and change things; viewers only look."""
-        return self.role in (Role.OWNER, Role.MEMBER)
+        return self.role in EDITORS
 
     @property
     def can_manage(self) -> bool:

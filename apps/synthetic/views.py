@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
@@ -21,7 +21,7 @@ from apps.datasets.models import Dataset
 from apps.endpoints.models import Endpoint
 from apps.jobs.models import Job, Kind, Status
 from apps.jobs.selectors import job_get_for_user
-from apps.projects.decorators import project_view
+from apps.projects.decorators import VIEWER_REFUSED, project_view
 from apps.synthetic import services
 from apps.synthetic.forms import GenerationForm, TopicsForm
 from apps.synthetic.models import GeneratedRow, Verdict
@@ -34,7 +34,9 @@ def dataset_list(request: ProjectRequest) -> HttpResponse:
     project = request.project
     error = None
     upload = request.FILES.get("file")
-    if request.method == "POST" and request.membership.can_edit and isinstance(upload, UploadedFile):
+    if request.method == "POST" and not request.membership.can_edit:
+        raise PermissionDenied(VIEWER_REFUSED)
+    if request.method == "POST" and isinstance(upload, UploadedFile):
         try:
             dataset = dataset_services.dataset_upload(project=project, user=request.user, upload=upload)
         except ValidationError as exc:
@@ -137,7 +139,7 @@ def generation_detail(request: ProjectRequest, job_id: int) -> HttpResponse:
     )
     if request.method == "POST":
         if not request.membership.can_edit:
-            raise Http404("No such page.")
+            raise PermissionDenied(VIEWER_REFUSED)
         if topics_form.is_valid():
             try:
                 tree = services.topics_parse(topics_form.cleaned_data["topics"])
@@ -201,14 +203,13 @@ def generation_rows(request: ProjectRequest, job_id: int) -> HttpResponse:
     """Accept or reject the chosen rows (or every row shown)."""
     job = _current(request, job_id)
     ids = [int(i) for i in request.POST.getlist("row") if i.isdigit()]
-    if request.POST.get("scope") == "all":
+    verdict = request.POST.get("verdict", "")
+    # "Accept all" is its own button value: the page sends no script to set a hidden field (CSP).
+    if verdict == "accepted-all" or request.POST.get("scope") == "all":
         ids = list(GeneratedRow.objects.filter(job=job).values_list("pk", flat=True))
-    changed = services.rows_set_verdict(
-        job=job, user=request.user, ids=ids, verdict=request.POST.get("verdict", "")
-    )
-    messages.success(
-        request, f"{changed} row{'s' if changed != 1 else ''} marked {request.POST.get('verdict')}."
-    )
+        verdict = "accepted" if verdict == "accepted-all" else verdict
+    changed = services.rows_set_verdict(job=job, user=request.user, ids=ids, verdict=verdict)
+    messages.success(request, f"{changed} row{'s' if changed != 1 else ''} marked {verdict}.")
     back = request.POST.get("back", "")
     return redirect(
         reverse("generation-detail", args=[request.project.pk, job.generation_root.pk])

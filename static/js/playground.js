@@ -4,6 +4,8 @@
   const form = document.getElementById("playground");
   if (!form) return;
   const csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+  const gateway = form.dataset.gateway;
+  form.addEventListener("submit", (e) => e.preventDefault());
   const $ = (id) => document.getElementById(id);
   const history = { a: [], b: [] };
 
@@ -110,10 +112,10 @@
     const messages = (s.system ? [{ role: "system", content: s.system }] : []).concat([{ role: "user", content: "Hello" }]);
     const body = { model: option.dataset.name, messages, temperature: s.temperature, max_tokens: s.max_tokens };
     $("snippet-curl").textContent =
-      `curl ${window.ATELIER_GATEWAY}/chat/completions \\\n  -H "Authorization: Bearer $ATELIER_API_KEY" \\\n  -H "Content-Type: application/json" \\\n  -d '${JSON.stringify(body).replace(/'/g, "'\\''")}'`;
+      `curl ${gateway}/chat/completions \\\n  -H "Authorization: Bearer $ATELIER_API_KEY" \\\n  -H "Content-Type: application/json" \\\n  -d '${JSON.stringify(body).replace(/'/g, "'\\''")}'`;
     const py = JSON.stringify(messages, null, 4).replace(/\n/g, "\n    ");
     $("snippet-python").textContent =
-      `import os\nfrom openai import OpenAI\n\nclient = OpenAI(base_url="${window.ATELIER_GATEWAY}", api_key=os.environ["ATELIER_API_KEY"])\n` +
+      `import os\nfrom openai import OpenAI\n\nclient = OpenAI(base_url="${gateway}", api_key=os.environ["ATELIER_API_KEY"])\n` +
       `stream = client.chat.completions.create(\n    model="${option.dataset.name}",\n    messages=${py},\n    temperature=${s.temperature},\n    max_tokens=${s.max_tokens},\n    stream=True,\n)\nfor chunk in stream:\n    if chunk.choices:\n        print(chunk.choices[0].delta.content or "", end="", flush=True)`;
   }
 

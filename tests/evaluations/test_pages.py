@@ -128,7 +128,8 @@ def test_a_viewer_reads_reports_but_cannot_start_an_evaluation(client, alice, al
     assert client.get(_url("evaluation-report", reported)).status_code == 200
     url = reverse("evaluation-list", args=[alice_project.pk])
     assert "New evaluation" not in client.get(url).content.decode()
-    assert client.post(url, {"candidate": reported.evaluates.pk}).status_code == 404
+    refused = client.post(url, {"candidate": reported.evaluates.pk})
+    assert refused.status_code == 403 and "Viewers can look but not change" in refused.content.decode()
 
 
 def test_automatic_evaluation_is_queued_first_for_a_succeeded_job_unless_switched_off(

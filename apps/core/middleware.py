@@ -1,0 +1,36 @@
+"""Middleware of our own: JSON routes that answer in JSON even when they refuse."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+API_PREFIX = "/api/"
+REFUSALS = {
+    403: "You do not have permission to do this.",
+    404: "Not found, or it belongs to a project you are not a member of.",
+    405: "This method is not allowed here.",
+}
+
+
+class JsonApiMiddleware:
+    """/api/... is read by programs: an anonymous request gets 401 in JSON (login_required would send
+    an HTML redirect to the login page), and a refusal rendered as an HTML page (another project's
+    object is still a 404) is answered in JSON with the same status."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith(API_PREFIX):
+            return self.get_response(request)
+        if not request.user.is_authenticated:
+            return JsonResponse(
+                {"error": "Log in first: this route needs a signed-in session."},
+                status=401, headers={"WWW-Authenticate": 'Session realm="atelier"'},
+            )  # fmt: skip
+        response = self.get_response(request)
+        if response.status_code in REFUSALS and "json" not in response.get("Content-Type", ""):
+            return JsonResponse({"error": REFUSALS[response.status_code]}, status=response.status_code)
+        return response
