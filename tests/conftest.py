@@ -365,23 +365,33 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, live_server):
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
+def _watched_page(browser, base_url: str) -> Iterator[Any]:
+    """A page whose console is watched for Content-Security-Policy violations: every browser test then
+    also checks that what it visited runs no inline script, handler or eval that the policy refuses."""
+    context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.set_default_timeout(15_000)
+    violations: list[str] = []
+
+    def watch(message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            violations.append(f"{page.url}: {message.text}")
+
+    page.on("console", watch)
     yield page
     context.close()
+    assert not violations, "\n".join(violations)
+
+
+@pytest.fixture
+def page(browser, live_server):
+    yield from _watched_page(browser, live_server.url)
 
 
 @pytest.fixture
 def asgi_page(browser, asgi_server):
     """A page on the uvicorn server (for what streams: the playground)."""
-    context = browser.new_context(base_url=asgi_server, viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
+    yield from _watched_page(browser, asgi_server)
 
 
 def login(page, username: str, password: str = PASSWORD) -> None:

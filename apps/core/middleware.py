@@ -1,9 +1,11 @@
-"""Middleware of our own: JSON routes that answer in JSON even when they refuse."""
+"""Middleware of our own: JSON routes that answer in JSON even when they refuse, and the
+Content-Security-Policy on every page."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 API_PREFIX = "/api/"
@@ -33,4 +35,20 @@ class JsonApiMiddleware:
         response = self.get_response(request)
         if response.status_code in REFUSALS and "json" not in response.get("Content-Type", ""):
             return JsonResponse({"error": REFUSALS[response.status_code]}, status=response.status_code)
+        return response
+
+
+class ContentSecurityPolicyMiddleware:
+    """Sends settings.CONTENT_SECURITY_POLICY on every response that has none of its own: scripts only
+    from our own static files, no inline script or event handler. A response that already carries a
+    policy (a proxied MLflow page, say) keeps its own."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.policy = "; ".join(f"{k} {' '.join(v)}" for k, v in settings.CONTENT_SECURITY_POLICY.items())
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if self.policy and "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = self.policy
         return response
