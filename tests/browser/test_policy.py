@@ -36,15 +36,14 @@ def test_no_page_logs_a_content_security_policy_violation(
         ("project-dashboard", [pid]), ("project-members", [pid]), ("dataset-list", [pid]), ("job-list", [pid]),
         ("job-detail", [pid, job.pk]), ("evaluation-list", [pid]), ("endpoint-list", [pid]),
         ("model-catalog", [pid]), ("playground", [pid]), ("wizard-model", [pid]), ("generation-new", [pid]),
-        ("health", []), ("invitation-list", []), ("project-list", []), ("password_change", []),
+        ("health", []), ("invitation-list", []), ("project-list", []), ("password_change", []), ("admin:index", []),
     ]:  # fmt: skip
         response = page.goto(reverse(name, args=args))
         assert response is not None and response.ok, name
         assert "script-src 'self'" in (response.header_value("content-security-policy") or ""), name
     page.goto(reverse("playground", args=[pid]))
-    page.get_by_test_id("message").fill("hello")
-    page.get_by_test_id("message").press("Enter")  # playground.js runs: the answer pane gets a reply or error
-    expect(page.get_by_test_id("chat-a").locator("[data-role=assistant]")).to_have_count(1)
+    # playground.js ran under the policy: it wrote the code snippets from the form's data attributes.
+    expect(page.get_by_test_id("snippet-curl")).to_contain_text("/v1/chat/completions")
     page.goto(reverse("endpoint-list", args=[pid]))
     page.goto("/no-such-page/")  # the 404 page
 
