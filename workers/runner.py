@@ -38,9 +38,8 @@ from workers.replicas import (
     replicas_reap,
     replicas_wanted,
 )
-from workers.training import outbound
 from workers.training.events import EventWriter, read_new_events
-from workers.training.keys import JUDGE_KEY_ENV, KEY_ENVS, TEACHER_KEY_ENV
+from workers.training.keys import JUDGE_KEY_ENV, TEACHER_KEY_ENV
 from workers.training.resilient import LIGHTHOUSE_FILE
 from workers.training.runner import CANCEL_FILE, EXIT_INTERRUPTED  # light: torch loads only when training
 
@@ -270,15 +269,10 @@ def _renew_every() -> float:
 
 
 def training_env() -> dict[str, str]:
-    """The trainer's environment: the worker's, without any key variable the worker itself may have
-    (a job gets a key only from its own project's secret), and with the outbound policy that its judge
-    and teacher connect under."""
-    from apps.secrets.outbound import policy
+    """The trainer's environment: no key variable of the worker's own, and the outbound policy."""
+    from apps.secrets.services import training_process_env
 
-    env = {k: v for k, v in os.environ.items() if k not in KEY_ENVS}
-    env[outbound.ALLOW_ENV] = policy().as_text()
-    env.pop(outbound.GATEWAY_ENV, None)  # the policy above already holds the gateway
-    return env
+    return training_process_env()
 
 
 def _job_keys(job: Job, spec: dict[str, Any]) -> dict[str, str]:

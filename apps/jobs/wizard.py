@@ -434,8 +434,16 @@ def try_rewards(draft: Draft, technique: str, params: dict[str, Any], rows: int 
     import sys
     import tempfile
 
+    from apps.secrets.services import KeyUnavailable, key_resolve, training_process_env
+    from workers.training.keys import JUDGE_KEY_ENV
+
     spec = {**spec_from_draft(Draft(project=draft.project, user=draft.user, data={**draft.data, "technique": technique})),
             "params": params, "output_dir": "/nonexistent"}  # fmt: skip
+    try:  # the judge's key, as a job's runner hands it over: in the environment, never in the spec
+        key = key_resolve(project_id=draft.project.pk, ref=str(params.get("judge_key") or ""))
+    except KeyUnavailable as exc:
+        raise ValidationError(str(exc)) from exc
+    env = training_process_env({JUDGE_KEY_ENV: key} if key else {})
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "spec.json"
         path.write_text(json.dumps(spec))
@@ -443,6 +451,7 @@ def try_rewards(draft: Draft, technique: str, params: dict[str, Any], rows: int 
             done = subprocess.run(
                 [sys.executable, "-m", "workers.training", "try", str(path), "--rows", str(rows)],
                 capture_output=True, text=True, timeout=300, check=False, cwd=Path(__file__).resolve().parents[2],
+                env=env,
             )  # fmt: skip
         except subprocess.TimeoutExpired as exc:
             raise ValidationError("Trying took longer than 5 minutes; launch a short job instead.") from exc

@@ -16,6 +16,8 @@ from apps.projects.models import Project
 from apps.projects.services import membership_require_editor
 from apps.secrets import crypto
 from apps.secrets.models import SECRET_NAME_MAX_LENGTH, ProjectSecret
+from workers.training import outbound
+from workers.training.keys import KEY_ENVS
 
 NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{SECRET_NAME_MAX_LENGTH - 1}}}")
 MAX_VALUE_LENGTH = 4096
@@ -107,3 +109,15 @@ def key_resolve(*, project_id: int, ref: str) -> str | None:
             raise KeyUnavailable(f"{name} is not set on this worker.")
         return found
     raise KeyUnavailable("The key must be one of the project's secrets or an offered variable.")
+
+
+def training_process_env(keys: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a process of the training layer (a job's trainer, the wizard's Try): this
+    process's, without any key variable it may have itself (a job gets a key only from its own
+    project's secret, in `keys`), and with the outbound policy its judge and teacher connect under."""
+    from apps.secrets.outbound import policy
+
+    env = {k: v for k, v in os.environ.items() if k not in KEY_ENVS}
+    env[outbound.ALLOW_ENV] = policy().as_text()
+    env.pop(outbound.GATEWAY_ENV, None)  # the policy above already holds the gateway
+    return {**env, **(keys or {})}
