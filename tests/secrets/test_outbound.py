@@ -66,7 +66,7 @@ def test_with_the_allow_list_off_the_evaluation_and_rlaif_judge_urls_are_refused
         form = EvaluationForm(
             {"judge_url": url, "judge_model": "judge"}, jobs=[], datasets=[], keys=[("", "No key")]
         )
-        assert not form.is_valid() and message in " ".join(form.errors["judge_url"]), url
+        assert not form.is_valid() and message in " ".join(map(str, form.errors["judge_url"])), url
         params = wizard.params_form_class("rlaif")({"p-judge_url": url, "p-judge_model": "judge"}, prefix="p")
         assert params.is_valid(), params.errors
         with pytest.raises(ValidationError, match=re.escape(message)):
