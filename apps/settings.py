@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "apps.evaluations",
     "apps.endpoints",
     "apps.synthetic",
+    "apps.secrets",
 ]
 
 MIDDLEWARE = [
@@ -182,6 +183,17 @@ ENGINE_WAKE_TIMEOUT_SECONDS = float(os.environ.get("ATELIER_ENGINE_WAKE_TIMEOUT_
 ENGINE_START_TIMEOUT_SECONDS = float(os.environ.get("ATELIER_ENGINE_START_TIMEOUT_SECONDS", "900"))
 # Where workers reach the gateway (a project's endpoint as the teacher of a data generation).
 GATEWAY_URL = os.environ.get("ATELIER_GATEWAY_URL", f"http://{env.web_host()}:{env.web_port()}/v1")
+# Where judges, teachers and the teacher check may connect besides public addresses (workers.training.
+# outbound): CIDRs or host:port, comma-separated. The gateway above is always allowed; link-local,
+# metadata, multicast and reserved addresses never are.
+OUTBOUND_ALLOW = os.environ.get("ATELIER_OUTBOUND_ALLOW", "")
+# Workers' environment variables that jobs may choose as a judge's or teacher's key (comma-separated
+# names); project secrets need none of this.
+WORKER_SECRET_ENV = [
+    n.strip() for n in os.environ.get("ATELIER_WORKER_SECRET_ENV", "").split(",") if n.strip()
+]
+# How long a form waits for a worker to check a teacher's URL.
+PROBE_TIMEOUT_SECONDS = float(os.environ.get("ATELIER_PROBE_TIMEOUT_SECONDS", "20"))
 # Requests a minute per API key unless the key says otherwise.
 GATEWAY_RATE_LIMIT = int(os.environ.get("ATELIER_RATE_LIMIT_PER_MINUTE", "600"))
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")

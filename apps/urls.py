@@ -13,5 +13,6 @@ urlpatterns = [
     path("", include("apps.evaluations.urls")),
     path("", include("apps.endpoints.urls")),
     path("", include("apps.synthetic.urls")),
+    path("", include("apps.secrets.urls")),
     path("", include("apps.projects.urls")),
 ]

@@ -36,6 +36,10 @@ if os.environ.get("ATELIER_TEST_HARNESS") != "1":
     os.environ["ATELIER_JOB_LEASE_SECONDS"] = "5"
     os.environ["ATELIER_CANCEL_GRACE_SECONDS"] = "5"
     os.environ["ATELIER_PREEMPT_AFTER_SECONDS"] = "3"
+    # The suite's judge, teacher and gateway listen on loopback: allowed here (workers.training.outbound).
+    # The SSRF tests switch it off: settings.OUTBOUND_ALLOW for the forms, this variable for the training
+    # layer in the test process (tests/test_outbound.py).
+    os.environ["ATELIER_OUTBOUND_ALLOW"] = "127.0.0.0/8"
 # Playwright's sync API runs an event loop in the test thread; the ORM calls tests make beside it are
 # still synchronous and safe.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"

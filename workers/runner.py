@@ -8,6 +8,7 @@ Safe to run twice: claiming is a conditional UPDATE, and a task that finds nothi
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from django.utils import timezone
 
 from apps.jobs.models import WAITING, Job, Replica, Status
 from apps.jobs.services import enqueue, transition
+from apps.secrets.services import KeyUnavailable
 from workers.replicas import (
     ReplicaProcess,
     replica_claim,
@@ -37,6 +39,7 @@ from workers.replicas import (
     replicas_wanted,
 )
 from workers.training.events import EventWriter, read_new_events
+from workers.training.keys import JUDGE_KEY_ENV, TEACHER_KEY_ENV
 from workers.training.resilient import LIGHTHOUSE_FILE
 from workers.training.runner import CANCEL_FILE, EXIT_INTERRUPTED  # light: torch loads only when training
 
@@ -76,19 +79,20 @@ def job_claim_next(*, queue: str, worker: str) -> Job | None:
 
 def training_spec(job: Job) -> dict[str, Any]:
     """The job's spec with what the runner owns filled in: its folder, its id and MLflow."""
-    spec = dict(job.spec)
+    spec = copy.deepcopy(job.spec)  # the runner fills in nested parts (keys' variables); the row stays
     spec["output_dir"] = str(job.output_dir)
     spec["job_id"] = str(job.pk)
     if job.is_evaluation:
         spec.setdefault("tracking_uri", settings.MLFLOW_TRACKING_URI)
         return spec
     if job.is_synthesis:
-        teacher = spec.get("teacher") or {}
+        # A variable named in the row is never honoured: only the runner names one (below, _job_keys).
+        teacher = {k: v for k, v in (spec.get("teacher") or {}).items() if k != "api_key_env"}
+        spec["teacher"] = teacher
         if teacher.get(
             "endpoint"
         ):  # one of the project's endpoints, through the gateway, with a key of its own
             from apps.endpoints.models import Endpoint
-            from apps.synthetic.services import TEACHER_KEY_ENV
 
             endpoint = Endpoint.objects.filter(project_id=job.project_id, pk=teacher["endpoint"]).first()
             spec["teacher"] = {"base_url": settings.GATEWAY_URL, "model": endpoint.name if endpoint else "",
@@ -176,8 +180,16 @@ def job_run(job: Job) -> None:
     (out / CANCEL_FILE).unlink(missing_ok=True)
     spec_path = out / "spec.json"
     spec = training_spec(job)
+    try:
+        keys = _job_keys(job, spec)
+    except KeyUnavailable as exc:
+        transition(job, Status.FAILED, where={"worker": job.worker}, error=str(exc), finished_at=timezone.now(),
+                   lease_until=None, eta_seconds=None)  # fmt: skip
+        return
+    # The spec names the variables; their values (keys) are only in the trainer's environment.
     spec_path.write_text(json.dumps(spec, indent=2))
     key, env = _teacher_key(job, spec)
+    env = {**training_env(), **keys, **env}
     events_path = out / "events.jsonl"
     tail = _Tail(offset=events_path.stat().st_size if events_path.exists() else 0)
     log_path = out / "train.log"
@@ -198,7 +210,7 @@ def job_run(job: Job) -> None:
             [sys.executable, "-m", "workers.training", command, str(spec_path)],
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
             start_new_session=True, preexec_fn=_die_with_parent,  # the prefork child runs no threads
-            env={**os.environ, **env},
+            env=env,
         )  # fmt: skip
     cancel_since: float | None = None
     terminated = False
@@ -256,12 +268,47 @@ def _renew_every() -> float:
     return max(0.5, min(5.0, settings.JOB_LEASE_SECONDS / 5))
 
 
+def training_env() -> dict[str, str]:
+    """The trainer's environment: no key variable of the worker's own, and the outbound policy."""
+    from apps.secrets.services import training_process_env
+
+    return training_process_env()
+
+
+def _job_keys(job: Job, spec: dict[str, Any]) -> dict[str, str]:
+    """The keys the job's judge or teacher chose (a project secret or an allowed worker variable, by
+    name): decrypted here, for this job's project only, and put in the fixed variable that the spec
+    now names. KeyUnavailable when one cannot be had."""
+    from apps.secrets.services import key_resolve
+
+    def fill(ref: Any, name: str) -> dict[str, str]:
+        value = key_resolve(project_id=job.project_id, ref=str(ref or ""))
+        return {name: value} if value else {}
+
+    if job.is_synthesis:
+        teacher = spec.get("teacher") or {}
+        if teacher.get("endpoint") or teacher.get("api_key_env") == TEACHER_KEY_ENV:
+            return {}  # the gateway key minted for this run (_teacher_key)
+        keys = fill(teacher.pop("key", ""), TEACHER_KEY_ENV)
+        if keys:
+            teacher["api_key_env"] = TEACHER_KEY_ENV
+        return keys
+    if job.is_evaluation:
+        judge = spec.get("judge")
+        if not judge:
+            return {}
+        keys = fill(judge.get("key", ""), JUDGE_KEY_ENV)
+        judge["api_key_env"] = JUDGE_KEY_ENV  # the only variable it reads; empty without a key
+        return keys
+    params = spec.get("params") or {}
+    params.pop("judge_api_key_env", None)  # a row from before project secrets: never honoured
+    return fill(params.get("judge_key", ""), JUDGE_KEY_ENV)
+
+
 def _teacher_key(job: Job, spec: dict[str, Any]) -> tuple[Any, dict[str, str]]:
     """A generation whose teacher is one of the project's endpoints gets an API key for this run only,
     in its environment (never in a file); revoked when the run ends."""
-    from apps.synthetic.services import TEACHER_KEY_ENV
-
-    if not job.is_synthesis or (spec.get("teacher") or {}).get("api_key_env") != TEACHER_KEY_ENV:
+    if not job.is_synthesis or not (job.spec.get("teacher") or {}).get("endpoint"):
         return None, {}
     from apps.endpoints.services import api_key_create
 

@@ -45,3 +45,11 @@ def endpoint_merge(endpoint_id: int) -> None:
     from apps.endpoints.exports import merge
 
     merge(endpoint_id)
+
+
+@app.task(name="workers.tasks.teacher_probe")
+def teacher_probe(token: str, project_id: int, base_url: str, key_ref: str) -> None:
+    """Check a teacher's URL for the generation form, here rather than in the web process."""
+    from apps.synthetic.probe import teacher_probe_run
+
+    teacher_probe_run(token, project_id, base_url, key_ref)

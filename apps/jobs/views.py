@@ -24,6 +24,7 @@ from apps.jobs.models import Job, Status
 from apps.jobs.selectors import job_get_for_user, job_list_for_project, queue_position, replica_states
 from apps.jobs.services import COMPUTE_CLASSES, job_cancel, job_continue, job_create, job_move, job_retry
 from apps.projects.decorators import project_view
+from apps.secrets.services import key_choices
 from workers.training.hparams import LORA_RANKS
 
 log = logging.getLogger("atelier.wizard")
@@ -298,7 +299,7 @@ def wizard_technique(request: ProjectRequest) -> HttpResponse:
         chosen = "sft"
     posted = request.method == "POST" and request.POST.get("technique") == chosen
     saved_params = draft.data.get("params") if draft.data.get("technique") == chosen else None
-    params_form = wizard.params_form_class(chosen)(
+    params_form = wizard.params_form_class(chosen, key_choices(project=request.project))(
         request.POST if posted else None, initial=saved_params or None, prefix="p"
     )
     training_form = wizard.TrainingForm(
@@ -371,7 +372,9 @@ def wizard_try(request: ProjectRequest) -> HttpResponse:
     if chosen not in ("rlvr", "rlaif") or not draft.data.get("dataset"):
         problem = "Choose RLVR or RLAIF and a dataset first."
     else:
-        form = wizard.params_form_class(chosen)(request.POST, prefix="p")
+        form = wizard.params_form_class(chosen, key_choices(project=request.project))(
+            request.POST, prefix="p"
+        )
         if not form.is_valid():
             problem = "Fix the settings first: " + "; ".join(
                 f"{k}: {' '.join(str(m) for m in v)}" for k, v in form.errors.items()

@@ -250,9 +250,10 @@ def _is(annotation: Any, kind: type) -> bool:
     return annotation is kind or annotation == kind.__name__
 
 
-def params_form_class(technique: str) -> type[forms.Form]:
+def params_form_class(technique: str, keys: list[tuple[str, str]] | None = None) -> type[forms.Form]:
     """A form for the technique's parameters dataclass: type → field, help → help text, min/max →
-    validators, choices → checkboxes."""
+    validators, choices → checkboxes, a secret → a choice of `keys` (apps.secrets.services.key_choices:
+    the project's secrets by name, never their values)."""
     from workers.training.techniques import REGISTRY
 
     params = REGISTRY[technique].params
@@ -276,6 +277,8 @@ def params_form_class(technique: str) -> type[forms.Form]:
             fields[f.name] = forms.FloatField(
                 initial=default, min_value=meta.get("min"), max_value=meta.get("max"), **common
             )
+        elif meta.get("secret"):
+            fields[f.name] = forms.ChoiceField(choices=keys or [("", "No key")], initial=default, **common)
         elif "choices" in meta:
             fields[f.name] = forms.MultipleChoiceField(
                 choices=[(c, c) for c in meta["choices"]], initial=list(default),
@@ -344,6 +347,7 @@ class TrainingForm(forms.Form):
 
 def clean_params(technique: str, form: forms.Form) -> dict[str, Any]:
     """The parameters that differ from their defaults, checked by the technique itself."""
+    from apps.secrets.outbound import url_problem
     from workers.training.techniques import REGISTRY, ParamsError, make_params
 
     values = {}
@@ -351,6 +355,8 @@ def clean_params(technique: str, form: forms.Form) -> dict[str, Any]:
         value = form.cleaned_data.get(f.name)
         if value is None or value == "":
             continue
+        if f.metadata.get("outbound") and (problem := url_problem(str(value))):
+            raise ValidationError(f"{f.name}: {problem}")
         if isinstance(value, list):
             value = tuple(value)
         values[f.name] = value
@@ -428,8 +434,16 @@ def try_rewards(draft: Draft, technique: str, params: dict[str, Any], rows: int 
     import sys
     import tempfile
 
+    from apps.secrets.services import KeyUnavailable, key_resolve, training_process_env
+    from workers.training.keys import JUDGE_KEY_ENV
+
     spec = {**spec_from_draft(Draft(project=draft.project, user=draft.user, data={**draft.data, "technique": technique})),
             "params": params, "output_dir": "/nonexistent"}  # fmt: skip
+    try:  # the judge's key, as a job's runner hands it over: in the environment, never in the spec
+        key = key_resolve(project_id=draft.project.pk, ref=str(params.get("judge_key") or ""))
+    except KeyUnavailable as exc:
+        raise ValidationError(str(exc)) from exc
+    env = training_process_env({JUDGE_KEY_ENV: key} if key else {})
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "spec.json"
         path.write_text(json.dumps(spec))
@@ -437,6 +451,7 @@ def try_rewards(draft: Draft, technique: str, params: dict[str, Any], rows: int 
             done = subprocess.run(
                 [sys.executable, "-m", "workers.training", "try", str(path), "--rows", str(rows)],
                 capture_output=True, text=True, timeout=300, check=False, cwd=Path(__file__).resolve().parents[2],
+                env=env,
             )  # fmt: skip
         except subprocess.TimeoutExpired as exc:
             raise ValidationError("Trying took longer than 5 minutes; launch a short job instead.") from exc

@@ -22,6 +22,7 @@ from apps.endpoints.models import Endpoint
 from apps.jobs.models import Job, Kind, Status
 from apps.jobs.selectors import job_get_for_user
 from apps.projects.decorators import project_view
+from apps.secrets.services import key_choices
 from apps.synthetic import services
 from apps.synthetic.forms import GenerationForm, TopicsForm
 from apps.synthetic.models import GeneratedRow, Verdict
@@ -61,8 +62,9 @@ def _form(request: ProjectRequest) -> GenerationForm:
         "teacher": "endpoint" if endpoints else "url",
     }
     return GenerationForm(
-        request.POST or None, request.FILES or None, endpoints=endpoints, datasets=datasets, initial=initial
-    )
+        request.POST or None, request.FILES or None, endpoints=endpoints, datasets=datasets,
+        keys=key_choices(project=project), project_id=project.pk, initial=initial,
+    )  # fmt: skip
 
 
 @require_http_methods(["GET", "POST"])
@@ -104,9 +106,9 @@ def _teacher(request: ProjectRequest, data: dict[str, Any]) -> tuple[dict[str, A
         return {"endpoint": endpoint.pk}, f"endpoint {endpoint.name}"
     if data["teacher"] == "local":
         return {"local": data["teacher_local"].strip()}, data["teacher_local"].strip()
-    teacher = {"base_url": data["teacher_url"], "model": data["teacher_model"]}
-    if data["teacher_key_env"]:
-        teacher["api_key_env"] = data["teacher_key_env"].strip()
+    teacher = {"base_url": data["teacher_url"].strip(), "model": data["teacher_model"]}
+    if data["teacher_key"]:
+        teacher["key"] = data["teacher_key"]  # the secret's name; the runner puts its value in place
     return teacher, data["teacher_model"]
 
 
