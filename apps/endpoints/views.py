@@ -200,7 +200,10 @@ def endpoint_push(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
             private=bool(request.POST.get("private")),
         )
     except exports.ExportError as exc:
-        request.session["hub_error"] = str(exc)
+        if exports.available(endpoint):
+            request.session["hub_error"] = str(exc)  # shown beside the push form
+        else:
+            messages.error(request, str(exc))  # no export section on the page to show it in
     else:
         messages.success(request, f"Pushed to the Hugging Face Hub: {url}")
     return redirect(reverse("endpoint-detail", args=[request.project.pk, endpoint.pk]) + "#export")
@@ -238,8 +241,10 @@ def api_key_new(request: ProjectRequest) -> HttpResponse:
         else:
             # Shown once, on the next page, then gone: only its hash is stored.
             request.session["new_api_key"] = {"name": api_key.name, "key": key}
-    else:
+    elif not request.POST.get("name", "").strip():
         messages.error(request, "Give the key a name, to tell it apart later.")
+    else:  # too long: say so, rather than ask for a name that was given
+        messages.error(request, "The key's name: " + " ".join(str(e) for e in form.errors.get("name") or []))
     return redirect(reverse("endpoint-list", args=[request.project.pk]) + "#keys")
 
 

@@ -153,9 +153,13 @@ def model_choose(*, project: Project, source: str, hub_id: str = "", local_path:
             raise ValidationError({"local_path": str(exc)}) from exc
         return {"model": local_path.strip(), "label": local_path.strip()}
     if source.startswith("job:"):
-        job = Job.objects.filter(
-            project=project, pk=source.removeprefix("job:"), status=Status.SUCCEEDED
-        ).first()
+        job_id = source.removeprefix("job:")
+        # A hand-edited "job:abc" is no job, not a 500 from the integer lookup.
+        job = (
+            Job.objects.filter(project=project, pk=int(job_id), status=Status.SUCCEEDED).first()
+            if job_id.isdigit()
+            else None
+        )
         if job is None or not job.model_artifact:
             raise ValidationError({"source": "That job has no trained model."})
         return {"model": job.model_artifact, "label": f"Result of job #{job.pk} ({job.name})"}
@@ -188,8 +192,8 @@ def dataset_source(project: Project, key: str) -> dict[str, Any]:
         found = next((d for d in demo_datasets() if d["key"] == key), None)
         if found:
             return {"path": found["path"], "label": found["label"], "dataset_id": None}
-    if key.startswith("dataset:"):
-        ds = Dataset.objects.filter(project=project, pk=key.removeprefix("dataset:")).first()
+    if key.startswith("dataset:") and key.removeprefix("dataset:").isdigit():
+        ds = Dataset.objects.filter(project=project, pk=int(key.removeprefix("dataset:"))).first()
         if ds:
             return {"path": ds.path, "label": ds.name, "dataset_id": ds.pk}
     raise ValidationError({"dataset": "Choose a dataset or upload one."})

@@ -205,12 +205,16 @@ def generation_rows(request: ProjectRequest, job_id: int) -> HttpResponse:
     ids = [int(i) for i in request.POST.getlist("row") if i.isdigit()]
     if request.POST.get("scope") == "all":
         ids = list(GeneratedRow.objects.filter(job=job).values_list("pk", flat=True))
-    changed = services.rows_set_verdict(
-        job=job, user=request.user, ids=ids, verdict=request.POST.get("verdict", "")
-    )
-    messages.success(
-        request, f"{changed} row{'s' if changed != 1 else ''} marked {request.POST.get('verdict')}."
-    )
+    try:
+        changed = services.rows_set_verdict(
+            job=job, user=request.user, ids=ids, verdict=request.POST.get("verdict", "")
+        )
+    except ValidationError as exc:  # a verdict other than accept or reject: said on the page, not a 500
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(
+            request, f"{changed} row{'s' if changed != 1 else ''} marked {request.POST.get('verdict')}."
+        )
     back = request.POST.get("back", "")
     return redirect(
         reverse("generation-detail", args=[request.project.pk, job.generation_root.pk])
