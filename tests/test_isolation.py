@@ -33,6 +33,7 @@ from apps.jobs.models import Draft, Job, Kind, Status
 from apps.jobs.services import job_create
 from apps.projects.models import Membership, Role
 from apps.projects.services import membership_add, project_create
+from apps.secrets.services import secret_save
 from apps.synthetic.models import GeneratedRow, Verdict
 from tests.factories import UserFactory
 from workers.training import tiny
@@ -67,6 +68,7 @@ class World:
     invitation: Any
     ping: ServicePing
     membership: Membership
+    secret: Any
     ids: dict[str, int] = field(default_factory=dict)
 
 
@@ -143,10 +145,11 @@ def world(db) -> World:
     invitation, _ = invitation_create(actor=staff, email=f"{SECRET}@example.com", project=project)
     ping = ServicePing.objects.create(requested_by=alice)
     Draft.objects.create(project=project, user=alice, data={"model": SECRET})
+    secret = secret_save(project=project, user=alice, name=f"{SECRET}-judge", value=f"sk-{SECRET}")
     return World(alice=alice, bob=bob, viewer=viewer, project=project, bob_project=bob_project,
                  training=training, evaluation=evaluation, generation=generation, generation_rows=rows_job,
                  row=row, dataset=dataset, endpoint=endpoint, api_key=api_key, invitation=invitation, ping=ping,
-                 membership=Membership.objects.get(project=project, user=alice))  # fmt: skip
+                 membership=Membership.objects.get(project=project, user=alice), secret=secret)  # fmt: skip
 
 
 # Fillers ---------------------------------------------------------------------------------------------
@@ -242,6 +245,9 @@ FILLERS: dict[str, tuple[str, Filler]] = {
     "project-member-remove": (TENANT, lambda w: {**_p(w), "membership_id": w.membership.pk}),
     "api-project-list": (GLOBAL, lambda w: {}),
     "api-project-detail": (TENANT, _p),
+    # secrets
+    "project-settings": (TENANT, _p),
+    "secret-delete": (TENANT, lambda w: {**_p(w), "secret_id": w.secret.pk}),
 }
 
 
