@@ -102,6 +102,13 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def model_dirs() -> list[str]:
+    """ATELIER_MODEL_DIRS: the directories whose model folders people may choose by path, separated by
+    the platform's path separator (":" here) or commas; none by default, so typed paths reach nothing."""
+    value = os.environ.get("ATELIER_MODEL_DIRS", "")
+    return [item.strip() for item in value.replace(os.pathsep, ",").split(",") if item.strip()]
+
+
 def train_workers() -> int:
     """How many training workers `make run` starts on the CPU queue (ATELIER_TRAIN_WORKERS, default 1):
     a resilient job runs a replica on each of them."""

@@ -160,6 +160,9 @@ JOB_CANCEL_GRACE_SECONDS = float(os.environ.get("ATELIER_CANCEL_GRACE_SECONDS", 
 # A job that waited this long takes a worker from a resilient job above its minimum of replicas (one
 # replica leaves at a step boundary; the resilient job grows again when a worker is free).
 JOB_PREEMPT_AFTER_SECONDS = float(os.environ.get("ATELIER_PREEMPT_AFTER_SECONDS", "20"))
+# Folders people may choose models from by path (ATELIER_MODEL_DIRS); the data folder never counts.
+MODEL_DIRS = env.model_dirs()
+
 # Uploads: streamed to disk, stopped at this size (ATELIER_DATASET_MAX_MB).
 DATASET_MAX_BYTES = int(float(os.environ.get("ATELIER_DATASET_MAX_MB", "200")) * 1024**2)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # bigger uploads go to a temporary file, never to memory

@@ -26,6 +26,8 @@ if os.environ.get("ATELIER_TEST_HARNESS") != "1":
     os.environ["ATELIER_TEST_HARNESS"] = "1"
     _data = Path(os.environ.get("ATELIER_TEST_DATA_DIR") or _base / "var" / "test").resolve()
     os.environ["ATELIER_DATA_DIR"] = str(_data)
+    # The one folder the tests offer models from by path: beside the data folder, never inside it.
+    os.environ["ATELIER_MODEL_DIRS"] = str(_data.with_name(_data.name + "-models"))
     os.environ.pop("REDIS_URL", None)  # the embedded one, in the test data folder
     os.environ["ATELIER_REDIS_PORT"] = str(_free_port())  # used only when the socket path is too long
     os.environ["ATELIER_MLFLOW_PORT"] = str(_free_port())

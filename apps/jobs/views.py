@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.core.http import ProjectRequest
 from apps.datasets import services as dataset_services
 from apps.evaluations.selectors import evaluation_state
-from apps.jobs import wizard
+from apps.jobs import model_sources, wizard
 from apps.jobs.models import Job, Status
 from apps.jobs.selectors import job_get_for_user, job_list_for_project, queue_position, replica_states
 from apps.jobs.services import COMPUTE_CLASSES, job_cancel, job_continue, job_create, job_move, job_retry
@@ -178,6 +178,15 @@ class ModelForm(forms.Form):
     hub_id = forms.CharField(required=False, max_length=200, label="Hugging Face model id")
     local_path = forms.CharField(required=False, max_length=500, label="Local folder")
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        dirs = ", ".join(str(d) for d in model_sources.model_dirs())
+        self.fields["local_path"].help_text = (
+            f"A model or adapter folder inside {dirs}."
+            if dirs
+            else "This server offers no model folders: an administrator lists them in ATELIER_MODEL_DIRS."
+        )
+
 
 @require_http_methods(["GET", "POST"])
 @project_view(edit=True)
@@ -187,7 +196,7 @@ def wizard_model(request: ProjectRequest) -> HttpResponse:
     form = ModelForm(request.POST or None, initial=saved or {"source": "partial"})
     if request.method == "POST" and form.is_valid():
         try:
-            chosen = wizard.model_choose(project=request.project, **form.cleaned_data)
+            chosen = wizard.model_choose(project=request.project, user=request.user, **form.cleaned_data)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:

@@ -121,10 +121,14 @@ def _hub_check(model_id: str) -> None:
         ) from exc
 
 
-def model_choose(*, project: Project, source: str, hub_id: str = "", local_path: str = "") -> dict[str, str]:
-    """{"model": what the spec loads, "label": what people read}; ValidationError naming the field."""
-    from workers.training.models import ModelError, resolve
-    from workers.training.spec import ModelRef
+def model_choose(
+    *, project: Project, user: Any, source: str, hub_id: str = "", local_path: str = ""
+) -> dict[str, str]:
+    """{"model": what the spec loads, "label": what people read}; ValidationError naming the field.
+    Only what this returns goes into specs: the built-in model by name, a vetted hub id, a folder inside
+    ATELIER_MODEL_DIRS, or a job of this project chosen by its id (404 for anyone else's)."""
+    from apps.jobs import model_sources
+    from apps.jobs.selectors import job_model_get_for_user
 
     if source in TINY:
         path = tiny_path(source)
@@ -136,33 +140,35 @@ def model_choose(*, project: Project, source: str, hub_id: str = "", local_path:
             )
         return {"model": str(path), "label": f"Built-in tiny model ({source})"}
     if source.startswith("catalog:") or source == "hub":
+        field = "hub_id" if source == "hub" else "source"
         model_id = source.removeprefix("catalog:") if source != "hub" else hub_id.strip()
         if not model_id:
             raise ValidationError({"hub_id": "Type a Hugging Face model id."})
         try:
+            model_id = model_sources.hub_id(model_id)
             _hub_check(model_id)
         except ValidationError as exc:
-            raise ValidationError({"hub_id" if source == "hub" else "source": exc.messages}) from exc
+            raise ValidationError({field: exc.messages}) from exc
         return {"model": model_id, "label": model_id}
     if source == "local":
         if not local_path.strip():
             raise ValidationError({"local_path": "Type the folder that holds the model."})
         try:
-            resolve(ModelRef(local_path.strip()))
-        except ModelError as exc:
-            raise ValidationError({"local_path": str(exc)}) from exc
-        return {"model": local_path.strip(), "label": local_path.strip()}
+            folder = model_sources.local_folder(local_path)
+        except ValidationError as exc:
+            raise ValidationError({"local_path": exc.messages}) from exc
+        return {"model": folder, "label": local_path.strip()}
     if source.startswith("job:"):
         job_id = source.removeprefix("job:")
         # A hand-edited "job:abc" is no job, not a 500 from the integer lookup.
         job = (
-            Job.objects.filter(project=project, pk=int(job_id), status=Status.SUCCEEDED).first()
+            job_model_get_for_user(user=user, project_id=project.pk, job_id=int(job_id))
             if job_id.isdigit()
             else None
         )
-        if job is None or not job.model_artifact:
+        if job is None:
             raise ValidationError({"source": "That job has no trained model."})
-        return {"model": job.model_artifact, "label": f"Result of job #{job.pk} ({job.name})"}
+        return {"model": str(job.model_artifact), "label": f"Result of job #{job.pk} ({job.name})"}
     raise ValidationError({"source": "Choose a model."})
 
 
@@ -351,6 +357,7 @@ class TrainingForm(forms.Form):
 
 def clean_params(technique: str, form: forms.Form) -> dict[str, Any]:
     """The parameters that differ from their defaults, checked by the technique itself."""
+    from apps.jobs import model_sources
     from apps.secrets.outbound import url_problem
     from workers.training.techniques import REGISTRY, ParamsError, make_params
 
@@ -363,6 +370,11 @@ def clean_params(technique: str, form: forms.Form) -> dict[str, Any]:
             raise ValidationError(f"{f.name}: {problem}")
         if isinstance(value, list):
             value = tuple(value)
+        if f.metadata.get("model"):  # a model the worker loads: vetted like the Model step's
+            try:
+                value = model_sources.typed_model(str(value))
+            except ValidationError as exc:
+                raise ValidationError({f.name: exc.messages}) from exc
         values[f.name] = value
     try:
         make_params(REGISTRY[technique], values)

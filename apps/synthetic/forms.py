@@ -5,6 +5,7 @@ from typing import Any, cast
 from django import forms
 from django.core.exceptions import ValidationError
 
+from apps.jobs import model_sources
 from apps.secrets.outbound import url_problem
 from apps.synthetic.probe import teacher_problem_on_worker
 from workers.training.synthetic.pipeline import MAX_ROWS
@@ -62,12 +63,14 @@ class GenerationForm(forms.Form):
         help_text="One of the project's secrets (Settings → Secrets): typed once there, never shown again.",
     )  # fmt: skip
     teacher_local = forms.CharField(
-        required=False, max_length=500, label="Local model (folder or Hugging Face id)"
-    )
+        required=False, max_length=500, label="Local model",
+        help_text="A Hugging Face id (org/name), a model folder this server offers, or the built-in "
+        "atelier-tiny/partial.",
+    )  # fmt: skip
     weak_local = forms.CharField(
         required=False, max_length=500, label="DPO: rejected answers from",
-        help_text="A weaker local model (folder or Hugging Face id, e.g. the base you will train) answers each "
-        "prompt; left empty, each rejected answer is the chosen one cut short.",
+        help_text="A weaker local model (a Hugging Face id, a model folder this server offers, or "
+        "atelier-tiny/base) answers each prompt; left empty, each rejected answer is the chosen one cut short.",
     )  # fmt: skip
 
     def __init__(
@@ -108,6 +111,16 @@ class GenerationForm(forms.Form):
                     self.add_error("teacher_url", problem)
         elif kind == "local" and not data.get("teacher_local", "").strip():
             self.add_error("teacher_local", "Give a model folder or Hugging Face id.")
+        # Only vetted models reach the worker: a hub id, an offered folder, the built-in model.
+        for name, used in (
+            ("teacher_local", kind == "local"),
+            ("weak_local", data.get("technique") == "dpo"),
+        ):
+            if used and (data.get(name) or "").strip():
+                try:
+                    data[name] = model_sources.typed_model(data[name])
+                except ValidationError as exc:
+                    self.add_error(name, exc)
         return data
 
 

@@ -28,8 +28,13 @@ class RLAIFParams(GRPOSampling):
     rubric: str = field(
         default="The answer is correct, complete and concise.", metadata={"help": "What a good answer is."}
     )
+    # "model": the web app vets it like every model field (a hub id or a folder an administrator offers).
     reward_model: str = field(
-        default="", metadata={"help": "Instead of a judge: a local reward model (sequence classification)."}
+        default="",
+        metadata={
+            "help": "Instead of a judge: a local reward model (sequence classification).",
+            "model": True,
+        },
     )
     judge_timeout: float = field(
         default=10.0, metadata={"help": "Seconds to wait for each judgement.", "min": 0.1, "max": 600}
