@@ -59,6 +59,7 @@ class Tracker:
         self.tracking_uri = tracking_uri
         self.pending_file = output / PENDING_FILE if output is not None else None
         self.pending: list[dict[str, Any]] = []  # {"key", "value", "timestamp", "step"}
+        self.sent: dict[str, int] = {}  # the last step sent, by key
 
     def log_metrics(self, metrics: dict[str, Any], step: int) -> None:
         """Now (asynchronously): for numbers that are never redone."""
@@ -71,10 +72,11 @@ class Tracker:
     def log_step(self, metrics: dict[str, Any], step: int) -> None:
         """A training step's numbers, sent when a complete checkpoint covers the step."""
         stamp = int(time.time() * 1000)
-        points = [
-            {"key": k, "value": v, "timestamp": stamp, "step": step} for k, v in _numbers(metrics).items()
-        ]
-        self.pending += points
+        # One point a key and step: the Trainer's closing log repeats `epoch` at the last step, which
+        # may already have gone out with its checkpoint; a later point for a pending step replaces it.
+        numbers = {k: v for k, v in _numbers(metrics).items() if step > self.sent.get(k, -1)}
+        points = [{"key": k, "value": v, "timestamp": stamp, "step": step} for k, v in numbers.items()]
+        self.pending = [p for p in self.pending if not (p["step"] == step and p["key"] in numbers)] + points
         if self.pending_file is not None and points:
             with self.pending_file.open("a") as f:
                 f.writelines(json.dumps(p) + "\n" for p in points)
@@ -99,6 +101,8 @@ class Tracker:
                     point = json.loads(line)
                     if isinstance(point, dict) and int(point.get("step", step + 1)) <= step:
                         self.pending.append(point)
+        # A later line for the same key and step replaced the earlier one.
+        self.pending = list({(p["key"], p["step"]): p for p in self.pending}.values())
         self._send(step)
         self.pending = []
         self._rewrite()
@@ -114,6 +118,8 @@ class Tracker:
         metrics = [Metric(p["key"], float(p["value"]), int(p["timestamp"]), int(p["step"])) for p in ready]
         for start_at in range(0, len(metrics), BATCH):
             client.log_batch(self.run_id, metrics=metrics[start_at : start_at + BATCH], synchronous=True)
+        for point in ready:
+            self.sent[point["key"]] = max(self.sent.get(point["key"], -1), int(point["step"]))
         self.pending = [p for p in self.pending if up_to is not None and p["step"] > up_to]
         self._rewrite()
 
@@ -130,8 +136,9 @@ class Tracker:
         import mlflow
         from mlflow import MlflowClient
 
+        # The closing numbers (train_loss again among them) replace any pending ones of that step.
+        self.log_step(metrics, step=int(metrics.get("global_step", 0)))
         self._send(None)  # the run is complete: nothing left to redo
-        self.log_metrics(metrics, step=int(metrics.get("global_step", 0)))
         mlflow.flush_async_logging()
         client = MlflowClient(self.tracking_uri)
         client.log_artifacts(self.run_id, str(artifact), artifact_path=kind)
