@@ -250,7 +250,7 @@ def job_run(job: Job) -> None:
         return
     with log_path.open("ab") as log_file:
         # Its own session (process group), so cancelling can signal the trainer and anything it started.
-        # It inherits the folder's lock and holds it until it (and anything it started) is gone.
+        # It inherits the folder's lock (pass_fds) and holds it for as long as it lives.
         proc = subprocess.Popen(
             [sys.executable, "-m", "workers.training", command, str(spec_path)],
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
