@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import fcntl
 import json
 import logging
 import os
@@ -49,6 +50,11 @@ ROOT = Path(__file__).resolve().parent.parent
 LOG_TAIL_LINES = 60
 METRIC_KEYS = ("loss", "reward", "learning_rate", "grad_norm", "rewards/accuracies", "rewards/margins")
 POLL_SECONDS = 0.5
+# Held (flock) by a job's trainer process for as long as it lives; TRAINER_FILE says which one it is.
+LOCK_FILE = "trainer.lock"
+TRAINER_FILE = "trainer.json"
+# How long a new trainer waits for an earlier one of the same job to die after SIGKILL.
+LOCK_WAIT_SECONDS = 15.0
 # The training layer's command for each kind of job.
 COMMANDS = {"evaluation": "evaluate", "synthesis": "synthesize"}
 
@@ -120,6 +126,8 @@ class _Tail:
     new_points: list[dict[str, Any]] = field(default_factory=list)
     log_size: int = -1
     renewed: float = 0.0
+    # Set by a `resumed` event: the chart's points past this step were redone, so they go.
+    resumed_at: int | None = None
 
     def read(self, path: Path) -> None:
         new, self.offset = read_new_events(path, self.offset)
@@ -145,6 +153,8 @@ class _Tail:
             self.changes["max_steps"] = (event.get("hparams") or {}).get("max_steps")
         elif kind == "resumed":
             self.changes["step"] = event.get("step", 0)
+            self.resumed_at = int(event.get("step") or 0)
+            self.new_points = [p for p in self.new_points if p["step"] <= self.resumed_at]
 
 
 def _log_tail(path: Path) -> str:
@@ -171,6 +181,46 @@ def _die_with_parent() -> None:
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
+
+
+def _folder_lock(out: Path) -> int | None:
+    """A descriptor holding the job folder's lock, for the new trainer to inherit; None when an earlier
+    trainer of the job still holds it after being killed. The earlier one is alive when its worker died
+    without taking it along (PR_SET_PDEATHSIG covers the worker's death, not a pool child that lives on
+    after its worker's main process): two trainers writing checkpoints into one folder would run the job
+    twice, so the newer one waits for the older to be gone."""
+    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    killed = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if not killed:
+                killed = True
+                _kill_earlier_trainer(out)
+            if time.monotonic() > deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.2)
+
+
+def _kill_earlier_trainer(out: Path) -> None:
+    """SIGKILL the process group of the trainer that TRAINER_FILE names, if it runs on this machine and
+    is a trainer (a pid can be reused); on another machine its own worker's lease takes care of it."""
+    try:
+        held = json.loads((out / TRAINER_FILE).read_text())
+        pgid = int(held["pgid"])
+        if held.get("host") != socket.gethostname():
+            return
+        cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes()
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if b"workers.training" in cmdline:
+        log.warning("killing an earlier trainer (process group %s) that still held %s", pgid, out)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
 
 
 def job_run(job: Job) -> None:
@@ -204,14 +254,23 @@ def job_run(job: Job) -> None:
         )
         replica_events = EventWriter(events_path, to_stdout=False)
     command = "coordinate" if resilient else COMMANDS.get(job.kind, "run")
+    lock = _folder_lock(out)
+    if lock is None:
+        log.error("job %s: an earlier trainer still holds %s; giving the job back", job.pk, out)
+        if transition(job, Status.INTERRUPTED, where={"worker": job.worker}, lease_until=None, worker=""):
+            enqueue(job.queue)
+        return
     with log_path.open("ab") as log_file:
         # Its own session (process group), so cancelling can signal the trainer and anything it started.
+        # It inherits the folder's lock (pass_fds) and holds it for as long as it lives.
         proc = subprocess.Popen(
             [sys.executable, "-m", "workers.training", command, str(spec_path)],
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
             start_new_session=True, preexec_fn=_die_with_parent,  # the prefork child runs no threads
-            env=env,
+            env=env, pass_fds=(lock,),
         )  # fmt: skip
+    os.close(lock)
+    (out / TRAINER_FILE).write_text(json.dumps({"host": socket.gethostname(), "pgid": proc.pid}))
     cancel_since: float | None = None
     terminated = False
     try:
@@ -325,6 +384,11 @@ def _save_progress(job: Job, tail: _Tail, log_path: Path) -> bool:
     if size != tail.log_size:
         tail.log_size = size
         fields["log_tail"] = _log_tail(log_path)
+    if tail.resumed_at is not None:
+        # The steps after the checkpoint it resumed from are done again: their new points replace these.
+        job.metrics = [p for p in job.metrics if p.get("step", 0) <= tail.resumed_at]
+        fields["metrics"] = job.metrics
+        tail.resumed_at = None
     if tail.new_points:
         job.metrics = [*job.metrics, *tail.new_points]
         fields["metrics"] = job.metrics
@@ -408,6 +472,29 @@ def _regrow(queue: str) -> None:
     message waits behind any waiting job's, which comes first)."""
     if replicas_wanted(queue):
         enqueue(queue)
+
+
+def jobs_release(node: str) -> list[int]:
+    """Queue again at once the jobs that a worker of this name held when it died, as it starts again
+    (Celery's worker_ready): their trainers died with it, so waiting for the lease to run out would only
+    show "running" on a job that is not. Names are `node:pid` (node = Celery's `name@host`), so this
+    matches only this worker's jobs, on any machine; a worker that never comes back is left to the
+    reaper's lease. Replicas it ran leave their jobs the same way."""
+    now = timezone.now()
+    prefix = f"{node}:"
+    Replica.objects.filter(worker__startswith=prefix, ended_at__isnull=True).update(
+        ended_at=now, end_reason="its worker restarted"
+    )
+    requeued = []
+    for job in Job.objects.filter(worker__startswith=prefix, status__in=(Status.RUNNING, Status.CANCELLING)):
+        mine = {"worker": job.worker, "status": job.status}
+        if job.status == Status.CANCELLING:
+            transition(job, Status.CANCELLED, where=mine, finished_at=now, lease_until=None)
+        elif transition(job, Status.INTERRUPTED, where=mine, lease_until=None, worker="", eta_seconds=None):
+            log.warning("job %s lost its worker %s (restarted); queued to resume", job.pk, node)
+            enqueue(job.queue)
+            requeued.append(job.pk)
+    return requeued
 
 
 def jobs_reap() -> list[int]:

@@ -5,8 +5,25 @@ from __future__ import annotations
 import os
 import socket
 import time
+from typing import Any
+
+from celery.signals import worker_ready
 
 from workers.celery import app
+
+
+@worker_ready.connect
+def release_what_this_worker_held(sender: Any = None, **_kwargs: Any) -> None:
+    """A worker that starts again (after a SIGKILL, the OOM killer, a crash) gives back at once the jobs
+    its earlier life was running, so they resume now instead of after the lease."""
+    from django.db import connections
+
+    from workers.runner import jobs_release
+
+    try:
+        jobs_release(node=sender.hostname)
+    finally:
+        connections.close_all()  # the main process forks pool children later: they must not share it
 
 
 @app.task(name="workers.tasks.ping")
