@@ -110,6 +110,7 @@ ROUTES: tuple[Route, ...] = (
     _ajax("metrics/get-history-bulk-interval", GET, "run"),
     _api("2.0", "artifacts/list", GET, "run"),
     Route(r"get-artifact", GET, "artifact", ("get-artifact",)),
+    Route(r"graphql", POST, "graphql", ("graphql",)),
     _api("2.0", "runs/set-tag", POST, "run_write"),
     _api("2.0", "runs/delete-tag", POST, "run_write"),
     _api("2.0", "runs/update", POST, "run_write"),
@@ -315,7 +316,86 @@ async def _check_artifact(call: Call) -> Forward:
     return {}, None
 
 
+# MLflow's GraphQL root fields (its run page reads the run and its experiment this way): which check each
+# takes and the names of the ids in its `input`. Another root field, introspection included, is a 404.
+GRAPHQL_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "mlflowGetRun": ("run", ("runId", "runUuid")),
+    "mlflowListArtifacts": ("run", ("runId", "runUuid")),
+    "mlflowGetMetricHistoryBulkInterval": ("run", ("runIds",)),
+    "mlflowGetExperiment": ("experiment", ("experimentId",)),
+    "mlflowSearchRuns": ("search", ("experimentIds",)),
+    "mlflowSearchDatasets": ("search", ("experimentIds",)),
+}
+
+
+def _ids(value: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    found: list[str] = []
+    for key in keys:
+        item = value.get(key)
+        found += [str(i) for i in item] if isinstance(item, list) else [] if item is None else [str(item)]
+    return found
+
+
+async def _check_graphql(call: Call) -> Forward:
+    """One query or mutation of known root fields, each with one `input` (a variable, as the UI sends it,
+    or a literal), checked as the REST route of the same name is; searches narrowed in the variables."""
+    from graphql import (
+        FieldNode,
+        GraphQLError,
+        OperationDefinitionNode,
+        VariableNode,
+        parse,
+        value_from_ast_untyped,
+    )
+
+    body = call.body or {}
+    query, variables = body.get("query"), dict(body.get("variables") or {})
+    if not isinstance(query, str):
+        raise Refused(400, "A GraphQL request needs a query.", "INVALID_PARAMETER_VALUE")
+    try:
+        document = parse(query, max_tokens=5000)
+    except GraphQLError as exc:
+        raise Refused(
+            400, f"The GraphQL query does not parse: {exc.message}", "INVALID_PARAMETER_VALUE"
+        ) from exc
+    # One operation and no fragment definitions: the UI sends no more, and so nothing is hidden elsewhere.
+    if len(document.definitions) != 1 or not isinstance(
+        operation := document.definitions[0], OperationDefinitionNode
+    ):
+        raise _not_found("GraphQL operation")
+    runs: list[str] = []
+    for selection in operation.selection_set.selections:
+        name = selection.name.value if isinstance(selection, FieldNode) else ""
+        arguments = (
+            {a.name.value: a.value for a in selection.arguments} if isinstance(selection, FieldNode) else {}
+        )
+        if name not in GRAPHQL_FIELDS or set(arguments) != {"input"}:
+            raise _not_found("GraphQL field")
+        kind, keys = GRAPHQL_FIELDS[name]
+        node = arguments["input"]
+        variable = node.name.value if isinstance(node, VariableNode) else None
+        value = variables.get(variable) if variable else value_from_ast_untyped(node, variables)
+        if not isinstance(value, dict):
+            raise _not_found("GraphQL input")
+        ids = _ids(value, keys)
+        if kind == "run":
+            runs += ids or ["-"]  # a run field without a run id is refused with the rest
+        elif kind == "experiment":
+            if not ids or any(i not in call.experiments for i in ids):
+                raise _not_found("experiment")
+        else:
+            narrowed = [i for i in ids if i in call.experiments] if ids else list(call.experiments)
+            if not narrowed or (variable is None and narrowed != ids):
+                raise _not_found("experiment")
+            if variable:
+                variables[variable] = {**value, keys[0]: narrowed}
+    if runs:
+        await _check_runs(call, runs)
+    return {"json": {**body, "variables": variables}}, None
+
+
 CHECKS: dict[str, Callable[[Call], Awaitable[Forward]]] = {
+    "graphql": _check_graphql,
     "ui": _check_global,
     "global": _check_global,
     "experiment": _check_experiment,

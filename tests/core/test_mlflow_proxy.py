@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from apps.core.mlflow_proxy import ROUTES, Route, experiment_name
+from apps.core.mlflow_proxy import GRAPHQL_FIELDS, ROUTES, Route, experiment_name
 from apps.projects.models import Role
 from apps.projects.services import membership_add, project_create
 from tests.factories import UserFactory
@@ -94,10 +94,28 @@ def _request(client: Client, route: Route, path: str, run: dict[str, Any]) -> An
         "search": {"experiment_ids": [exp], "max_results": 100},
         "experiments_search": {"max_results": 100},
         "run_write": {"run_id": run_id, "key": "reviewed", "value": "yes", "run_name": "renamed"},
+        "graphql": _graphql("mlflowGetRun", {"runId": run_id}),
     }
     if "GET" in route.methods and route.kind in queries:
         return client.get(url, queries[route.kind])
     return client.post(url, json.dumps(bodies[route.kind]), content_type="application/json")
+
+
+# What each GraphQL root field selects, enough to show a run's id or an experiment's name if it leaked.
+GRAPHQL_SELECTIONS = {
+    "mlflowGetRun": "run { info { runUuid runName } data { params { key value } } }",
+    "mlflowListArtifacts": "files { path }",
+    "mlflowGetMetricHistoryBulkInterval": "metrics { key value step runId }",
+    "mlflowGetExperiment": "experiment { experimentId name }",
+    "mlflowSearchRuns": "runs { info { runUuid runName } }",
+    "mlflowSearchDatasets": "datasetSummaries { experimentId name }",
+}
+
+
+def _graphql(field: str, value: dict[str, Any]) -> dict[str, Any]:
+    """A query as MLflow's UI writes it: the input in a variable."""
+    query = f"query Q($input: {field[0].upper()}{field[1:]}Input!) {{ {field}(input: $input) {{ {GRAPHQL_SELECTIONS[field]} }} }}"
+    return {"operationName": "Q", "query": query, "variables": {"input": value}}
 
 
 # Kinds that hold no project's data: the UI's shell and MLflow's server info.
@@ -241,3 +259,54 @@ def test_the_tracking_server_itself_answers_401_without_the_apps_credentials(run
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(wrong, timeout=10)
     assert refused.value.code == 401
+
+
+def test_bob_gets_404_on_every_graphql_field_for_alices_run_and_experiment_and_alice_gets_hers(
+    runs, bob, alice
+):
+    mine = runs["alice"]
+    inputs = {
+        "mlflowGetRun": {"runId": mine["run_id"]},
+        "mlflowListArtifacts": {"runId": mine["run_id"]},
+        "mlflowGetMetricHistoryBulkInterval": {"runIds": [mine["run_id"]], "metricKey": "loss"},
+        "mlflowGetExperiment": {"experimentId": mine["experiment_id"]},
+        "mlflowSearchRuns": {"experimentIds": [mine["experiment_id"]]},
+        "mlflowSearchDatasets": {"experimentIds": [mine["experiment_id"]]},
+    }
+    assert set(inputs) == set(GRAPHQL_FIELDS)  # a new field needs its case here
+    for client, theirs in ((_as(bob), True), (_as(alice), False)):
+        for field, value in inputs.items():
+            response = client.post(
+                "/mlflow/graphql", json.dumps(_graphql(field, value)), content_type="application/json"
+            )
+            if theirs:  # a search of only another project's experiments has nothing left to search
+                assert response.status_code == 404, (field, response.content[:300])
+            else:
+                assert response.status_code == 200, (field, response.content[:300])
+            shown = (
+                mine["run_id"] in response.content.decode()
+                or f'"{mine["experiment_id"]}"' in response.content.decode()
+            )
+            assert shown == (
+                not theirs
+                and field
+                in (
+                    "mlflowGetRun",
+                    "mlflowGetExperiment",
+                    "mlflowSearchRuns",
+                    "mlflowGetMetricHistoryBulkInterval",
+                )
+            ), field
+    literal = {
+        "query": f'query {{ mlflowGetRun(input: {{runId: "{mine["run_id"]}"}}) {{ run {{ info {{ runUuid }} }} }} }}'
+    }
+    assert (
+        _as(bob).post("/mlflow/graphql", json.dumps(literal), content_type="application/json").status_code
+        == 404
+    )
+    for query in ("{ __schema { types { name } } }", "{ test(inputString: \"x\") { output } }",
+                  "query A { mlflowGetRun(input: {runId: \"x\"}) { run { info { runUuid } } } } fragment F on Query { __typename }"):  # fmt: skip
+        response = _as(alice).post(
+            "/mlflow/graphql", json.dumps({"query": query}), content_type="application/json"
+        )
+        assert response.status_code == 404, query
