@@ -124,6 +124,12 @@ WHITENOISE_USE_FINDERS = True
 # The embedded services (or the real ones at these URLs).
 REDIS_URL = env.redis_url()
 MLFLOW_TRACKING_URI = env.mlflow_tracking_uri()
+# Who the app's /mlflow/ proxy and the workers are to the tracking server (apps/env.py). MLflow's client
+# reads only these two environment variables, so they are put there for this process and what it starts:
+# the workers' training subprocesses log with them. Users never see them: they go through the proxy.
+MLFLOW_CREDENTIALS = env.mlflow_credentials()
+if MLFLOW_CREDENTIALS:
+    os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = MLFLOW_CREDENTIALS
 
 # Celery reads every CELERY_* setting (workers/celery.py).
 CELERY_BROKER_URL = REDIS_URL.replace("unix://", "redis+socket://", 1)

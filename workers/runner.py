@@ -27,6 +27,7 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from apps.core.mlflow_proxy import experiment_name
 from apps.jobs.models import WAITING, Job, Replica, Status
 from apps.jobs.services import enqueue, transition
 from apps.secrets.services import KeyUnavailable
@@ -103,12 +104,12 @@ def training_spec(job: Job) -> dict[str, Any]:
             endpoint = Endpoint.objects.filter(project_id=job.project_id, pk=teacher["endpoint"]).first()
             spec["teacher"] = {"base_url": settings.GATEWAY_URL, "model": endpoint.name if endpoint else "",
                                "api_key_env": TEACHER_KEY_ENV}  # fmt: skip
-        spec["tracking"] = {"tracking_uri": settings.MLFLOW_TRACKING_URI, "experiment": f"project-{job.project_id}",
+        spec["tracking"] = {"tracking_uri": settings.MLFLOW_TRACKING_URI, "experiment": experiment_name(job.project_id),
                             "run_name": f"synthetic-{job.pk}", **(spec.get("tracking") or {})}  # fmt: skip
         return spec
     tracking = dict(spec.get("tracking") or {})
     tracking.setdefault("tracking_uri", settings.MLFLOW_TRACKING_URI)
-    tracking.setdefault("experiment", f"project-{job.project_id}")
+    tracking.setdefault("experiment", experiment_name(job.project_id))
     tracking.setdefault("run_name", f"{job.technique}-{job.pk}")
     tracking.setdefault("register_as", f"project-{job.project_id}-job-{job.pk}")
     spec["tracking"] = tracking

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -80,8 +81,13 @@ def job_detail(request: ProjectRequest, job_id: int) -> HttpResponse:
 
 
 def _mlflow_ui() -> str | None:
+    """MLflow's UI as users reach it: through the app's proxy, behind the login (never the server)."""
     uri = settings.MLFLOW_TRACKING_URI
-    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
+    return (
+        reverse("mlflow", kwargs={"path": ""}).rstrip("/")
+        if uri.startswith(("http://", "https://"))
+        else None
+    )
 
 
 @require_GET
