@@ -28,17 +28,7 @@ def secret_key() -> str:
     """SECRET_KEY from the environment, else one generated once and kept (0600) in the data folder."""
     if key := os.environ.get("SECRET_KEY"):
         return key
-    path = data_dir() / "secret_key"
-    if not path.exists():
-        # O_EXCL: two processes starting at once must not write two different keys.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(50))
-    return path.read_text().strip()
+    return _secret_file(data_dir() / "secret_key", 50)
 
 
 def database_url() -> str:
@@ -80,6 +70,38 @@ def uses_embedded_mlflow() -> bool:
     return not os.environ.get("MLFLOW_TRACKING_URI")
 
 
+MLFLOW_ADMIN = "atelier"
+
+
+def _secret_file(path: Path, nbytes: int) -> str:
+    """A random secret generated once into `path` (0600) and kept; O_EXCL: two processes starting at once
+    must not write two different secrets."""
+    if not path.exists():
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(nbytes))
+    return path.read_text().strip()
+
+
+def mlflow_credentials() -> tuple[str, str] | None:
+    """The user and password for the tracking server: the operator's MLFLOW_TRACKING_USERNAME/PASSWORD
+    for a server of theirs, else, for the embedded one, its admin with a password generated once into the
+    data folder (the embedded server runs MLflow's basic-auth app, so any other local process gets 401).
+    None for a server of the operator's without credentials."""
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if user and password:
+        return user, password
+    if not uses_embedded_mlflow():
+        return None
+    # Outside data/mlflow on purpose: the tests wipe that folder (the store) between sessions while the
+    # workers, which read this file at start, keep running on the old value.
+    return MLFLOW_ADMIN, _secret_file(data_dir() / "mlflow_password", 32)
+
+
 def web_host() -> str:
     return os.environ.get("ATELIER_HOST", "127.0.0.1")
 
@@ -100,6 +122,13 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if not value:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def model_dirs() -> list[str]:
+    """ATELIER_MODEL_DIRS: the directories whose model folders people may choose by path, separated by
+    the platform's path separator (":" here) or commas; none by default, so typed paths reach nothing."""
+    value = os.environ.get("ATELIER_MODEL_DIRS", "")
+    return [item.strip() for item in value.replace(os.pathsep, ",").split(",") if item.strip()]
 
 
 def train_workers() -> int:

@@ -82,10 +82,37 @@ def run_redis() -> None:
 
 
 def run_mlflow() -> None:
+    import hashlib
+
     folder = env.data_dir() / "mlflow"
     (folder / "artifacts").mkdir(parents=True, exist_ok=True)
-    # One worker and no job execution: 5 s and 490 MB to start instead of 13 s and 2.1 GB (DESIGN.md).
-    os.environ["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    credentials = env.mlflow_credentials()
+    assert credentials is not None  # the embedded server always has its admin
+    user, password = credentials
+    # MLflow's basic-auth app: without the admin's password (data/mlflow_password, 0600) every request
+    # but /health and the UI's static files is a 401, so other local users cannot read or write runs.
+    # The app (its /mlflow/ proxy) and the workers hold the password. No other MLflow user is ever made:
+    # the proxy decides who sees what, so the user store is made anew on each start (the bootstrap sets
+    # the admin's password only when it creates the store, and the password file may have been renewed).
+    auth_db = folder / "auth.db"
+    auth_db.unlink(missing_ok=True)
+    config = folder / "auth.ini"
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(
+            "[mlflow]\ndefault_permission = NO_PERMISSIONS\n"
+            f"database_uri = sqlite:///{auth_db}\nadmin_username = {user}\n"
+        )
+    os.environ |= {
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": password,  # not in the file; the environment is the process's own
+        # CSRF of the auth app's own sign-up form (which no one uses here): a key stable across restarts.
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": hashlib.sha256(
+            f"atelier-mlflow-flask:{password}".encode()
+        ).hexdigest(),
+        # One worker and no job execution: 5 s and 490 MB to start instead of 13 s and 2.1 GB (DESIGN.md).
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
     args = [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
@@ -93,8 +120,11 @@ def run_mlflow() -> None:
         "--host", "127.0.0.1",
         "--port", str(env.mlflow_port()),
         "--workers", "1",
+        "--app-name", "basic-auth",
     ]  # fmt: skip
-    print(f"Embedded MLflow at {env.mlflow_tracking_uri()}", flush=True)
+    print(
+        f"Embedded MLflow at {env.mlflow_tracking_uri()} (basic auth; users reach it at /mlflow/)", flush=True
+    )
     os.execv(args[0], args)
 
 

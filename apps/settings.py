@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "apps.endpoints",
     "apps.synthetic",
     "axes",  # login throttling: failed attempts by username and address, lockouts, the admin's view of both
+    "apps.secrets",
 ]
 
 MIDDLEWARE = [
@@ -155,6 +156,12 @@ WHITENOISE_USE_FINDERS = True
 # The embedded services (or the real ones at these URLs).
 REDIS_URL = env.redis_url()
 MLFLOW_TRACKING_URI = env.mlflow_tracking_uri()
+# Who the app's /mlflow/ proxy and the workers are to the tracking server (apps/env.py). MLflow's client
+# reads only these two environment variables, so they are put there for this process and what it starts:
+# the workers' training subprocesses log with them. Users never see them: they go through the proxy.
+MLFLOW_CREDENTIALS = env.mlflow_credentials()
+if MLFLOW_CREDENTIALS:
+    os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = MLFLOW_CREDENTIALS
 
 # Celery reads every CELERY_* setting (workers/celery.py).
 CELERY_BROKER_URL = REDIS_URL.replace("unix://", "redis+socket://", 1)
@@ -191,6 +198,9 @@ JOB_CANCEL_GRACE_SECONDS = float(os.environ.get("ATELIER_CANCEL_GRACE_SECONDS", 
 # A job that waited this long takes a worker from a resilient job above its minimum of replicas (one
 # replica leaves at a step boundary; the resilient job grows again when a worker is free).
 JOB_PREEMPT_AFTER_SECONDS = float(os.environ.get("ATELIER_PREEMPT_AFTER_SECONDS", "20"))
+# Folders people may choose models from by path (ATELIER_MODEL_DIRS); the data folder never counts.
+MODEL_DIRS = env.model_dirs()
+
 # Uploads: streamed to disk, stopped at this size (ATELIER_DATASET_MAX_MB).
 DATASET_MAX_BYTES = int(float(os.environ.get("ATELIER_DATASET_MAX_MB", "200")) * 1024**2)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # bigger uploads go to a temporary file, never to memory
@@ -214,6 +224,17 @@ ENGINE_WAKE_TIMEOUT_SECONDS = float(os.environ.get("ATELIER_ENGINE_WAKE_TIMEOUT_
 ENGINE_START_TIMEOUT_SECONDS = float(os.environ.get("ATELIER_ENGINE_START_TIMEOUT_SECONDS", "900"))
 # Where workers reach the gateway (a project's endpoint as the teacher of a data generation).
 GATEWAY_URL = os.environ.get("ATELIER_GATEWAY_URL", f"http://{env.web_host()}:{env.web_port()}/v1")
+# Where judges, teachers and the teacher check may connect besides public addresses (workers.training.
+# outbound): CIDRs or host:port, comma-separated. The gateway above is always allowed; link-local,
+# metadata, multicast and reserved addresses never are.
+OUTBOUND_ALLOW = os.environ.get("ATELIER_OUTBOUND_ALLOW", "")
+# Workers' environment variables that jobs may choose as a judge's or teacher's key (comma-separated
+# names); project secrets need none of this.
+WORKER_SECRET_ENV = [
+    n.strip() for n in os.environ.get("ATELIER_WORKER_SECRET_ENV", "").split(",") if n.strip()
+]
+# How long a form waits for a worker to check a teacher's URL.
+PROBE_TIMEOUT_SECONDS = float(os.environ.get("ATELIER_PROBE_TIMEOUT_SECONDS", "20"))
 # Requests a minute per API key unless the key says otherwise.
 GATEWAY_RATE_LIMIT = int(os.environ.get("ATELIER_RATE_LIMIT_PER_MINUTE", "600"))
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")

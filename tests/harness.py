@@ -75,10 +75,21 @@ def mlflow_get(uri: str, endpoint: str, **query: str) -> dict:
     import urllib.parse
     import urllib.request
 
-    with urllib.request.urlopen(
-        f"{uri}/api/2.0/mlflow/{endpoint}?{urllib.parse.urlencode(query)}", timeout=10
-    ) as r:
+    request = urllib.request.Request(
+        f"{uri}/api/2.0/mlflow/{endpoint}?{urllib.parse.urlencode(query)}", headers=mlflow_auth()
+    )
+    with urllib.request.urlopen(request, timeout=10) as r:
         return json.loads(r.read())
+
+
+def mlflow_auth() -> dict[str, str]:
+    """The app's Basic credentials for the tracking server (apps/settings.py puts them in the environment):
+    the tests read MLflow directly, as the workers do; users go through the /mlflow/ proxy."""
+    import base64
+    import os
+
+    user, password = os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
 def mlflow_runs(uri: str, experiment: str) -> list[dict]:
@@ -91,7 +102,7 @@ def mlflow_runs(uri: str, experiment: str) -> list[dict]:
     ]
     request = urllib.request.Request(
         f"{uri}/api/2.0/mlflow/runs/search", data=json.dumps({"experiment_ids": [experiment_id]}).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **mlflow_auth()},
     )  # fmt: skip
     with urllib.request.urlopen(request, timeout=10) as response:
         return list(json.loads(response.read()).get("runs", []))

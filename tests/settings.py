@@ -26,6 +26,8 @@ if os.environ.get("ATELIER_TEST_HARNESS") != "1":
     os.environ["ATELIER_TEST_HARNESS"] = "1"
     _data = Path(os.environ.get("ATELIER_TEST_DATA_DIR") or _base / "var" / "test").resolve()
     os.environ["ATELIER_DATA_DIR"] = str(_data)
+    # The one folder the tests offer models from by path: beside the data folder, never inside it.
+    os.environ["ATELIER_MODEL_DIRS"] = str(_data.with_name(_data.name + "-models"))
     os.environ.pop("REDIS_URL", None)  # the embedded one, in the test data folder
     os.environ["ATELIER_REDIS_PORT"] = str(_free_port())  # used only when the socket path is too long
     os.environ["ATELIER_MLFLOW_PORT"] = str(_free_port())
@@ -36,6 +38,10 @@ if os.environ.get("ATELIER_TEST_HARNESS") != "1":
     os.environ["ATELIER_JOB_LEASE_SECONDS"] = "5"
     os.environ["ATELIER_CANCEL_GRACE_SECONDS"] = "5"
     os.environ["ATELIER_PREEMPT_AFTER_SECONDS"] = "3"
+    # The suite's judge, teacher and gateway listen on loopback: allowed here (workers.training.outbound).
+    # The SSRF tests switch it off: settings.OUTBOUND_ALLOW for the forms, this variable for the training
+    # layer in the test process (tests/test_outbound.py).
+    os.environ["ATELIER_OUTBOUND_ALLOW"] = "127.0.0.0/8"
 # Playwright's sync API runs an event loop in the test thread; the ORM calls tests make beside it are
 # still synchronous and safe.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"

@@ -8,6 +8,8 @@ Safe to run twice: claiming is a conditional UPDATE, and a task that finds nothi
 from __future__ import annotations
 
 import contextlib
+import copy
+import fcntl
 import json
 import logging
 import os
@@ -25,8 +27,10 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from apps.core.mlflow_proxy import experiment_name
 from apps.jobs.models import WAITING, Job, Replica, Status
 from apps.jobs.services import enqueue, transition
+from apps.secrets.services import KeyUnavailable
 from workers.replicas import (
     ReplicaProcess,
     replica_claim,
@@ -37,6 +41,7 @@ from workers.replicas import (
     replicas_wanted,
 )
 from workers.training.events import EventWriter, read_new_events
+from workers.training.keys import JUDGE_KEY_ENV, TEACHER_KEY_ENV
 from workers.training.resilient import LIGHTHOUSE_FILE
 from workers.training.runner import CANCEL_FILE, EXIT_INTERRUPTED  # light: torch loads only when training
 
@@ -46,6 +51,11 @@ ROOT = Path(__file__).resolve().parent.parent
 LOG_TAIL_LINES = 60
 METRIC_KEYS = ("loss", "reward", "learning_rate", "grad_norm", "rewards/accuracies", "rewards/margins")
 POLL_SECONDS = 0.5
+# Held (flock) by a job's trainer process for as long as it lives; TRAINER_FILE says which one it is.
+LOCK_FILE = "trainer.lock"
+TRAINER_FILE = "trainer.json"
+# How long a new trainer waits for an earlier one of the same job to die after SIGKILL.
+LOCK_WAIT_SECONDS = 15.0
 # The training layer's command for each kind of job.
 COMMANDS = {"evaluation": "evaluate", "synthesis": "synthesize"}
 
@@ -76,29 +86,30 @@ def job_claim_next(*, queue: str, worker: str) -> Job | None:
 
 def training_spec(job: Job) -> dict[str, Any]:
     """The job's spec with what the runner owns filled in: its folder, its id and MLflow."""
-    spec = dict(job.spec)
+    spec = copy.deepcopy(job.spec)  # the runner fills in nested parts (keys' variables); the row stays
     spec["output_dir"] = str(job.output_dir)
     spec["job_id"] = str(job.pk)
     if job.is_evaluation:
         spec.setdefault("tracking_uri", settings.MLFLOW_TRACKING_URI)
         return spec
     if job.is_synthesis:
-        teacher = spec.get("teacher") or {}
+        # A variable named in the row is never honoured: only the runner names one (below, _job_keys).
+        teacher = {k: v for k, v in (spec.get("teacher") or {}).items() if k != "api_key_env"}
+        spec["teacher"] = teacher
         if teacher.get(
             "endpoint"
         ):  # one of the project's endpoints, through the gateway, with a key of its own
             from apps.endpoints.models import Endpoint
-            from apps.synthetic.services import TEACHER_KEY_ENV
 
             endpoint = Endpoint.objects.filter(project_id=job.project_id, pk=teacher["endpoint"]).first()
             spec["teacher"] = {"base_url": settings.GATEWAY_URL, "model": endpoint.name if endpoint else "",
                                "api_key_env": TEACHER_KEY_ENV}  # fmt: skip
-        spec["tracking"] = {"tracking_uri": settings.MLFLOW_TRACKING_URI, "experiment": f"project-{job.project_id}",
+        spec["tracking"] = {"tracking_uri": settings.MLFLOW_TRACKING_URI, "experiment": experiment_name(job.project_id),
                             "run_name": f"synthetic-{job.pk}", **(spec.get("tracking") or {})}  # fmt: skip
         return spec
     tracking = dict(spec.get("tracking") or {})
     tracking.setdefault("tracking_uri", settings.MLFLOW_TRACKING_URI)
-    tracking.setdefault("experiment", f"project-{job.project_id}")
+    tracking.setdefault("experiment", experiment_name(job.project_id))
     tracking.setdefault("run_name", f"{job.technique}-{job.pk}")
     tracking.setdefault("register_as", f"project-{job.project_id}-job-{job.pk}")
     spec["tracking"] = tracking
@@ -116,6 +127,8 @@ class _Tail:
     new_points: list[dict[str, Any]] = field(default_factory=list)
     log_size: int = -1
     renewed: float = 0.0
+    # Set by a `resumed` event: the chart's points past this step were redone, so they go.
+    resumed_at: int | None = None
 
     def read(self, path: Path) -> None:
         new, self.offset = read_new_events(path, self.offset)
@@ -141,6 +154,8 @@ class _Tail:
             self.changes["max_steps"] = (event.get("hparams") or {}).get("max_steps")
         elif kind == "resumed":
             self.changes["step"] = event.get("step", 0)
+            self.resumed_at = int(event.get("step") or 0)
+            self.new_points = [p for p in self.new_points if p["step"] <= self.resumed_at]
 
 
 def _log_tail(path: Path) -> str:
@@ -169,6 +184,46 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
+def _folder_lock(out: Path) -> int | None:
+    """A descriptor holding the job folder's lock, for the new trainer to inherit; None when an earlier
+    trainer of the job still holds it after being killed. The earlier one is alive when its worker died
+    without taking it along (PR_SET_PDEATHSIG covers the worker's death, not a pool child that lives on
+    after its worker's main process): two trainers writing checkpoints into one folder would run the job
+    twice, so the newer one waits for the older to be gone."""
+    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    killed = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if not killed:
+                killed = True
+                _kill_earlier_trainer(out)
+            if time.monotonic() > deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.2)
+
+
+def _kill_earlier_trainer(out: Path) -> None:
+    """SIGKILL the process group of the trainer that TRAINER_FILE names, if it runs on this machine and
+    is a trainer (a pid can be reused); on another machine its own worker's lease takes care of it."""
+    try:
+        held = json.loads((out / TRAINER_FILE).read_text())
+        pgid = int(held["pgid"])
+        if held.get("host") != socket.gethostname():
+            return
+        cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes()
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if b"workers.training" in cmdline:
+        log.warning("killing an earlier trainer (process group %s) that still held %s", pgid, out)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
 def job_run(job: Job) -> None:
     """Run a claimed job to its end (or until it is taken away from this worker)."""
     out = job.output_dir
@@ -176,8 +231,16 @@ def job_run(job: Job) -> None:
     (out / CANCEL_FILE).unlink(missing_ok=True)
     spec_path = out / "spec.json"
     spec = training_spec(job)
+    try:
+        keys = _job_keys(job, spec)
+    except KeyUnavailable as exc:
+        transition(job, Status.FAILED, where={"worker": job.worker}, error=str(exc), finished_at=timezone.now(),
+                   lease_until=None, eta_seconds=None)  # fmt: skip
+        return
+    # The spec names the variables; their values (keys) are only in the trainer's environment.
     spec_path.write_text(json.dumps(spec, indent=2))
     key, env = _teacher_key(job, spec)
+    env = {**training_env(), **keys, **env}
     events_path = out / "events.jsonl"
     tail = _Tail(offset=events_path.stat().st_size if events_path.exists() else 0)
     log_path = out / "train.log"
@@ -192,14 +255,23 @@ def job_run(job: Job) -> None:
         )
         replica_events = EventWriter(events_path, to_stdout=False)
     command = "coordinate" if resilient else COMMANDS.get(job.kind, "run")
+    lock = _folder_lock(out)
+    if lock is None:
+        log.error("job %s: an earlier trainer still holds %s; giving the job back", job.pk, out)
+        if transition(job, Status.INTERRUPTED, where={"worker": job.worker}, lease_until=None, worker=""):
+            enqueue(job.queue)
+        return
     with log_path.open("ab") as log_file:
         # Its own session (process group), so cancelling can signal the trainer and anything it started.
+        # It inherits the folder's lock (pass_fds) and holds it for as long as it lives.
         proc = subprocess.Popen(
             [sys.executable, "-m", "workers.training", command, str(spec_path)],
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
             start_new_session=True, preexec_fn=_die_with_parent,  # the prefork child runs no threads
-            env={**os.environ, **env},
+            env=env, pass_fds=(lock,),
         )  # fmt: skip
+    os.close(lock)
+    (out / TRAINER_FILE).write_text(json.dumps({"host": socket.gethostname(), "pgid": proc.pid}))
     cancel_since: float | None = None
     terminated = False
     try:
@@ -256,12 +328,47 @@ def _renew_every() -> float:
     return max(0.5, min(5.0, settings.JOB_LEASE_SECONDS / 5))
 
 
+def training_env() -> dict[str, str]:
+    """The trainer's environment: no key variable of the worker's own, and the outbound policy."""
+    from apps.secrets.services import training_process_env
+
+    return training_process_env()
+
+
+def _job_keys(job: Job, spec: dict[str, Any]) -> dict[str, str]:
+    """The keys the job's judge or teacher chose (a project secret or an allowed worker variable, by
+    name): decrypted here, for this job's project only, and put in the fixed variable that the spec
+    now names. KeyUnavailable when one cannot be had."""
+    from apps.secrets.services import key_resolve
+
+    def fill(ref: Any, name: str) -> dict[str, str]:
+        value = key_resolve(project_id=job.project_id, ref=str(ref or ""))
+        return {name: value} if value else {}
+
+    if job.is_synthesis:
+        teacher = spec.get("teacher") or {}
+        if teacher.get("endpoint") or teacher.get("api_key_env") == TEACHER_KEY_ENV:
+            return {}  # the gateway key minted for this run (_teacher_key)
+        keys = fill(teacher.pop("key", ""), TEACHER_KEY_ENV)
+        if keys:
+            teacher["api_key_env"] = TEACHER_KEY_ENV
+        return keys
+    if job.is_evaluation:
+        judge = spec.get("judge")
+        if not judge:
+            return {}
+        keys = fill(judge.get("key", ""), JUDGE_KEY_ENV)
+        judge["api_key_env"] = JUDGE_KEY_ENV  # the only variable it reads; empty without a key
+        return keys
+    params = spec.get("params") or {}
+    params.pop("judge_api_key_env", None)  # a row from before project secrets: never honoured
+    return fill(params.get("judge_key", ""), JUDGE_KEY_ENV)
+
+
 def _teacher_key(job: Job, spec: dict[str, Any]) -> tuple[Any, dict[str, str]]:
     """A generation whose teacher is one of the project's endpoints gets an API key for this run only,
     in its environment (never in a file); revoked when the run ends."""
-    from apps.synthetic.services import TEACHER_KEY_ENV
-
-    if not job.is_synthesis or (spec.get("teacher") or {}).get("api_key_env") != TEACHER_KEY_ENV:
+    if not job.is_synthesis or not (job.spec.get("teacher") or {}).get("endpoint"):
         return None, {}
     from apps.endpoints.services import api_key_create
 
@@ -278,6 +385,11 @@ def _save_progress(job: Job, tail: _Tail, log_path: Path) -> bool:
     if size != tail.log_size:
         tail.log_size = size
         fields["log_tail"] = _log_tail(log_path)
+    if tail.resumed_at is not None:
+        # The steps after the checkpoint it resumed from are done again: their new points replace these.
+        job.metrics = [p for p in job.metrics if p.get("step", 0) <= tail.resumed_at]
+        fields["metrics"] = job.metrics
+        tail.resumed_at = None
     if tail.new_points:
         job.metrics = [*job.metrics, *tail.new_points]
         fields["metrics"] = job.metrics
@@ -361,6 +473,29 @@ def _regrow(queue: str) -> None:
     message waits behind any waiting job's, which comes first)."""
     if replicas_wanted(queue):
         enqueue(queue)
+
+
+def jobs_release(node: str) -> list[int]:
+    """Queue again at once the jobs that a worker of this name held when it died, as it starts again
+    (Celery's worker_ready): their trainers died with it, so waiting for the lease to run out would only
+    show "running" on a job that is not. Names are `node:pid` (node = Celery's `name@host`), so this
+    matches only this worker's jobs, on any machine; a worker that never comes back is left to the
+    reaper's lease. Replicas it ran leave their jobs the same way."""
+    now = timezone.now()
+    prefix = f"{node}:"
+    Replica.objects.filter(worker__startswith=prefix, ended_at__isnull=True).update(
+        ended_at=now, end_reason="its worker restarted"
+    )
+    requeued = []
+    for job in Job.objects.filter(worker__startswith=prefix, status__in=(Status.RUNNING, Status.CANCELLING)):
+        mine = {"worker": job.worker, "status": job.status}
+        if job.status == Status.CANCELLING:
+            transition(job, Status.CANCELLED, where=mine, finished_at=now, lease_until=None)
+        elif transition(job, Status.INTERRUPTED, where=mine, lease_until=None, worker="", eta_seconds=None):
+            log.warning("job %s lost its worker %s (restarted); queued to resume", job.pk, node)
+            enqueue(job.queue)
+            requeued.append(job.pk)
+    return requeued
 
 
 def jobs_reap() -> list[int]:

@@ -5,8 +5,25 @@ from __future__ import annotations
 import os
 import socket
 import time
+from typing import Any
+
+from celery.signals import worker_ready
 
 from workers.celery import app
+
+
+@worker_ready.connect
+def release_what_this_worker_held(sender: Any = None, **_kwargs: Any) -> None:
+    """A worker that starts again (after a SIGKILL, the OOM killer, a crash) gives back at once the jobs
+    its earlier life was running, so they resume now instead of after the lease."""
+    from django.db import connections
+
+    from workers.runner import jobs_release
+
+    try:
+        jobs_release(node=sender.hostname)
+    finally:
+        connections.close_all()  # the main process forks pool children later: they must not share it
 
 
 @app.task(name="workers.tasks.ping")
@@ -45,3 +62,11 @@ def endpoint_merge(endpoint_id: int) -> None:
     from apps.endpoints.exports import merge
 
     merge(endpoint_id)
+
+
+@app.task(name="workers.tasks.teacher_probe")
+def teacher_probe(token: str, project_id: int, base_url: str, key_ref: str) -> None:
+    """Check a teacher's URL for the generation form, here rather than in the web process."""
+    from apps.synthetic.probe import teacher_probe_run
+
+    teacher_probe_run(token, project_id, base_url, key_ref)

@@ -102,6 +102,10 @@ def _beat(redis_up: bool) -> ServiceState:
     )
 
 
+# Users open MLflow through the app's proxy (apps/core/mlflow_proxy.py); the server answers only the app.
+MLFLOW_UI = "/mlflow/"
+
+
 def _mlflow() -> ServiceState:
     uri = settings.MLFLOW_TRACKING_URI
     if not uri.startswith(("http://", "https://")):
@@ -109,9 +113,9 @@ def _mlflow() -> ServiceState:
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=2) as response:  # noqa: S310
             ok = response.status == 200
-        return ServiceState("MLflow", ok, _redact(uri), url=uri)
+        return ServiceState("MLflow", ok, _redact(uri), url=MLFLOW_UI)
     except (urllib.error.URLError, OSError) as exc:
-        return ServiceState("MLflow", False, f"{_redact(uri)}: {exc}", url=uri)
+        return ServiceState("MLflow", False, f"{_redact(uri)}: {exc}", url=MLFLOW_UI)
 
 
 def _engines(redis_up: bool) -> ServiceState:

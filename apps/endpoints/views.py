@@ -32,7 +32,7 @@ from apps.endpoints.services import (
     endpoint_redeploy,
     endpoint_undeploy,
 )
-from apps.jobs import wizard
+from apps.jobs import model_sources, wizard
 from apps.jobs.selectors import job_get_for_user
 from apps.projects.decorators import VIEWER_REFUSED, project_view
 from apps.projects.selectors import membership_get_for_user
@@ -42,7 +42,8 @@ from workers.serving.protocol import ApiError
 class DeployForm(forms.Form):
     model = forms.CharField(
         max_length=500,
-        help_text="The built-in tiny model, a catalog model, a Hugging Face id (org/name) or a local folder.",
+        help_text="A Hugging Face id (org/name) or a model folder this server offers; "
+        "a job's model is deployed from its job page.",
     )
     name = forms.SlugField(
         max_length=80, required=False, help_text="What requests put in `model`; made from the model if empty."
@@ -66,11 +67,12 @@ def endpoint_list(request: ProjectRequest) -> HttpResponse:
         raise PermissionDenied(VIEWER_REFUSED)
     if request.method == "POST" and form.is_valid():
         model = form.cleaned_data["model"].strip()
-        local = model.startswith(("/", ".", "~"))
+        local = model_sources.is_path(model)
         try:
             chosen = wizard.model_choose(
-                project=project, source="local" if local else "hub", hub_id=model, local_path=model
-            )
+                project=project, user=request.user, source="local" if local else "hub", hub_id=model,
+                local_path=model,
+            )  # fmt: skip
             endpoint = endpoint_deploy(project=project, user=request.user, model=chosen["model"],
                                        label=chosen["label"], name=form.cleaned_data["name"])  # fmt: skip
         except ValidationError as exc:
@@ -108,7 +110,9 @@ def endpoint_deploy_job(request: ProjectRequest, job_id: int) -> HttpResponse:
 def endpoint_deploy_model(request: ProjectRequest) -> HttpResponse:
     """Deploy from the model catalog: one click, no form."""
     try:
-        chosen = wizard.model_choose(project=request.project, source=request.POST.get("source", ""))
+        chosen = wizard.model_choose(
+            project=request.project, user=request.user, source=request.POST.get("source", "")
+        )
         endpoint = endpoint_deploy(
             project=request.project, user=request.user, model=chosen["model"], label=chosen["label"]
         )
@@ -202,7 +206,10 @@ def endpoint_push(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
             private=bool(request.POST.get("private")),
         )
     except exports.ExportError as exc:
-        request.session["hub_error"] = str(exc)
+        if exports.available(endpoint):
+            request.session["hub_error"] = str(exc)  # shown beside the push form
+        else:
+            messages.error(request, str(exc))  # no export section on the page to show it in
     else:
         messages.success(request, f"Pushed to the Hugging Face Hub: {url}")
     return redirect(reverse("endpoint-detail", args=[request.project.pk, endpoint.pk]) + "#export")
@@ -240,8 +247,10 @@ def api_key_new(request: ProjectRequest) -> HttpResponse:
         else:
             # Shown once, on the next page, then gone: only its hash is stored.
             request.session["new_api_key"] = {"name": api_key.name, "key": key}
-    else:
+    elif not request.POST.get("name", "").strip():
         messages.error(request, "Give the key a name, to tell it apart later.")
+    else:  # too long: say so, rather than ask for a name that was given
+        messages.error(request, "The key's name: " + " ".join(str(e) for e in form.errors.get("name") or []))
     return redirect(reverse("endpoint-list", args=[request.project.pk]) + "#keys")
 
 

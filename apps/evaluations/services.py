@@ -33,8 +33,8 @@ def judge_from_params(params: dict[str, Any]) -> dict[str, Any] | None:
     judge = {"base_url": params["judge_url"], "model": params["judge_model"]}
     if params.get("rubric"):
         judge["rubric"] = params["rubric"]
-    if params.get("judge_api_key_env"):
-        judge["api_key_env"] = params["judge_api_key_env"]
+    if params.get("judge_key"):
+        judge["key"] = params["judge_key"]  # the secret's name; the runner puts its value in place
     return judge
 
 

@@ -24,6 +24,8 @@ from apps.evaluations import present, selectors, services
 from apps.jobs.models import Job, Kind, Status
 from apps.jobs.selectors import job_get_for_user
 from apps.projects.decorators import VIEWER_REFUSED, project_view
+from apps.secrets.outbound import url_problem
+from apps.secrets.services import key_choices
 from workers.training import graders as grading
 
 STATIC_CSS = Path(__file__).resolve().parents[2] / "static" / "css"
@@ -62,10 +64,11 @@ class EvaluationForm(forms.Form):
     text_metrics = forms.BooleanField(
         required=False, initial=True, label="ROUGE-L and BLEU against the reference"
     )
-    judge_url = forms.URLField(required=False, label="AI judge: OpenAI-compatible base URL")
+    # A CharField, not a URLField: the outbound policy's messages say more than "Enter a valid URL".
+    judge_url = forms.CharField(required=False, max_length=2000, label="AI judge: OpenAI-compatible base URL")
     judge_model = forms.CharField(required=False, max_length=200, label="Judge model")
-    judge_api_key_env = forms.CharField(required=False, max_length=100, initial="ATELIER_JUDGE_API_KEY",
-                                        label="Environment variable with the judge's API key")  # fmt: skip
+    judge_key = forms.ChoiceField(required=False, label="Judge's API key",
+                                  help_text="One of the project's secrets (Settings → Secrets).")  # fmt: skip
     rubric = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Rubric")
     judge_scores = forms.BooleanField(required=False, initial=True, label="Rubric score for each answer")
     judge_pairwise = forms.BooleanField(
@@ -79,8 +82,11 @@ class EvaluationForm(forms.Form):
     max_new_tokens = forms.IntegerField(min_value=1, max_value=8192, initial=services.DEFAULT_MAX_NEW_TOKENS,
                                         label="Longest answer (tokens)")  # fmt: skip
 
-    def __init__(self, *args: Any, jobs: list[Job], datasets: list[Any], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, jobs: list[Job], datasets: list[Any], keys: list[tuple[str, str]], **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["judge_key"].choices = keys  # type: ignore[attr-defined]
         choices = [(j.pk, f"#{j.pk} {j.name} ({j.technique.upper()})") for j in jobs]
         self.fields["candidate"].choices = choices  # type: ignore[attr-defined]
         self.fields["others"].choices = choices  # type: ignore[attr-defined]
@@ -91,6 +97,8 @@ class EvaluationForm(forms.Form):
         data = super().clean() or {}
         if bool(data.get("judge_url")) != bool(data.get("judge_model")):
             self.add_error("judge_model", "A judge needs both its URL and its model name.")
+        if data.get("judge_url") and (problem := url_problem(data["judge_url"])):
+            self.add_error("judge_url", problem)
         graders = data.get("graders") or []
         for grader, option in (
             ("regex", "regex_pattern"),
@@ -118,7 +126,7 @@ class EvaluationForm(forms.Form):
         judge = None
         if data.get("judge_url"):
             judge = {"base_url": data["judge_url"], "model": data["judge_model"], "scores": data["judge_scores"],
-                     "pairwise": data["judge_pairwise"], "api_key_env": data["judge_api_key_env"] or "ATELIER_JUDGE_API_KEY"}  # fmt: skip
+                     "pairwise": data["judge_pairwise"], "key": data.get("judge_key") or ""}  # fmt: skip
             if data.get("rubric"):
                 judge["rubric"] = data["rubric"]
         dataset = None if data["dataset"] == "heldout" else self.datasets[data["dataset"]].path
@@ -142,7 +150,7 @@ def _datasets(project_id: int) -> list[Any]:
 def evaluation_list(request: ProjectRequest) -> HttpResponse:
     jobs = _trained_jobs(request.project.pk)
     form = EvaluationForm(request.POST or None, jobs=jobs, datasets=_datasets(request.project.pk),
-                          initial={"candidate": request.GET.get("job")})  # fmt: skip
+                          keys=key_choices(project=request.project), initial={"candidate": request.GET.get("job")})  # fmt: skip
     if request.method == "POST":
         if not request.membership.can_edit:
             raise PermissionDenied(VIEWER_REFUSED)

@@ -23,6 +23,15 @@ def job_get_for_user(*, user: User | AnonymousUser, job_id: int, project_id: int
         raise Http404("No such job.") from exc
 
 
+def job_model_get_for_user(*, user: User | AnonymousUser, project_id: int, job_id: int) -> Job | None:
+    """The job of this project whose trained model someone chose (a chain's start, an endpoint, an
+    evaluation): 404 outside the user's projects, None when the job has no model (yet)."""
+    job = job_get_for_user(user=user, job_id=job_id, project_id=project_id)
+    if job.status != Status.SUCCEEDED or not job.is_training or not job.model_artifact:
+        return None
+    return job
+
+
 def job_list_for_project(
     *, project_id: int, status: str | None = None, technique: str | None = None, order: str = "-created_at"
 ) -> QuerySet[Job]:

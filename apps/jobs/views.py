@@ -13,17 +13,19 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.core.http import ProjectRequest
 from apps.datasets import services as dataset_services
 from apps.evaluations.selectors import evaluation_state
-from apps.jobs import wizard
+from apps.jobs import model_sources, wizard
 from apps.jobs.models import Job, Status
 from apps.jobs.selectors import job_get_for_user, job_list_for_project, queue_position, replica_states
 from apps.jobs.services import COMPUTE_CLASSES, job_cancel, job_continue, job_create, job_move, job_retry
 from apps.projects.decorators import project_view
+from apps.secrets.services import key_choices
 from workers.training.hparams import LORA_RANKS
 
 log = logging.getLogger("atelier.wizard")
@@ -79,8 +81,13 @@ def job_detail(request: ProjectRequest, job_id: int) -> HttpResponse:
 
 
 def _mlflow_ui() -> str | None:
+    """MLflow's UI as users reach it: through the app's proxy, behind the login (never the server)."""
     uri = settings.MLFLOW_TRACKING_URI
-    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else None
+    return (
+        reverse("mlflow", kwargs={"path": ""}).rstrip("/")
+        if uri.startswith(("http://", "https://"))
+        else None
+    )
 
 
 @require_GET
@@ -177,6 +184,15 @@ class ModelForm(forms.Form):
     hub_id = forms.CharField(required=False, max_length=200, label="Hugging Face model id")
     local_path = forms.CharField(required=False, max_length=500, label="Local folder")
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        dirs = ", ".join(str(d) for d in model_sources.model_dirs())
+        self.fields["local_path"].help_text = (
+            f"A model or adapter folder inside {dirs}."
+            if dirs
+            else "This server offers no model folders: an administrator lists them in ATELIER_MODEL_DIRS."
+        )
+
 
 @require_http_methods(["GET", "POST"])
 @project_view(edit=True)
@@ -186,7 +202,7 @@ def wizard_model(request: ProjectRequest) -> HttpResponse:
     form = ModelForm(request.POST or None, initial=saved or {"source": "partial"})
     if request.method == "POST" and form.is_valid():
         try:
-            chosen = wizard.model_choose(project=request.project, **form.cleaned_data)
+            chosen = wizard.model_choose(project=request.project, user=request.user, **form.cleaned_data)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -298,7 +314,7 @@ def wizard_technique(request: ProjectRequest) -> HttpResponse:
         chosen = "sft"
     posted = request.method == "POST" and request.POST.get("technique") == chosen
     saved_params = draft.data.get("params") if draft.data.get("technique") == chosen else None
-    params_form = wizard.params_form_class(chosen)(
+    params_form = wizard.params_form_class(chosen, key_choices(project=request.project))(
         request.POST if posted else None, initial=saved_params or None, prefix="p"
     )
     training_form = wizard.TrainingForm(
@@ -371,7 +387,9 @@ def wizard_try(request: ProjectRequest) -> HttpResponse:
     if chosen not in ("rlvr", "rlaif") or not draft.data.get("dataset"):
         problem = "Choose RLVR or RLAIF and a dataset first."
     else:
-        form = wizard.params_form_class(chosen)(request.POST, prefix="p")
+        form = wizard.params_form_class(chosen, key_choices(project=request.project))(
+            request.POST, prefix="p"
+        )
         if not form.is_valid():
             problem = "Fix the settings first: " + "; ".join(
                 f"{k}: {' '.join(str(m) for m in v)}" for k, v in form.errors.items()

@@ -122,10 +122,14 @@ def _hub_check(model_id: str) -> None:
         ) from exc
 
 
-def model_choose(*, project: Project, source: str, hub_id: str = "", local_path: str = "") -> dict[str, str]:
-    """{"model": what the spec loads, "label": what people read}; ValidationError naming the field."""
-    from workers.training.models import ModelError, resolve
-    from workers.training.spec import ModelRef
+def model_choose(
+    *, project: Project, user: Any, source: str, hub_id: str = "", local_path: str = ""
+) -> dict[str, str]:
+    """{"model": what the spec loads, "label": what people read}; ValidationError naming the field.
+    Only what this returns goes into specs: the built-in model by name, a vetted hub id, a folder inside
+    ATELIER_MODEL_DIRS, or a job of this project chosen by its id (404 for anyone else's)."""
+    from apps.jobs import model_sources
+    from apps.jobs.selectors import job_model_get_for_user
 
     if source in TINY:
         path = tiny_path(source)
@@ -137,29 +141,35 @@ def model_choose(*, project: Project, source: str, hub_id: str = "", local_path:
             )
         return {"model": str(path), "label": f"Built-in tiny model ({source})"}
     if source.startswith("catalog:") or source == "hub":
+        field = "hub_id" if source == "hub" else "source"
         model_id = source.removeprefix("catalog:") if source != "hub" else hub_id.strip()
         if not model_id:
             raise ValidationError({"hub_id": "Type a Hugging Face model id."})
         try:
+            model_id = model_sources.hub_id(model_id)
             _hub_check(model_id)
         except ValidationError as exc:
-            raise ValidationError({"hub_id" if source == "hub" else "source": exc.messages}) from exc
+            raise ValidationError({field: exc.messages}) from exc
         return {"model": model_id, "label": model_id}
     if source == "local":
         if not local_path.strip():
             raise ValidationError({"local_path": "Type the folder that holds the model."})
         try:
-            resolve(ModelRef(local_path.strip()))
-        except ModelError as exc:
-            raise ValidationError({"local_path": str(exc)}) from exc
-        return {"model": local_path.strip(), "label": local_path.strip()}
+            folder = model_sources.local_folder(local_path)
+        except ValidationError as exc:
+            raise ValidationError({"local_path": exc.messages}) from exc
+        return {"model": folder, "label": local_path.strip()}
     if source.startswith("job:"):
-        job = Job.objects.filter(
-            project=project, pk=source.removeprefix("job:"), status=Status.SUCCEEDED
-        ).first()
-        if job is None or not job.model_artifact:
+        job_id = source.removeprefix("job:")
+        # A hand-edited "job:abc" is no job, not a 500 from the integer lookup.
+        job = (
+            job_model_get_for_user(user=user, project_id=project.pk, job_id=int(job_id))
+            if job_id.isdigit()
+            else None
+        )
+        if job is None:
             raise ValidationError({"source": "That job has no trained model."})
-        return {"model": job.model_artifact, "label": f"Result of job #{job.pk} ({job.name})"}
+        return {"model": str(job.model_artifact), "label": f"Result of job #{job.pk} ({job.name})"}
     raise ValidationError({"source": "Choose a model."})
 
 
@@ -189,8 +199,8 @@ def dataset_source(project: Project, key: str) -> dict[str, Any]:
         found = next((d for d in demo_datasets() if d["key"] == key), None)
         if found:
             return {"path": found["path"], "label": found["label"], "dataset_id": None}
-    if key.startswith("dataset:"):
-        ds = Dataset.objects.filter(project=project, pk=key.removeprefix("dataset:")).first()
+    if key.startswith("dataset:") and key.removeprefix("dataset:").isdigit():
+        ds = Dataset.objects.filter(project=project, pk=int(key.removeprefix("dataset:"))).first()
         if ds:
             return {"path": ds.path, "label": ds.name, "dataset_id": ds.pk}
     raise ValidationError({"dataset": "Choose a dataset or upload one."})
@@ -251,9 +261,10 @@ def _is(annotation: Any, kind: type) -> bool:
     return annotation is kind or annotation == kind.__name__
 
 
-def params_form_class(technique: str) -> type[forms.Form]:
+def params_form_class(technique: str, keys: list[tuple[str, str]] | None = None) -> type[forms.Form]:
     """A form for the technique's parameters dataclass: type → field, help → help text, min/max →
-    validators, choices → checkboxes."""
+    validators, choices → checkboxes, a secret → a choice of `keys` (apps.secrets.services.key_choices:
+    the project's secrets by name, never their values)."""
     from workers.training.techniques import REGISTRY
 
     params = REGISTRY[technique].params
@@ -277,6 +288,8 @@ def params_form_class(technique: str) -> type[forms.Form]:
             fields[f.name] = forms.FloatField(
                 initial=default, min_value=meta.get("min"), max_value=meta.get("max"), **common
             )
+        elif meta.get("secret"):
+            fields[f.name] = forms.ChoiceField(choices=keys or [("", "No key")], initial=default, **common)
         elif "choices" in meta:
             fields[f.name] = forms.MultipleChoiceField(
                 choices=[(c, c) for c in meta["choices"]], initial=list(default),
@@ -346,6 +359,8 @@ class TrainingForm(forms.Form):
 
 def clean_params(technique: str, form: forms.Form) -> dict[str, Any]:
     """The parameters that differ from their defaults, checked by the technique itself."""
+    from apps.jobs import model_sources
+    from apps.secrets.outbound import url_problem
     from workers.training.techniques import REGISTRY, ParamsError, make_params
 
     values = {}
@@ -353,8 +368,15 @@ def clean_params(technique: str, form: forms.Form) -> dict[str, Any]:
         value = form.cleaned_data.get(f.name)
         if value is None or value == "":
             continue
+        if f.metadata.get("outbound") and (problem := url_problem(str(value))):
+            raise ValidationError(f"{f.name}: {problem}")
         if isinstance(value, list):
             value = tuple(value)
+        if f.metadata.get("model"):  # a model the worker loads: vetted like the Model step's
+            try:
+                value = model_sources.typed_model(str(value))
+            except ValidationError as exc:
+                raise ValidationError({f.name: exc.messages}) from exc
         values[f.name] = value
     try:
         make_params(REGISTRY[technique], values)
@@ -430,8 +452,16 @@ def try_rewards(draft: Draft, technique: str, params: dict[str, Any], rows: int 
     import sys
     import tempfile
 
+    from apps.secrets.services import KeyUnavailable, key_resolve, training_process_env
+    from workers.training.keys import JUDGE_KEY_ENV
+
     spec = {**spec_from_draft(Draft(project=draft.project, user=draft.user, data={**draft.data, "technique": technique})),
             "params": params, "output_dir": "/nonexistent"}  # fmt: skip
+    try:  # the judge's key, as a job's runner hands it over: in the environment, never in the spec
+        key = key_resolve(project_id=draft.project.pk, ref=str(params.get("judge_key") or ""))
+    except KeyUnavailable as exc:
+        raise ValidationError(str(exc)) from exc
+    env = training_process_env({JUDGE_KEY_ENV: key} if key else {})
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "spec.json"
         path.write_text(json.dumps(spec))
@@ -439,6 +469,7 @@ def try_rewards(draft: Draft, technique: str, params: dict[str, Any], rows: int 
             done = subprocess.run(
                 [sys.executable, "-m", "workers.training", "try", str(path), "--rows", str(rows)],
                 capture_output=True, text=True, timeout=300, check=False, cwd=Path(__file__).resolve().parents[2],
+                env=env,
             )  # fmt: skip
         except subprocess.TimeoutExpired as exc:
             raise ValidationError("Trying took longer than 5 minutes; launch a short job instead.") from exc

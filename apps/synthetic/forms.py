@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
 
+from apps.jobs import model_sources
+from apps.secrets.outbound import url_problem
+from apps.synthetic.probe import teacher_problem_on_worker
 from workers.training.synthetic.pipeline import MAX_ROWS
 
 TECHNIQUES = [
@@ -53,27 +53,33 @@ class GenerationForm(forms.Form):
     )  # fmt: skip
     teacher = forms.ChoiceField(choices=TEACHERS, initial="url", widget=forms.RadioSelect)
     teacher_endpoint = forms.ChoiceField(required=False, label="Endpoint")
-    teacher_url = forms.URLField(
-        required=False, label="Base URL", help_text="e.g. https://api.example.com/v1"
+    # A CharField, not a URLField: the outbound policy's messages say more than "Enter a valid URL".
+    teacher_url = forms.CharField(
+        required=False, max_length=2000, label="Base URL", help_text="e.g. https://api.example.com/v1"
     )
     teacher_model = forms.CharField(required=False, max_length=200, label="Model name")
-    teacher_key_env = forms.CharField(
-        required=False, max_length=100, label="API key: environment variable",
-        help_text="The name of a variable on the workers that holds the key (keys are never stored here).",
+    teacher_key = forms.ChoiceField(
+        required=False, label="API key",
+        help_text="One of the project's secrets (Settings → Secrets): typed once there, never shown again.",
     )  # fmt: skip
     teacher_local = forms.CharField(
-        required=False, max_length=500, label="Local model (folder or Hugging Face id)"
-    )
+        required=False, max_length=500, label="Local model",
+        help_text="A Hugging Face id (org/name), a model folder this server offers, or the built-in "
+        "atelier-tiny/partial.",
+    )  # fmt: skip
     weak_local = forms.CharField(
         required=False, max_length=500, label="DPO: rejected answers from",
-        help_text="A weaker local model (folder or Hugging Face id, e.g. the base you will train) answers each "
-        "prompt; left empty, each rejected answer is the chosen one cut short.",
+        help_text="A weaker local model (a Hugging Face id, a model folder this server offers, or "
+        "atelier-tiny/base) answers each prompt; left empty, each rejected answer is the chosen one cut short.",
     )  # fmt: skip
 
     def __init__(
-        self, *args: Any, endpoints: list[tuple[str, str]], datasets: list[tuple[str, str]], **kwargs: Any
-    ) -> None:
+        self, *args: Any, endpoints: list[tuple[str, str]], datasets: list[tuple[str, str]],
+        keys: list[tuple[str, str]], project_id: int, **kwargs: Any,
+    ) -> None:  # fmt: skip
         super().__init__(*args, **kwargs)
+        self.project_id = project_id
+        cast(forms.ChoiceField, self.fields["teacher_key"]).choices = keys
         cast(forms.ChoiceField, self.fields["teacher_endpoint"]).choices = [("", "—"), *endpoints]
         cast(forms.ChoiceField, self.fields["seed_dataset"]).choices = [("", "—"), *datasets]
 
@@ -96,31 +102,26 @@ class GenerationForm(forms.Form):
             elif not data.get("teacher_model"):
                 self.add_error("teacher_model", "Give the model's name at that URL.")
             else:
-                problem = probe(data["teacher_url"])
+                # The address first, here; then a worker asks the server itself (never this process).
+                url = data["teacher_url"].strip()
+                problem = url_problem(url) or teacher_problem_on_worker(
+                    project_id=self.project_id, base_url=url, key_ref=data.get("teacher_key") or ""
+                )
                 if problem:
                     self.add_error("teacher_url", problem)
         elif kind == "local" and not data.get("teacher_local", "").strip():
             self.add_error("teacher_local", "Give a model folder or Hugging Face id.")
+        # Only vetted models reach the worker: a hub id, an offered folder, the built-in model.
+        for name, used in (
+            ("teacher_local", kind == "local"),
+            ("weak_local", data.get("technique") == "dpo"),
+        ):
+            if used and (data.get(name) or "").strip():
+                try:
+                    data[name] = model_sources.typed_model(data[name])
+                except ValidationError as exc:
+                    self.add_error(name, exc)
         return data
-
-
-def probe(base_url: str, timeout: float = 5.0) -> str | None:
-    """Why the teacher's URL cannot be used, or None: a person learns it here, not from a failed job."""
-    request = urllib.request.Request(f"{base_url.rstrip('/')}/models")  # noqa: S310 - the user's URL
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        if exc.code in (401, 403, 404, 405):
-            return None  # it answers: a key is needed, or it lists no models; the run will tell more
-        return f"The teacher at {base_url} answered {exc.code}."
-    except (urllib.error.URLError, OSError) as exc:
-        return f"The teacher at {base_url} cannot be reached: {getattr(exc, 'reason', exc)}."
-    except ValueError:
-        return (
-            f"The teacher at {base_url} does not answer like an OpenAI-compatible API (no JSON at /models)."
-        )
-    return None
 
 
 class TopicsForm(forms.Form):

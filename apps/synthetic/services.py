@@ -23,13 +23,13 @@ from apps.jobs.services import job_create
 from apps.projects.models import Project
 from apps.projects.services import membership_require_editor
 from apps.synthetic.models import GeneratedRow, Verdict
+from workers.training import keys
 from workers.training.synthetic import schema
 from workers.training.synthetic.documents import MAX_DOCUMENT_BYTES, SUFFIXES, DocumentError, read_document
 
 log = logging.getLogger("atelier.synthetic")
-TEACHER_KEY_ENV = (
-    "ATELIER_TEACHER_KEY"  # a key made for one run when the teacher is one of the project's endpoints
-)
+# A key made for one run when the teacher is one of the project's endpoints, or the teacher's secret.
+TEACHER_KEY_ENV = keys.TEACHER_KEY_ENV
 
 
 def _require_editor(*, project: Project, actor: User) -> None:

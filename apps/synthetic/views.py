@@ -22,6 +22,7 @@ from apps.endpoints.models import Endpoint
 from apps.jobs.models import Job, Kind, Status
 from apps.jobs.selectors import job_get_for_user
 from apps.projects.decorators import VIEWER_REFUSED, project_view
+from apps.secrets.services import key_choices
 from apps.synthetic import services
 from apps.synthetic.forms import GenerationForm, TopicsForm
 from apps.synthetic.models import GeneratedRow, Verdict
@@ -63,8 +64,9 @@ def _form(request: ProjectRequest) -> GenerationForm:
         "teacher": "endpoint" if endpoints else "url",
     }
     return GenerationForm(
-        request.POST or None, request.FILES or None, endpoints=endpoints, datasets=datasets, initial=initial
-    )
+        request.POST or None, request.FILES or None, endpoints=endpoints, datasets=datasets,
+        keys=key_choices(project=project), project_id=project.pk, initial=initial,
+    )  # fmt: skip
 
 
 @require_http_methods(["GET", "POST"])
@@ -106,9 +108,9 @@ def _teacher(request: ProjectRequest, data: dict[str, Any]) -> tuple[dict[str, A
         return {"endpoint": endpoint.pk}, f"endpoint {endpoint.name}"
     if data["teacher"] == "local":
         return {"local": data["teacher_local"].strip()}, data["teacher_local"].strip()
-    teacher = {"base_url": data["teacher_url"], "model": data["teacher_model"]}
-    if data["teacher_key_env"]:
-        teacher["api_key_env"] = data["teacher_key_env"].strip()
+    teacher = {"base_url": data["teacher_url"].strip(), "model": data["teacher_model"]}
+    if data["teacher_key"]:
+        teacher["key"] = data["teacher_key"]  # the secret's name; the runner puts its value in place
     return teacher, data["teacher_model"]
 
 
@@ -208,8 +210,12 @@ def generation_rows(request: ProjectRequest, job_id: int) -> HttpResponse:
     if verdict == "accepted-all" or request.POST.get("scope") == "all":
         ids = list(GeneratedRow.objects.filter(job=job).values_list("pk", flat=True))
         verdict = "accepted" if verdict == "accepted-all" else verdict
-    changed = services.rows_set_verdict(job=job, user=request.user, ids=ids, verdict=verdict)
-    messages.success(request, f"{changed} row{'s' if changed != 1 else ''} marked {verdict}.")
+    try:
+        changed = services.rows_set_verdict(job=job, user=request.user, ids=ids, verdict=verdict)
+    except ValidationError as exc:  # a verdict other than accept or reject: said on the page, not a 500
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"{changed} row{'s' if changed != 1 else ''} marked {verdict}.")
     back = request.POST.get("back", "")
     return redirect(
         reverse("generation-detail", args=[request.project.pk, job.generation_root.pk])

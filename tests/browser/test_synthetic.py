@@ -19,7 +19,15 @@ pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(t
 
 
 def test_generate_curate_save_and_train_on_synthetic_data(
-    page, alice, artifacts_dir, tiny_model, teacher_url, celery_trainer, mlflow_service, tmp_path
+    page,
+    alice,
+    artifacts_dir,
+    tiny_model,
+    teacher_url,
+    celery_worker,
+    celery_trainer,
+    mlflow_service,
+    tmp_path,
 ):
     project = project_create(user=alice, name="Reverser")
     document = tmp_path / "guide.md"

@@ -99,3 +99,35 @@ def test_an_upload_shows_its_progress_and_a_broken_file_its_line_on_the_data_ste
     page.get_by_role("button", name="Check the data").click()
     expect(page.get_by_test_id("data-report")).to_contain_text("50 rows")
     expect(page.get_by_test_id("data-report")).to_contain_text("qa.jsonl")
+
+
+def test_a_person_choosing_a_folder_on_the_model_step_reaches_only_the_offered_folders(
+    page, alice, artifacts_dir, tiny_model
+):
+    import shutil
+    import uuid
+    from pathlib import Path
+
+    from django.conf import settings
+
+    offered = Path(settings.MODEL_DIRS[0]) / uuid.uuid4().hex[:8]
+    shutil.copytree(tiny_model / "partial", offered / "tiny-copy")
+    try:
+        project = project_create(user=alice, name="Folders")
+        login(page, "alice")
+        page.goto(f"/projects/{project.pk}/customize/model/")
+        expect(page.get_by_test_id("step-model")).to_contain_text(str(settings.MODEL_DIRS[0]))
+        page.get_by_label("A folder on this server").check()
+        data_model = Path(settings.DATA_DIR) / "models" / "atelier-tiny" / "partial"
+        page.get_by_label("Local folder").fill(str(data_model))  # a real model, but in the data folder
+        page.get_by_role("button", name="Next: data").click()
+        expect(page.get_by_test_id("step-model")).to_contain_text(
+            f"No model folder at {data_model} among the folders this server offers."
+        )
+        page.screenshot(path=artifacts_dir / "wizard-model-folder-refused.png", full_page=True)
+        page.get_by_label("Local folder").fill(str(offered / "tiny-copy"))
+        page.get_by_role("button", name="Next: data").click()
+        expect(page.get_by_test_id("step-data")).to_be_visible()
+        page.screenshot(path=artifacts_dir / "wizard-model-folder-accepted.png", full_page=True)
+    finally:
+        shutil.rmtree(offered, ignore_errors=True)

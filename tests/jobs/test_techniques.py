@@ -18,7 +18,7 @@ REVERSE = tiny.DEMO / "reverse"
 
 def _launch(project, user, technique: str, dataset: str, params: dict, steps: int) -> Job:
     draft = wizard.draft_for(project=project, user=user)
-    model = wizard.model_choose(project=project, source="partial")
+    model = wizard.model_choose(project=project, user=user, source="partial")
     source = wizard.dataset_source(project, f"demo:reverse/{dataset}")
     wizard.draft_save(draft, **model, dataset=source["path"], dataset_label=source["label"], eval_choice="auto",
                       technique=technique, params=params,

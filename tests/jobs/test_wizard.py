@@ -146,7 +146,7 @@ def test_an_unknown_hugging_face_id_or_folder_gets_a_message_beside_its_field(wi
     page = client.post(url("model"), {"source": "hub", "hub_id": "nobody/no-such-model"}).content.decode()
     assert "nobody/no-such-model" in page and ("cannot be reached" in page or "has no model" in page)
     page = client.post(url("model"), {"source": "local", "local_path": "/nowhere/model"}).content.decode()
-    assert "No model folder at /nowhere/model." in page
+    assert "No model folder at /nowhere/model among the folders this server offers." in page
     assert not Draft.objects.get().data.get("model")
 
 

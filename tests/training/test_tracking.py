@@ -89,3 +89,41 @@ def test_a_run_id_left_from_another_tracking_store_starts_a_new_run(tmp_path, ti
     run_id = events[-1]["mlflow"]["run_id"]
     assert run_id != "04b0e32df054438894ee234df7ff135d"
     assert mlflow_get(mlflow_service, "runs/get", run_id=run_id)["run"]["info"]["status"] == "FINISHED"
+
+
+def test_step_metrics_reach_mlflow_once_a_checkpoint_covers_them_and_redone_steps_once(
+    tmp_path, mlflow_service
+):
+    import mlflow
+
+    from workers.training import tracking
+
+    def loss_steps(run_id: str) -> list[int]:
+        history = mlflow_get(mlflow_service, "metrics/get-history", run_id=run_id, metric_key="loss")
+        return sorted(m["step"] for m in history.get("metrics", []))
+
+    tracker, problem = tracking.start(
+        tracking_uri=mlflow_service, experiment="pending", run_name="r", output=tmp_path, params={}
+    )
+    assert tracker is not None, problem
+    for step in range(1, 11):
+        tracker.log_step({"loss": 1.0 / step, "epoch": 0.1 * step}, step)
+        if step == 4:
+            tracker.checkpoint(4)
+    assert loss_steps(tracker.run_id) == [1, 2, 3, 4]  # 5-10 may be done again: not sent yet
+    mlflow.end_run("KILLED")  # what the process's death leaves (another process resumes the run)
+    # Killed after writing checkpoint 8 but before sending its points: the next process sends 5-8 from
+    # the pending file and drops 9-10, which it trains again.
+    again, _ = tracking.start(
+        tracking_uri=mlflow_service, experiment="pending", run_name="r", output=tmp_path, params={}
+    )
+    assert again is not None and again.run_id == tracker.run_id
+    again.resumed(8)
+    assert loss_steps(again.run_id) == [1, 2, 3, 4, 5, 6, 7, 8]
+    again.resumed(8)  # sent twice (killed before the pending file was rewritten): still one point a step
+    for step in (9, 10):
+        again.log_step({"loss": 0.5}, step)
+    again.finish(artifact=tmp_path / "empty", kind="adapter", register_as=None, metrics={"global_step": 10})
+    assert loss_steps(again.run_id) == list(range(1, 11))
+    redone = mlflow_get(mlflow_service, "metrics/get-history", run_id=again.run_id, metric_key="loss")
+    assert {m["value"] for m in redone["metrics"] if m["step"] == 10} == {0.5}

@@ -104,6 +104,8 @@ def json_body(raw: bytes) -> dict[str, Any]:
         body = json.loads(raw or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"The request body is not valid JSON: {exc}.") from exc
+    except RecursionError as exc:  # "[[[[…" a few hundred thousand deep: the decoder runs out of stack
+        raise ApiError(400, "The request body is not valid JSON: it is nested too deeply.") from exc
     if not isinstance(body, dict):
         raise ApiError(400, "The request body must be a JSON object.")
     if not isinstance(body.get("model"), str) or not body["model"]:

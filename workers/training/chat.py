@@ -9,10 +9,13 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from workers.training import outbound
+
 
 class ChatFailed(Exception):
-    """kind: "timeout", "http" (the server refused: `status`), "unreachable" or "format" (an answer that
-    is not OpenAI's); detail: the reason, for people."""
+    """kind: "timeout", "http" (the server refused: `status`), "unreachable", "refused" (our outbound
+    policy: workers.training.outbound) or "format" (an answer that is not OpenAI's); detail: the reason,
+    for people."""
 
     def __init__(self, kind: str, detail: str, status: int | None = None) -> None:
         super().__init__(detail)
@@ -34,12 +37,18 @@ def chat(
     headers = {"Content-Type": "application/json"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
+    try:
+        outbound.check_url(base_url, base=True)
+    except outbound.OutboundRefused as exc:
+        raise ChatFailed("refused", str(exc)) from exc
     request = urllib.request.Request(  # noqa: S310 - the server's URL is the user's choice
         f"{base_url.rstrip('/')}/chat/completions", data=json.dumps(body).encode(), headers=headers
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with outbound.urlopen(request, timeout=timeout) as response:
             data: Any = json.loads(response.read())
+    except outbound.OutboundRefused as exc:
+        raise ChatFailed("refused", str(exc)) from exc
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")[:300]
         with contextlib.suppress(ValueError, KeyError, TypeError):

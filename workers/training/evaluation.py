@@ -57,7 +57,8 @@ class JudgeSpec:
     base_url: str
     model: str
     rubric: str = "The answer is correct, complete and does what the request asks."
-    api_key_env: str = "ATELIER_JUDGE_API_KEY"
+    api_key_env: str = "ATELIER_JUDGE_API_KEY"  # workers.training.keys.JUDGE_KEY_ENV, filled by the runner
+    key: str = ""  # the project secret it comes from ("secret:NAME"): a name, never the key itself
     scores: bool = True
     pairwise: bool = True
     timeout: float = 30.0

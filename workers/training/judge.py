@@ -5,7 +5,6 @@ answers something that is not a score gives 0 for that completion, with a logged
 from __future__ import annotations
 
 import logging
-import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from typing import Any
 
 from workers.training.chat import ChatFailed, chat
 from workers.training.graders import text
+from workers.training.keys import key_from_env
 
 log = logging.getLogger("atelier.judge")
 
@@ -71,9 +71,12 @@ class Judge:
     failures: list[str] = field(default_factory=list)
 
     @classmethod
-    def configured(cls, base_url: str, model: str, rubric: str, api_key_env: str, timeout: float) -> Judge:
-        """A judge whose API key is read from the environment variable `api_key_env`."""
-        return cls(base_url, model, rubric, api_key=os.environ.get(api_key_env), timeout=timeout)
+    def configured(
+        cls, base_url: str, model: str, rubric: str, api_key_env: str | None, timeout: float
+    ) -> Judge:
+        """A judge whose API key is in `api_key_env`, one of the variables the runner fills
+        (workers.training.keys); any other name gives no key."""
+        return cls(base_url, model, rubric, api_key=key_from_env(api_key_env), timeout=timeout)
 
     def _chat(self, system: str, user: str, max_tokens: int) -> str:
         """The judge's reply; raises JudgeUnavailable with the reason it could not be had."""
@@ -84,6 +87,8 @@ class Judge:
         except ChatFailed as exc:
             if exc.kind == "timeout":
                 raise JudgeUnavailable(f"the judge did not answer within {self.timeout:g} s") from exc
+            if exc.kind == "refused":
+                raise JudgeUnavailable(f"the judge's URL cannot be requested: {exc.detail}") from exc
             raise JudgeUnavailable(f"the judge's answer could not be used: {exc.detail}") from exc
 
     def _ask(self, prompt: Any, completion: Any, rubric: str) -> float:

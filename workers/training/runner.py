@@ -178,11 +178,14 @@ def _events_callback(events: EventWriter, output: Path, max_steps: int, tracker:
             eta = elapsed / done * (max_steps - state.global_step) if done > 0 else None
             events.emit("step", step=state.global_step, max_steps=max_steps, metrics=logs, eta_seconds=eta)
             if tracker is not None:
-                tracker.log_metrics(logs, step=state.global_step)
+                tracker.log_step(logs, step=state.global_step)  # sent once a checkpoint covers it
             return control
 
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            # Called after the checkpoint is fully written: its steps will never be redone.
             path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if tracker is not None:
+                tracker.checkpoint(state.global_step)
             events.emit("checkpoint", step=state.global_step, path=str(path))
             return control
 
@@ -283,6 +286,8 @@ def _train(
     )
     trainer = technique.build(ctx)
     resume = newest_complete(spec.output / "checkpoints")
+    if tracker is not None:
+        tracker.resumed((step_of(resume) or 0) if resume is not None else 0)
     if resume is not None:
         events.emit("resumed", step=step_of(resume), path=str(resume))
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)

@@ -4,17 +4,30 @@ One experiment per project (the spec names it), the whole spec and the chosen hy
 metrics at every logging step, system metrics, the adapter or model as artifacts and a registered model
 version on success. A resumed run continues its MLflow run. If the tracking server is down, training goes
 on: the caller gets None and says so in a warning event.
+
+A training step's metrics reach MLflow only once a complete checkpoint covers that step (`log_step`,
+`checkpoint`): MLflow cannot delete a point, and a run killed after step 57 that resumes from checkpoint
+50 does steps 51-57 again, which would otherwise leave two points for each. Until then they wait in
+memory and in PENDING_FILE, so that a run killed between a checkpoint and its flush sends them when it
+resumes (`resumed`); points past the checkpoint it resumes from are dropped. Sending one twice does no
+harm: the point keeps its timestamp, and MLflow's store ignores an identical point.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 RUN_ID_FILE = "mlflow_run_id"
+PENDING_FILE = "mlflow_pending.jsonl"
+BATCH = 1000  # MLflow takes at most 1000 metrics a log_batch call
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
@@ -36,19 +49,86 @@ def _reachable(uri: str) -> str | None:
         return str(getattr(exc, "reason", exc))
 
 
+def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
 class Tracker:
-    def __init__(self, run_id: str, tracking_uri: str) -> None:
+    def __init__(self, run_id: str, tracking_uri: str, output: Path | None = None) -> None:
         self.run_id = run_id
         self.tracking_uri = tracking_uri
+        self.pending_file = output / PENDING_FILE if output is not None else None
+        self.pending: list[dict[str, Any]] = []  # {"key", "value", "timestamp", "step"}
+        self.sent: dict[str, int] = {}  # the last step sent, by key
 
     def log_metrics(self, metrics: dict[str, Any], step: int) -> None:
+        """Now (asynchronously): for numbers that are never redone."""
         import mlflow
 
-        numbers = {
-            k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)
-        }
+        numbers = _numbers(metrics)
         if numbers:
             mlflow.log_metrics(numbers, step=step, run_id=self.run_id, synchronous=False)
+
+    def log_step(self, metrics: dict[str, Any], step: int) -> None:
+        """A training step's numbers, sent when a complete checkpoint covers the step."""
+        stamp = int(time.time() * 1000)
+        # One point a key and step: the Trainer's closing log repeats `epoch` at the last step, which
+        # may already have gone out with its checkpoint; a later point for a pending step replaces it.
+        numbers = {k: v for k, v in _numbers(metrics).items() if step > self.sent.get(k, -1)}
+        points = [{"key": k, "value": v, "timestamp": stamp, "step": step} for k, v in numbers.items()]
+        self.pending = [p for p in self.pending if not (p["step"] == step and p["key"] in numbers)] + points
+        if self.pending_file is not None and points:
+            with self.pending_file.open("a") as f:
+                f.writelines(json.dumps(p) + "\n" for p in points)
+
+    def checkpoint(self, step: int) -> None:
+        """A complete checkpoint of `step` is on disk: send every point up to it. A tracking server that
+        does not answer now never stops training: the points wait for the next checkpoint."""
+        try:
+            self._send(step)
+        except Exception as exc:  # noqa: BLE001 - any MLflow or network error
+            print(
+                f"MLflow did not take the metrics up to step {step} ({exc}); trying again later",
+                file=sys.stderr,
+            )
+
+    def resumed(self, step: int) -> None:
+        """Training goes on from a checkpoint of `step` (0: from the start): send what an earlier process
+        left waiting up to it, drop the rest (those steps are done again)."""
+        if self.pending_file is not None and self.pending_file.exists():
+            for line in self.pending_file.read_text().splitlines():
+                with contextlib.suppress(ValueError):  # a line cut short by the kill
+                    point = json.loads(line)
+                    if isinstance(point, dict) and int(point.get("step", step + 1)) <= step:
+                        self.pending.append(point)
+        # A later line for the same key and step replaced the earlier one.
+        self.pending = list({(p["key"], p["step"]): p for p in self.pending}.values())
+        self._send(step)
+        self.pending = []
+        self._rewrite()
+
+    def _send(self, up_to: int | None) -> None:
+        from mlflow import MlflowClient
+        from mlflow.entities import Metric
+
+        ready = [p for p in self.pending if up_to is None or p["step"] <= up_to]
+        if not ready:
+            return
+        client = MlflowClient(self.tracking_uri)
+        metrics = [Metric(p["key"], float(p["value"]), int(p["timestamp"]), int(p["step"])) for p in ready]
+        for start_at in range(0, len(metrics), BATCH):
+            client.log_batch(self.run_id, metrics=metrics[start_at : start_at + BATCH], synchronous=True)
+        for point in ready:
+            self.sent[point["key"]] = max(self.sent.get(point["key"], -1), int(point["step"]))
+        self.pending = [p for p in self.pending if up_to is not None and p["step"] > up_to]
+        self._rewrite()
+
+    def _rewrite(self) -> None:
+        if self.pending_file is None:
+            return
+        temporary = self.pending_file.with_suffix(".tmp")
+        temporary.write_text("".join(json.dumps(p) + "\n" for p in self.pending))
+        temporary.replace(self.pending_file)  # never a half-written list
 
     def finish(
         self, *, artifact: Path, kind: str, register_as: str | None, metrics: dict[str, Any]
@@ -56,7 +136,9 @@ class Tracker:
         import mlflow
         from mlflow import MlflowClient
 
-        self.log_metrics(metrics, step=int(metrics.get("global_step", 0)))
+        # The closing numbers (train_loss again among them) replace any pending ones of that step.
+        self.log_step(metrics, step=int(metrics.get("global_step", 0)))
+        self._send(None)  # the run is complete: nothing left to redo
         mlflow.flush_async_logging()
         client = MlflowClient(self.tracking_uri)
         client.log_artifacts(self.run_id, str(artifact), artifact_path=kind)
@@ -78,6 +160,8 @@ class Tracker:
     def fail(self) -> None:
         import mlflow
 
+        with contextlib.suppress(Exception):  # the points before a divergence explain it; best effort
+            self._send(None)
         mlflow.flush_async_logging()
         mlflow.end_run("FAILED")
 
@@ -115,7 +199,7 @@ def start(
         items = list(flat.items())
         for start_at in range(0, len(items), 100):  # MLflow takes at most 100 params a call
             mlflow.log_params(dict(items[start_at : start_at + 100]))
-    return Tracker(run.info.run_id, uri), None
+    return Tracker(run.info.run_id, uri, output), None
 
 
 def log_evaluation(

@@ -3,11 +3,11 @@ project's own Atelier endpoints) or a local Hugging Face model loaded here."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from workers.training.chat import ChatFailed, chat
+from workers.training.keys import key_from_env
 
 
 class TeacherError(ValueError):
@@ -32,7 +32,8 @@ class Teacher:
             raise TeacherError(
                 "Choose a teacher: an OpenAI-compatible URL and a model name, or a local model."
             )
-        key = os.environ.get(spec["api_key_env"]) if spec.get("api_key_env") else spec.get("api_key")
+        # Only from the variable the runner fills (workers.training.keys): never a key in the spec.
+        key = key_from_env(spec.get("api_key_env"))
         return cls(
             base_url=str(spec["base_url"]).rstrip("/"), model=str(spec["model"]), api_key=key,
             timeout=float(spec.get("timeout", 120)), label=f"{spec['model']} at {spec['base_url']}",
@@ -54,6 +55,8 @@ class Teacher:
                 raise TeacherError(
                     f"The teacher ({self.label}) did not answer within {self.timeout:g} s."
                 ) from exc
+            if exc.kind == "refused":
+                raise TeacherError(f"The teacher's URL cannot be requested: {exc.detail}") from exc
             if exc.kind == "unreachable":
                 raise TeacherError(
                     f"The teacher at {self.base_url} cannot be reached: {exc.detail}."

@@ -16,18 +16,25 @@ SUMMARY = "Reward answers that an AI judge rates well against your rubric. Use i
 @dataclass(frozen=True)
 class RLAIFParams(GRPOSampling):
     judge_url: str = field(
-        default="", metadata={"help": "Base URL of an OpenAI-compatible API, e.g. http://host/v1."}
+        default="",
+        metadata={"help": "Base URL of an OpenAI-compatible API, e.g. http://host/v1.", "outbound": True},
     )
     judge_model: str = field(default="", metadata={"help": "The judge model's name at that URL."})
-    judge_api_key_env: str = field(
-        default="ATELIER_JUDGE_API_KEY",
-        metadata={"help": "Environment variable that holds the judge's API key."},
-    )
+    judge_key: str = field(
+        default="",
+        metadata={"help": "The judge's API key: one of the project's secrets (Settings → Secrets).",
+                  "secret": True},
+    )  # fmt: skip
     rubric: str = field(
         default="The answer is correct, complete and concise.", metadata={"help": "What a good answer is."}
     )
+    # "model": the web app vets it like every model field (a hub id or a folder an administrator offers).
     reward_model: str = field(
-        default="", metadata={"help": "Instead of a judge: a local reward model (sequence classification)."}
+        default="",
+        metadata={
+            "help": "Instead of a judge: a local reward model (sequence classification).",
+            "model": True,
+        },
     )
     judge_timeout: float = field(
         default=10.0, metadata={"help": "Seconds to wait for each judgement.", "min": 0.1, "max": 600}
@@ -37,11 +44,14 @@ class RLAIFParams(GRPOSampling):
 def make_judge(params: RLAIFParams) -> Any:
     """The judge the parameters describe (named for TRL's reward logs), or None without URL and model."""
     from workers.training.judge import Judge
+    from workers.training.keys import JUDGE_KEY_ENV
 
     if not (params.judge_url and params.judge_model):
         return None
+    # `judge_key` names a secret; the runner puts its value in JUDGE_KEY_ENV for this run only.
+    key_env = JUDGE_KEY_ENV if params.judge_key else None
     judge = Judge.configured(
-        params.judge_url, params.judge_model, params.rubric, params.judge_api_key_env, params.judge_timeout
+        params.judge_url, params.judge_model, params.rubric, key_env, params.judge_timeout
     )
     judge.__name__ = "judge"  # type: ignore[attr-defined]
     return judge
