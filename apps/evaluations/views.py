@@ -22,6 +22,7 @@ from apps.core.http import ProjectRequest
 from apps.evaluations import present, selectors, services
 from apps.jobs.models import Job, Kind, Status
 from apps.jobs.selectors import job_get_for_user
+from apps.jobs.wizard import python_grader_problem
 from apps.projects.decorators import project_view
 
 STATIC_CSS = Path(__file__).resolve().parents[2] / "static" / "css"
@@ -79,6 +80,8 @@ class EvaluationForm(forms.Form):
         self.fields["others"].choices = choices  # type: ignore[attr-defined]
         self.jobs = {j.pk: j for j in jobs}
         self.datasets = {str(d.pk): d for d in datasets}
+        if problem := python_grader_problem():
+            self.fields["python_code"].help_text = problem
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -92,6 +95,8 @@ class EvaluationForm(forms.Form):
         ):
             if grader in graders and not (data.get(option) or "").strip():
                 self.add_error(option, f"The {grader.replace('_', ' ')} grader needs this.")
+        if "python" in graders and (problem := python_grader_problem()):
+            self.add_error("python_code", problem)
         if data.get("json_schema"):
             try:
                 json.loads(data["json_schema"])
