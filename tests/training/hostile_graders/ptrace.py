@@ -1,5 +1,5 @@
 # expect: ptrace: Operation not permitted
-# Attach to the harness (the sandbox's trusted process) and read its memory.
+# Attach to the harness (the sandbox's trusted process) or any other process there, or open its memory.
 import ctypes
 import os
 
@@ -11,4 +11,13 @@ def grade(completion, **row):
     for pid in (os.getppid(), 1):
         if libc.ptrace(PTRACE_ATTACH, pid, None, None) == 0:
             return 1.0
+    error = ctypes.get_errno()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                with open(f"/proc/{pid}/mem", "r+b"):
+                    return 1.0
+            except OSError:
+                pass
+    ctypes.set_errno(error)
     raise PermissionError(ctypes.get_errno(), f"ptrace: {os.strerror(ctypes.get_errno())}")

@@ -242,7 +242,9 @@ def _command(bwrap: str, python: str, prefixes: list[str], seccomp_fd: int, resu
         bwrap, *binds, "--size", str(TMP_BYTES), "--tmpfs", "/tmp",  # noqa: S108
         "--proc", "/proc", "--dev", "/dev", "--remount-ro", "/",
         "--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL",
-        "--die-with-parent", "--new-session", "--seccomp", str(seccomp_fd),
+        # --as-pid-1: no bwrap reaper inside, whose memory (/proc/1/mem) the grader could write to escape the
+        # no-fork filter; the harness is PID 1, which the grader cannot signal or reach through /proc.
+        "--as-pid-1", "--die-with-parent", "--new-session", "--seccomp", str(seccomp_fd),
         "--clearenv", "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--chdir", "/tmp",  # noqa: S108
         python, "-I", "-S", "-c", HARNESS, str(result_fd),
     ]  # fmt: skip
@@ -390,6 +392,13 @@ def grade(completion, **row):
         broken.append("no_new_privs is off")
     if status.get("Seccomp", "0").strip() != "2":
         broken.append("no seccomp filter")
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                with open(f"/proc/{pid}/mem", "rb"):
+                    broken.append(f"process {pid}'s memory is readable")
+            except OSError:
+                pass
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.mount(b"none", b"/usr", None, 32 | 4096 | 1, None) == 0:  # MS_REMOUNT | MS_BIND | MS_RDONLY
         broken.append("mount is allowed")
