@@ -184,3 +184,27 @@ def test_a_short_rlvr_run_with_a_fork_bomb_beside_exact_match_still_trains(tmp_p
     assert all(m["rewards/python/mean"] == 0.0 for m in steps)
     assert sum(m["rewards/exact_match/mean"] for m in steps) > 0  # the real grader still scores
     assert events[-1]["event"] == "finished"
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/usr/bin/python3").exists(), reason="needs root to become nobody"
+)
+def test_a_worker_that_is_not_root_runs_the_sandbox_as_itself_just_as_safely():
+    # The system Python as nobody: the sandbox module needs only the standard library.
+    script = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
+        "from workers.training.graders.sandbox import run_python_grader, sandbox_state\n"
+        "state = sandbox_state()\n"
+        "code = open(sys.argv[1]).read()\n"
+        "pairs = run_python_grader(code, ['c'], [{}], details=True)\n"
+        "print(json.dumps({'safe': state.safe, 'detail': state.detail, 'remount': pairs[0]}))\n"
+    )
+    done = subprocess.run(
+        ["/usr/bin/python3", "-I", "-c", script, str(Path(__file__).parent / "hostile_graders" / "remount.py")],
+        capture_output=True, text=True, timeout=120, check=False, user=65534, group=65534, extra_groups=[],
+        env={"PATH": "/usr/bin:/bin"}, cwd="/tmp",
+    )  # fmt: skip
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["safe"] and "the worker's own uid 65534" in result["detail"], result
+    assert result["remount"][0] == 0.0 and "PermissionError: [Errno 1] mount" in result["remount"][1]
