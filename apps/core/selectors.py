@@ -25,6 +25,7 @@ class ServiceState:
     ok: bool | None  # None: not part of this installation yet
     detail: str
     url: str = ""
+    essential: bool = True  # False: shown, but /healthz stays 200 without it (a feature, not a service)
 
     @property
     def label(self) -> str:
@@ -140,6 +141,14 @@ def _engines(redis_up: bool) -> ServiceState:
     return ServiceState("Inference engines", age < BEAT_STALE_AFTER_S, detail)
 
 
+def _grader_sandbox() -> ServiceState:
+    from workers.training.graders.sandbox import sandbox_state
+
+    state = sandbox_state()
+    detail = state.detail if state.safe else f"Python graders are refused: {state.detail}"
+    return ServiceState("Grader sandbox", state.safe, detail, essential=False)
+
+
 def service_states() -> list[ServiceState]:
     redis_state, redis_up = _redis()
     return [
@@ -149,4 +158,5 @@ def service_states() -> list[ServiceState]:
         _beat(redis_up),
         _mlflow(),
         _engines(redis_up),
+        _grader_sandbox(),
     ]

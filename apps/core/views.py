@@ -44,7 +44,7 @@ def health_ping_detail(request: AuthedRequest, ping_id: int) -> HttpResponse:
 def healthz(request: HttpRequest) -> JsonResponse:
     """For load balancers and monitoring: each service up or down, no details, no login."""
     states = service_states()
-    required = [s for s in states if s.ok is not None]
+    required = [s for s in states if s.ok is not None and s.essential]
     body = {"ok": all(s.ok for s in required), "services": {s.name: s.label for s in states}}
     return JsonResponse(body, status=200 if body["ok"] else 503)
 

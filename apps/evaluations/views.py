@@ -23,6 +23,7 @@ from apps.core.http import ProjectRequest
 from apps.evaluations import present, selectors, services
 from apps.jobs.models import Job, Kind, Status
 from apps.jobs.selectors import job_get_for_user
+from apps.jobs.wizard import python_grader_problem
 from apps.projects.decorators import VIEWER_REFUSED, project_view
 from apps.secrets.outbound import url_problem
 from apps.secrets.services import key_choices
@@ -92,6 +93,8 @@ class EvaluationForm(forms.Form):
         self.fields["others"].choices = choices  # type: ignore[attr-defined]
         self.jobs = {j.pk: j for j in jobs}
         self.datasets = {str(d.pk): d for d in datasets}
+        if problem := python_grader_problem():
+            self.fields["python_code"].help_text = problem
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -107,6 +110,8 @@ class EvaluationForm(forms.Form):
         ):
             if grader in graders and option not in self.errors and data.get(option) in (None, ""):
                 self.add_error(option, f"The {grader.replace('_', ' ')} grader needs this.")
+        if "python" in graders and (problem := python_grader_problem()):
+            self.add_error("python_code", problem)
         if data.get("baseline") not in ("base", *map(str, self.jobs)):
             self.add_error("baseline", "Choose the base model or a finished job.")
         if data.get("dataset") not in ("heldout", *self.datasets):

@@ -302,7 +302,27 @@ def params_form_class(technique: str, keys: list[tuple[str, str]] | None = None)
             fields[f.name] = forms.CharField(
                 initial=default or "", widget=forms.Textarea(attrs={"rows": 3}), **common
             )
-    return type(f"{technique.upper()}ParamsForm", (forms.Form,), fields)
+    methods: dict[str, Any] = {}
+    if "graders" in fields:
+        methods["clean_graders"] = _refuse_python_graders
+        if problem := python_grader_problem():  # said beside the choice, not only once it is refused
+            fields["graders"].help_text = f"{fields['graders'].help_text} {problem}"
+    return type(f"{technique.upper()}ParamsForm", (forms.Form,), {**fields, **methods})
+
+
+def python_grader_problem() -> str | None:
+    """Why Python graders cannot be chosen on this server (its sandbox failed its self-check), or None."""
+    from workers.training.graders.sandbox import sandbox_state
+
+    state = sandbox_state()
+    return None if state.safe else f"Python graders are turned off on this server: {state.detail}."
+
+
+def _refuse_python_graders(form: forms.Form) -> list[str]:
+    graders = list(form.cleaned_data.get("graders") or [])
+    if "python" in graders and (problem := python_grader_problem()):
+        raise ValidationError(problem)
+    return graders
 
 
 class TrainingForm(forms.Form):

@@ -39,10 +39,18 @@ def test_every_service_is_up_on_the_health_page(
 
     def all_up() -> str | None:
         page = client.get(reverse("health")).content.decode()
-        return page if page.count("badge-up") == 6 else None
+        return page if page.count("badge-up") == 7 else None
 
     page = _wait_for(all_up, timeout=30)
-    for name in ("Database", "Redis", "Celery workers", "Celery beat", "MLflow", "Inference engines"):
+    for name in (
+        "Database",
+        "Redis",
+        "Celery workers",
+        "Celery beat",
+        "MLflow",
+        "Inference engines",
+        "Grader sandbox",
+    ):
         assert f'<th scope="row">{name}</th>' in page
     assert "engine(s) ready" in page
     body = client.get(reverse("healthz")).json()
@@ -64,3 +72,26 @@ def test_the_ping_of_another_user_is_not_shown(client, alice, bob):
     ping = ServicePing.objects.create(requested_by=alice)
     client.force_login(bob)
     assert client.get(reverse("health-ping-detail", args=[ping.pk])).status_code == 404
+
+
+def test_the_health_page_shows_whether_the_grader_sandbox_is_safe_without_failing_healthz(
+    client, alice, monkeypatch, redis_service
+):
+    from workers.training.graders.sandbox import SANDBOX_UID_ENV, sandbox_state
+
+    client.force_login(alice)
+    assert (
+        "in their own namespaces: no capabilities, seccomp" in client.get(reverse("health")).content.decode()
+    )
+    monkeypatch.setenv(SANDBOX_UID_ENV, "0")
+    sandbox_state.cache_clear()
+    try:
+        page = client.get(reverse("health")).content.decode()
+        assert "Python graders are refused" in page and "must be the number of an unprivileged user" in page
+        body = client.get(reverse("healthz")).json()
+        assert body["services"]["Grader sandbox"] == "down"
+        # Python graders are a feature: with only the sandbox down, /healthz still answers ok.
+        assert body["ok"] is all(v != "down" for k, v in body["services"].items() if k != "Grader sandbox")
+    finally:
+        monkeypatch.delenv(SANDBOX_UID_ENV)
+        sandbox_state.cache_clear()

@@ -213,3 +213,26 @@ def test_an_evaluation_jobs_own_page_opens_and_links_to_its_report(client, alice
     client.force_login(alice)
     page = client.get(_url("job-detail", reported)).content.decode()
     assert "base vs customized" in page and _url("evaluation-report", reported) in page
+
+
+def test_the_evaluation_form_refuses_a_python_grader_where_the_sandbox_is_unsafe(
+    client, alice, alice_project, tiny_model, monkeypatch
+):
+    from workers.training.graders.sandbox import SANDBOX_UID_ENV, sandbox_state
+
+    training = trained_job(alice_project, alice, tiny_model / "partial")
+    client.force_login(alice)
+    url = reverse("evaluation-list", args=[alice_project.pk])
+    monkeypatch.setenv(SANDBOX_UID_ENV, "0")
+    sandbox_state.cache_clear()
+    try:
+        assert "Python graders are turned off on this server" in client.get(url).content.decode()
+        response = client.post(url, {"candidate": training.pk, "baseline": "base", "dataset": "heldout",
+                                     "graders": ["python"], "python_code": "def grade(completion):\n    return 1.0\n",
+                                     "max_rows": 10, "max_new_tokens": 8})  # fmt: skip
+        assert response.status_code == 422
+        assert "must be the number of an unprivileged user" in response.content.decode()
+        assert not Job.objects.filter(kind=Kind.EVALUATION).exists()
+    finally:
+        monkeypatch.delenv(SANDBOX_UID_ENV)
+        sandbox_state.cache_clear()

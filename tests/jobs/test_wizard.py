@@ -231,3 +231,35 @@ def test_resilience_on_the_technique_step_is_checked_beside_its_field(method, te
         assert resilience == {"min_replicas": low or 1, "max_replicas": high or 2} and not form.errors
     else:
         assert resilience is None and error in form.errors["resilient"][0]
+
+
+@pytest.fixture
+def unsafe_sandbox(monkeypatch):
+    """A host whose sandbox fails its self-check: the sandbox user set to root, which it refuses."""
+    from workers.training.graders.sandbox import SANDBOX_UID_ENV, sandbox_state
+
+    monkeypatch.setenv(SANDBOX_UID_ENV, "0")
+    sandbox_state.cache_clear()
+    yield
+    monkeypatch.delenv(SANDBOX_UID_ENV)
+    sandbox_state.cache_clear()
+
+
+def test_python_graders_are_refused_beside_the_choice_and_in_try_where_the_sandbox_is_unsafe(
+    wizard, unsafe_sandbox
+):
+    client, url, project = wizard
+    _model(client, url)
+    client.post(url("data"), {"dataset": "demo:reverse/rlvr.jsonl", "eval_choice": "none", "go": "next"})
+    assert (
+        "Python graders are turned off on this server"
+        in client.get(url("technique") + "?technique=rlvr").content.decode()
+    )
+    chosen = {"technique": "rlvr", "t-method": "lora", "p-num_generations": "4", "p-graders": ["exact_match", "python"],
+              "p-grader_options": json.dumps({"python": {"code": "def grade(completion):\n    return 1.0\n"}})}  # fmt: skip
+    response = client.post(url("technique"), chosen)
+    assert response.status_code == 422
+    assert "must be the number of an unprivileged user" in response.content.decode()
+    assert "technique" not in Draft.objects.get().data
+    tried = client.post(reverse("wizard-try", kwargs={"project_id": project.pk}), chosen).content.decode()
+    assert "Python graders are turned off on this server" in tried

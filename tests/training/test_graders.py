@@ -66,9 +66,9 @@ def test_a_python_grader_gets_only_the_columns_it_asks_for_when_trl_calls_it():
     [
         ("import socket\ndef grade(completion, **row):\n    socket.create_connection(('127.0.0.1', 5432), timeout=1)\n    return 1",
          "ConnectionRefusedError"),
-        ("def grade(completion, **row):\n    open('/grader/escape.txt', 'w').write('x')\n    return 1", "Read-only file system"),
+        ("def grade(completion, **row):\n    open('/usr/lib/escape.txt', 'w').write('x')\n    return 1", "Read-only file system"),
         ("def grade(completion, **row):\n    open('/etc/passwd-copy', 'w')\n    return 1", "Read-only file system"),
-        ("def grade(completion, **row):\n    while True: pass", "CPU time limit of 2 s"),
+        ("def grade(completion, **row):\n    while True: pass", "CPU time limit of 1 s"),
         ("import time\ndef grade(completion, **row):\n    time.sleep(30)", "past its time limit of 4 s"),
         ("def grade(completion, **row):\n    return 'yes'", "ValueError"),
         ("def grade(completion, **row):\n    return float('nan')", "it returned nan"),
@@ -77,7 +77,9 @@ def test_a_python_grader_gets_only_the_columns_it_asks_for_when_trl_calls_it():
     ],
 )  # fmt: skip
 def test_a_python_grader_that_breaks_the_rules_scores_zero_with_a_reason(code, reason):
-    pairs = run_python_grader(code, ["c"], [{}], wall_seconds=4, cpu_seconds=2, details=True)
+    # One CPU second takes far longer than one on a loaded machine: the wall limit is the sleeper's only.
+    wall = 4 if "sleep" in code else 60
+    pairs = run_python_grader(code, ["c"], [{}], wall_seconds=wall, cpu_seconds=1, details=True)
     assert pairs[0][0] == 0.0
     assert reason in pairs[0][1]
 

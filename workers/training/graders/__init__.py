@@ -75,7 +75,7 @@ TRL_KEYWORDS = frozenset({"prompts", "completion_ids", "trainer_state", "log_ext
 
 
 def python(completions: Sequence[Any], *, code: str, **columns: Any) -> list[float]:
-    """The user's own `grade(completion, **row) -> float`, run in a bubblewrap sandbox."""
+    """The user's own `grade(completion, **row) -> float`, run in the sandbox (sandbox.py)."""
     from workers.training.graders.sandbox import run_python_grader
 
     # TRL also passes its own lists (prompts, completion_ids); the row holds the dataset's columns and the
@@ -184,6 +184,10 @@ def make(name: str, **options: Any) -> Grader:
     """A grader by name with its options bound (pattern, schema, code), named for TRL's reward logs."""
     if name not in REGISTRY:
         raise ValueError(f"Unknown grader “{name}”: choose one of {', '.join(REGISTRY)}.")
+    if name == "python":
+        from workers.training.graders.sandbox import require_safe
+
+        require_safe()  # refused before training or trying starts, on a host whose sandbox cannot hold
     grader = partial(REGISTRY[name], **options) if options else REGISTRY[name]
     # TRL names each reward function's metric after __name__; a partial has none.
     wrapped: Any = lambda completions, **columns: grader(completions, **columns)  # noqa: E731
