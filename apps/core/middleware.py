@@ -9,6 +9,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 API_PREFIX = "/api/"
+JSON_SUFFIX = ".json"  # the job page's chart data, read by its script
 REFUSALS = {
     403: "You do not have permission to do this.",
     404: "Not found, or it belongs to a project you are not a member of.",
@@ -17,7 +18,7 @@ REFUSALS = {
 
 
 class JsonApiMiddleware:
-    """/api/... is read by programs: an anonymous request gets 401 in JSON (login_required would send
+    """/api/... (and the .json routes the pages' scripts read) is read by programs: an anonymous request gets 401 in JSON (login_required would send
     an HTML redirect to the login page), and a refusal rendered as an HTML page (another project's
     object is still a 404) is answered in JSON with the same status."""
 
@@ -25,7 +26,7 @@ class JsonApiMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not request.path.startswith(API_PREFIX):
+        if not (request.path.startswith(API_PREFIX) or request.path.endswith(JSON_SUFFIX)):
             return self.get_response(request)
         if not request.user.is_authenticated:
             return JsonResponse(

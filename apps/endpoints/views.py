@@ -291,6 +291,8 @@ async def playground_chat(request: HttpRequest, project_id: int, endpoint_id: in
     if request.method != "POST":
         return error_response(ApiError(405, "Use POST."))
     user = await request.auser()
+    if not user.is_authenticated:  # read by the playground's script: a JSON answer, not a login page
+        return error_response(ApiError(401, "Log in first: the playground needs a signed-in session."))
     try:
         membership = await sync_to_async(membership_get_for_user)(user=user, project_id=project_id)
         endpoint = await sync_to_async(endpoint_get_for_user)(

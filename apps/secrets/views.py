@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
@@ -21,9 +21,8 @@ from apps.secrets.forms import SecretForm
 def project_settings(request: ProjectRequest) -> HttpResponse:
     form = SecretForm(request.POST or None)
     if request.method == "POST":
-        if not request.membership.can_edit:
-            messages.error(request, "Viewers can look but not change the project's secrets.")
-            return redirect("project-settings", request.project.pk)
+        if not request.membership.can_edit:  # refused with the reason, as every viewer's POST is
+            raise PermissionDenied("Viewers can look but not change the project's secrets.")
         if form.is_valid():
             try:
                 secret = services.secret_save(project=request.project, user=request.user, **form.cleaned_data)
