@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
 from apps.jobs.models import WAITING, Job, Replica, Status
@@ -51,10 +51,12 @@ def replica_claim(job: Job, worker: str) -> Replica | None:
     for _ in range(5):
         try:
             with transaction.atomic():
-                if (
-                    not Job.objects.filter(pk=job.pk, status=Status.RUNNING).exists()
-                    or _active(job) >= maximum
-                ):
+                # A job whose replicas trained every step is only wrapping up (its coordinator saves the
+                # model and closes its MLflow run): a worker freed by its own replica must not join it.
+                running = Job.objects.filter(pk=job.pk, status=Status.RUNNING).exclude(
+                    max_steps__gt=0, step__gte=F("max_steps")
+                )
+                if not running.exists() or _active(job) >= maximum:
                     return None
                 highest = Replica.objects.filter(job=job).aggregate(n=Max("number"))["n"]
                 number = 0 if highest is None else highest + 1
