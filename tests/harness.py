@@ -9,8 +9,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.db import connection
+
+if TYPE_CHECKING:
+    from apps.jobs.models import Job
 
 
 class Service:
@@ -106,3 +110,14 @@ def mlflow_runs(uri: str, experiment: str) -> list[dict]:
     )  # fmt: skip
     with urllib.request.urlopen(request, timeout=10) as response:
         return list(json.loads(response.read()).get("runs", []))
+
+
+def wait_for_job(job: Job, timeout: float = 120) -> Job:
+    """The job once it has ended (its row refreshed), or an AssertionError with its log's tail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.ended:
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job.pk} still {job.status}:\n{job.log_tail[-2000:]}")

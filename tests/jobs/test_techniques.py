@@ -3,13 +3,12 @@ real training worker to a succeeded job."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from apps.jobs import wizard
 from apps.jobs.models import Job, Status
 from apps.jobs.services import job_create
+from tests.harness import wait_for_job
 from workers.training import tiny
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -29,16 +28,6 @@ def _launch(project, user, technique: str, dataset: str, params: dict, steps: in
                       compute_class=estimate["estimate"]["compute_class"])  # fmt: skip
 
 
-def _wait(job: Job, timeout: float = 240) -> Job:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job.refresh_from_db()
-        if job.ended:
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job.pk} still {job.status}:\n{job.log_tail[-2000:]}")
-
-
 @pytest.fixture
 def tiny_in_data_dir(settings, tiny_model):
     settings.DATA_DIR = tiny_model.parent.parent
@@ -48,7 +37,7 @@ def tiny_in_data_dir(settings, tiny_model):
 def test_dpo_from_the_wizard_succeeds_on_the_worker(
     alice, alice_project, tiny_in_data_dir, celery_trainer, mlflow_service
 ):
-    job = _wait(_launch(alice_project, alice, "dpo", "dpo.jsonl", {"beta": 0.1}, 10))
+    job = wait_for_job(_launch(alice_project, alice, "dpo", "dpo.jsonl", {"beta": 0.1}, 10), timeout=240)
     assert job.status == Status.SUCCEEDED, job.error
     assert any("rewards/accuracies" in point for point in job.metrics)
 
@@ -56,10 +45,11 @@ def test_dpo_from_the_wizard_succeeds_on_the_worker(
 def test_rlvr_from_the_wizard_succeeds_on_the_worker(
     alice, alice_project, tiny_in_data_dir, celery_trainer, mlflow_service
 ):
-    job = _wait(
+    job = wait_for_job(
         _launch(
             alice_project, alice, "rlvr", "rlvr.jsonl", {"graders": ["exact_match"], "num_generations": 4}, 6
-        )
+        ),
+        timeout=240,
     )
     assert job.status == Status.SUCCEEDED, job.error
     assert any("reward" in point for point in job.metrics)
@@ -75,6 +65,6 @@ def test_rlaif_from_the_wizard_succeeds_on_the_worker(
         "rubric": "The letters are reversed.",
         "num_generations": 4,
     }
-    job = _wait(_launch(alice_project, alice, "rlaif", "rlvr.jsonl", params, 6))
+    job = wait_for_job(_launch(alice_project, alice, "rlaif", "rlvr.jsonl", params, 6), timeout=240)
     assert job.status == Status.SUCCEEDED, job.error
     assert any(point.get("reward", 0) > 0 for point in job.metrics)

@@ -5,27 +5,16 @@ params never hold it."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from django.urls import reverse
 
 from apps.jobs.models import Job, Kind, Status
 from apps.secrets.models import ProjectSecret
-from tests.harness import mlflow_get
+from tests.harness import mlflow_get, wait_for_job
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 KEY = "sk-live-0b7e64d1c9a2f835"
-
-
-def _wait(job: Job, timeout: float = 120) -> Job:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job.refresh_from_db()
-        if job.ended:
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job.pk} still {job.status}: {job.log_tail[-2000:]}")
 
 
 def test_a_generation_with_a_secret_sends_the_key_to_its_teacher_and_nowhere_else(
@@ -42,7 +31,7 @@ def test_a_generation_with_a_secret_sends_the_key_to_its_teacher_and_nowhere_els
     assert response.status_code == 302, response.content.decode()[-3000:]
     # The check ran on a worker, with the key: the form's process never fetched the URL itself.
     assert [h["path"] for h in recorder.hits] == ["/v1/models"]
-    job = _wait(Job.objects.get(kind=Kind.SYNTHESIS))
+    job = wait_for_job(Job.objects.get(kind=Kind.SYNTHESIS))
     assert job.status == Status.SUCCEEDED, job.error
     asked = [h for h in recorder.hits if h["path"] == "/v1/chat/completions"]
     assert asked and all(h["headers"]["Authorization"] == f"Bearer {KEY}" for h in recorder.hits)
@@ -61,7 +50,7 @@ def test_a_generation_with_a_secret_sends_the_key_to_its_teacher_and_nowhere_els
     assert KEY not in page
     # The rows stage is the one logged to MLflow (the spec as params): the recorder's "7" makes no rows.
     client.post(reverse("generation-detail", args=[alice_project.pk, job.pk]), {"topics": "Words", "rows": 2})
-    run = _wait(Job.objects.get(parent=job))
+    run = wait_for_job(Job.objects.get(parent=job))
     assert run.status == Status.SUCCEEDED and run.mlflow_run_id, run.error
     params = mlflow_get(mlflow_service, "runs/get", run_id=run.mlflow_run_id)["run"]["data"]["params"]
     assert any(p["value"] == "ATELIER_TEACHER_KEY" for p in params) and KEY not in json.dumps(params)

@@ -6,7 +6,6 @@ replies are tested in tests/training/test_synthetic.py)."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
@@ -15,18 +14,9 @@ from django.urls import reverse
 from apps.datasets.models import Dataset
 from apps.jobs.models import Job, Kind, Status
 from apps.synthetic.models import GeneratedRow
+from tests.harness import wait_for_job
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
-
-
-def _wait(job: Job, timeout: float = 120) -> Job:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job.refresh_from_db()
-        if job.ended:
-            return job
-        time.sleep(0.3)
-    raise AssertionError(f"job {job.pk} still {job.status}: {job.log_tail[-2000:]}")
 
 
 def _form(teacher_url: str, **more) -> dict:
@@ -43,13 +33,13 @@ def test_a_generation_goes_from_topics_to_a_curated_dataset(
                            "seeds": '{"prompt": "reverse: s u n", "completion": "n u s"}'})  # fmt: skip
     root = Job.objects.get(kind=Kind.SYNTHESIS)
     assert response.url == reverse("generation-detail", args=[alice_project.pk, root.pk])
-    assert _wait(root).status == Status.SUCCEEDED, root.error
+    assert wait_for_job(root).status == Status.SUCCEEDED, root.error
     page = client.get(response.url).content.decode()
     assert "Short words\n- three letters\n- four letters\nLong words" in page
 
     edited = "Short words\n- three letters\nLong words\n- six letters"
     client.post(response.url, {"topics": edited, "rows": 6})
-    run = _wait(Job.objects.get(parent=root))
+    run = wait_for_job(Job.objects.get(parent=root))
     assert run.status == Status.SUCCEEDED, run.error
     rows = GeneratedRow.objects.filter(job=run).order_by("index")
     assert rows.count() == 6 and {r.topic for r in rows} <= {
@@ -100,13 +90,13 @@ def test_a_teacher_that_never_writes_json_ends_with_every_output_counted(
     client.post(
         reverse("generation-new", args=[alice_project.pk]), _form(teacher_url, teacher_model="prose", rows=3)
     )
-    root = _wait(Job.objects.get(kind=Kind.SYNTHESIS))
+    root = wait_for_job(Job.objects.get(kind=Kind.SYNTHESIS))
     assert root.status == Status.SUCCEEDED  # no usable tree: one topic, the task itself
     client.post(
         reverse("generation-detail", args=[alice_project.pk, root.pk]),
         {"topics": "Reverse the letters of a word.", "rows": 3},
     )
-    run = _wait(Job.objects.get(parent=root))
+    run = wait_for_job(Job.objects.get(parent=root))
     assert run.status == Status.SUCCEEDED and not GeneratedRow.objects.filter(job=run).exists()
     page = client.get(reverse("generation-detail", args=[alice_project.pk, root.pk])).content.decode()
     assert 'data-testid="rows-made">0<' in page and "not JSON: 3" in page
