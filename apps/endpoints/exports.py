@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -17,6 +16,7 @@ from typing import Any, cast
 from django.http import Http404, StreamingHttpResponse
 
 from apps.endpoints.models import Endpoint
+from workers.training.models import merged_folder
 
 # What a model folder may ship: weights as safetensors only (never pickles), configs, tokenizer files.
 SHIPPED = re.compile(r"\.(safetensors|json|txt|model|md|jinja|tiktoken)$")
@@ -29,10 +29,12 @@ class ExportError(Exception):
 
 def merged_dir(endpoint: Endpoint) -> Path:
     """Beside the job's other outputs (its folder name is unique, so a new database never finds an old
-    merge); endpoints of a base model have nothing to merge."""
-    if endpoint.job is None:
+    merge): the same folder a job chained from this one trains from (workers.training.models), so a
+    merge made for either is the other's too. Endpoints of a base model have nothing to merge."""
+    folder = merged_folder(endpoint.adapter) if endpoint.job is not None and endpoint.adapter else None
+    if folder is None:
         raise ExportError("Only a customized model (a job's adapter) can be merged.")
-    return endpoint.job.output_dir / "merged"
+    return folder
 
 
 def available(endpoint: Endpoint) -> dict[str, Any]:
@@ -108,18 +110,15 @@ def merge_start(endpoint: Endpoint) -> None:
 
 
 def merge(endpoint_id: int) -> None:
-    """Merge in a subprocess (the training layer; torch stays out of the worker's process)."""
+    """Merge in a subprocess (the training layer; torch stays out of the worker's process). It writes
+    the folder once, atomically and under a lock: a chained job may be reading or writing it."""
     endpoint = Endpoint.objects.get(pk=endpoint_id)
     out = merged_dir(endpoint)
-    partial = out.with_name("merged.partial")
-    shutil.rmtree(partial, ignore_errors=True)
     try:
         subprocess.run(
-            [sys.executable, "-m", "workers.training", "merge", endpoint.adapter, str(partial)],
+            [sys.executable, "-m", "workers.training", "merge", endpoint.adapter, str(out)],
             check=True, capture_output=True, timeout=3600,
         )  # fmt: skip
-        shutil.rmtree(out, ignore_errors=True)
-        partial.rename(out)
     finally:
         out.with_name("merging").unlink(missing_ok=True)
 

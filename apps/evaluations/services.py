@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from apps.jobs.models import Job, Kind, Status
 from apps.jobs.services import job_create
 from apps.projects.models import Project
+from workers.training.models import trained_from
 
 log = logging.getLogger("atelier.evaluations")
 
@@ -82,7 +83,8 @@ def spec_for_job(
     first = (
         candidate(baseline, f"job #{baseline.pk}")
         if baseline
-        else {"label": "base", "model": _model(job.spec)}
+        # What the job trained from: for a job chained from an earlier one, that job's merged model.
+        else {"label": "base", "model": trained_from(_model(job.spec))}
     )
     models = [first, candidate(job, "customized" if baseline is None else f"job #{job.pk}")]
     for other in others or []:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 import zipfile
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -28,7 +30,11 @@ def adapter_job(alice, alice_project, lora_adapter, tiny_model) -> Job:
 
 
 def _artifact_is_adapter(job: Job, adapter) -> Job:
-    Job.objects.filter(pk=job.pk).update(artifacts={"adapter": str(adapter)})
+    """The job's adapter in the job's own folder, as training saves it: its merge (`merged/`, beside
+    it) is then this job's alone, not shared with every test that uses the session's adapter."""
+    own = job.output_dir / "adapter"
+    shutil.copytree(adapter, own, dirs_exist_ok=True)
+    Job.objects.filter(pk=job.pk).update(artifacts={"adapter": str(own)})
     job.refresh_from_db()
     return job
 
@@ -43,7 +49,7 @@ def test_deploy_on_a_finished_job_makes_one_endpoint_for_its_adapter_on_its_base
     response = client.post(reverse("job-deploy", args=[job.project_id, job.pk]))
     endpoint = Endpoint.objects.get(job=job)
     assert response.url == reverse("endpoint-detail", args=[job.project_id, endpoint.pk])
-    assert endpoint.adapter == str(lora_adapter.resolve()) and endpoint.base == str(
+    assert endpoint.adapter == str(Path(job.model_artifact).resolve()) and endpoint.base == str(
         (tiny_model / "partial").resolve()
     )
     assert endpoint.status == "pending" and endpoint.engine and endpoint.engine.base == endpoint.base

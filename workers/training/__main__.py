@@ -5,6 +5,7 @@ validate DATASET --technique T          check a dataset row by row against a tec
 try SPEC.json [--rows N]                the model answers N rows; the RLVR graders or RLAIF judge score them
 evaluate SPEC.json                      compare models on held-out rows (report.json, samples.jsonl)
 merge ADAPTER OUT                       merge a LoRA adapter into its base; save it (safetensors) to OUT
+                                        (once: an OUT already merged is kept)
 synthesize SPEC.json                    a teacher model writes a dataset (topics, rows.jsonl, provenance)
 resilient SPEC.json [--replicas N]      checkpointless training: N torchft replicas on this machine
 coordinate SPEC.json                    a resilient job's lighthouse and MLflow run (replicas elsewhere)
@@ -111,19 +112,15 @@ def _synthesize(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from workers.training.models import ModelError, load_model, load_tokenizer
-    from workers.training.spec import ModelRef
+    from workers.training.models import ModelError, merge_adapter
 
     try:
-        ref = ModelRef(args.adapter)
-        model = load_model(ref, method="full")  # an adapter is merged into its base as it loads
-        tokenizer = load_tokenizer(ref)
+        # Once per folder: a chained job may have written this merge already (and trains on it).
+        out = merge_adapter(args.adapter, args.out)
     except ModelError as exc:
         print(json.dumps({"error": str(exc)}))
         return 1
-    model.save_pretrained(args.out, safe_serialization=True)
-    tokenizer.save_pretrained(args.out)
-    print(json.dumps({"merged": args.out}))
+    print(json.dumps({"merged": str(out)}))
     return 0
 
 

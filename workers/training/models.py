@@ -1,11 +1,22 @@
 """Loading base models for the real world: a Hugging Face id (cached in HF_HOME, token from HF_TOKEN),
 a local folder, or an earlier job's output (a merged model, or a PEFT adapter on top of its base), so
-that SFT → DPO → RLVR chains work. Remote code is never trusted."""
+that SFT → DPO → RLVR chains work. Remote code is never trusted.
+
+Chains: a job that starts from an earlier job's adapter trains from that adapter merged into its base,
+saved once as a full model in the parent job's `merged/` folder (`training_base`). The child's adapter
+then names that folder as its base, so everything that reads the adapter (the evaluation, the built-in
+engine, vLLM, export, plain transformers + PEFT) loads it on the weights it was trained on. Before this,
+PEFT wrote the grand-parent (the model under the parent's adapter) into the child's adapter_config.json,
+and every tool loaded the child onto the wrong base. `resolve` is the one place that reads a reference."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +44,73 @@ def resolve(ref: ModelRef) -> dict[str, Any]:
     if name.startswith(("/", "./", "../", "~")):
         raise ModelError(f"No model folder at {name}.")
     return {"base": name, "adapter": None, "local": False}
+
+
+def is_adapter(name_or_path: str | Path) -> bool:
+    return Path(name_or_path).expanduser().joinpath("adapter_config.json").is_file()
+
+
+def merged_folder(adapter: str | Path) -> Path | None:
+    """Where an earlier job's adapter is kept merged into its base: the job's own `merged/` folder,
+    beside `adapter/` (the folder Export's merge writes too, so a merge is done once for both). None for
+    an adapter that is not a job's output (a folder an administrator offers is no place to write in)."""
+    path = Path(adapter).expanduser().absolute()
+    return path.parent / "merged" if path.name == "adapter" else None
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock beside `folder`: two children of one parent starting at once merge it once."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(f"{folder.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def merge_adapter(adapter: str | Path, out: str | Path) -> Path:
+    """The adapter merged into its base, saved (safetensors, with the tokenizer) to `out` unless a merge is
+    already there. Written to `out.partial` and renamed, under a lock, so a folder named `out` is always
+    complete and written once; later callers reuse it as it is."""
+    out = Path(out).expanduser().absolute()
+    with _locked(out):
+        if (out / "config.json").is_file():
+            return out
+        ref = ModelRef(str(adapter))
+        model = load_model(ref, method="full")  # the adapter is merged into its base as it loads
+        tokenizer = load_tokenizer(ref)
+        partial = out.with_name(f"{out.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)  # a merge killed half way
+        model.save_pretrained(partial, safe_serialization=True)
+        tokenizer.save_pretrained(partial)
+        shutil.rmtree(out, ignore_errors=True)  # an empty or half-copied folder, never a complete one
+        partial.rename(out)
+    return out
+
+
+def training_base(ref: ModelRef, *, scratch: Path) -> ModelRef:
+    """The model a job trains from. An adapter is merged into its base first, into its job's `merged/`
+    folder (or, for an adapter that is not a job's, `scratch`, a folder of the new job's own), and the
+    job trains from that full model: what it saves then names a base any tool can load. Anything else is
+    trained from as it is."""
+    if not is_adapter(ref.name_or_path):
+        return ref
+    folder = merged_folder(ref.name_or_path)
+    if folder is None or not os.access(folder.parent, os.W_OK):
+        folder = scratch
+    return ModelRef(str(merge_adapter(ref.name_or_path, folder)))
+
+
+def trained_from(name_or_path: str) -> str:
+    """What a job whose spec names this model started from, as the evaluation should load it: an earlier
+    job's merged folder when there is one, else the reference itself (an adapter still loads merged)."""
+    if is_adapter(name_or_path):
+        folder = merged_folder(name_or_path)
+        if folder is not None and (folder / "config.json").is_file():
+            return str(folder)
+    return name_or_path
 
 
 def load_tokenizer(ref: ModelRef) -> Any:

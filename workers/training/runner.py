@@ -22,7 +22,7 @@ from workers.training import tracking
 from workers.training.checkpoints import newest_complete, step_of
 from workers.training.events import EventWriter
 from workers.training.hparams import HParams, resolve
-from workers.training.models import ModelError, load_model, load_tokenizer
+from workers.training.models import ModelError, load_model, load_tokenizer, training_base
 from workers.training.spec import JobSpec, SpecError
 
 CANCEL_FILE = "CANCEL"
@@ -218,12 +218,15 @@ def run(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
     eval_rows = (
         [r for r in data_module.read_rows(spec.eval_dataset) if "answer" in r] if spec.eval_dataset else []
     )
-    tokenizer = load_tokenizer(spec.model)
+    # An earlier job's adapter: train from its merged full model (written once, in that job's folder), so
+    # the adapter saved here names a base that every tool loads (workers/training/models.py).
+    base = training_base(spec.model, scratch=spec.output / "base")
+    tokenizer = load_tokenizer(base)
     # On a GPU a LoRA base is frozen in bf16; full fine-tuning keeps fp32 weights under bf16 autocast
     # (the Trainer's bf16=True). estimate.py assumes the same.
     bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     lora_on_gpu = spec.training.method == "lora" and bf16
-    model = load_model(spec.model, method=spec.training.method, dtype=torch.bfloat16 if lora_on_gpu else None)
+    model = load_model(base, method=spec.training.method, dtype=torch.bfloat16 if lora_on_gpu else None)
     # num_parameters() counts a 4-bit (QLoRA) weight's packed uint8 storage as the weights it holds;
     # summing numel() there counts the quantized linear layers at half their size.
     n_params = model.num_parameters()
