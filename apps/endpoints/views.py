@@ -33,6 +33,7 @@ from apps.endpoints.services import (
     endpoint_undeploy,
 )
 from apps.jobs import model_sources, wizard
+from apps.jobs.lineage import job_of_model
 from apps.jobs.selectors import job_get_for_user
 from apps.projects.decorators import VIEWER_REFUSED, project_view
 from apps.projects.selectors import membership_get_for_user
@@ -159,6 +160,8 @@ def endpoint_detail(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
         "endpoint": endpoint, "gateway": gateway_url(request), "section": "endpoints",
         "polling": endpoint.active and endpoint.status in (EndpointStatus.PENDING, EndpointStatus.LOADING),
         "exports": exports.available(endpoint), "hub_error": request.session.pop("hub_error", None),
+        # A chained job's adapter sits on its parent job's merged model: say whose.
+        "base_job": job_of_model(endpoint.base, project_id=endpoint.project_id) if endpoint.job else None,
     }  # fmt: skip
     if request.htmx and request.GET.get("part") == "status":
         return render(request, "endpoints/detail.html#status", context)

@@ -171,3 +171,49 @@ def test_pushing_to_an_unreachable_hub_says_so_on_the_page(
         url, {"what": "adapter", "repo_id": "no slash", "token": "hf_x"}, follow=True
     ).content.decode()
     assert "owner/name" in bad
+
+
+def test_the_endpoint_and_job_pages_show_the_chain_a_model_was_trained_through(
+    client, alice, alice_project, bob, lora_adapter, tiny_model
+):
+    """A job trained from an earlier job's model names that job's folder in its spec; the pages walk
+    those back to the base model. Another project's job with the same folder layout is no link."""
+    from apps.jobs.lineage import job_lineage
+
+    sft = _artifact_is_adapter(
+        trained_job(alice_project, alice, lora_adapter, base=str(tiny_model / "partial")), lora_adapter
+    )
+    dpo = _artifact_is_adapter(
+        trained_job(alice_project, alice, lora_adapter, base=str(sft.model_artifact), technique="dpo"),
+        lora_adapter,
+    )
+    rlvr = _artifact_is_adapter(
+        trained_job(alice_project, alice, lora_adapter, base=str(dpo.model_artifact), technique="rlvr"),
+        lora_adapter,
+    )
+    assert [link.label for link in job_lineage(rlvr)] == [
+        "atelier-tiny/partial", f"SFT #{sft.pk}", f"DPO #{dpo.pk}", f"RLVR #{rlvr.pk}"
+    ]  # fmt: skip
+    endpoint = endpoint_deploy(project=alice_project, user=alice, job=rlvr)
+    client.force_login(alice)
+    page = client.get(reverse("endpoint-detail", args=[alice_project.pk, endpoint.pk])).content.decode()
+    chain = page.split('data-testid="model-chain">')[1].split("</span>")[0]
+    links = [reverse("job-detail", args=[alice_project.pk, j.pk]) for j in (sft, dpo, rlvr)]
+    assert (
+        chain.index("atelier-tiny/partial")
+        < chain.index(links[0])
+        < chain.index(links[1])
+        < chain.index(links[2])
+    )
+    assert f">DPO #{dpo.pk}</a> → <a" in chain
+    job_page = client.get(reverse("job-detail", args=[alice_project.pk, rlvr.pk])).content.decode()
+    assert 'data-testid="model-chain"' in job_page and f"SFT #{sft.pk}" in job_page
+    # A job that started from a base model: its page already names the base, so no chain line.
+    assert (
+        'data-testid="model-chain"'
+        not in client.get(reverse("job-detail", args=[alice_project.pk, sft.pk])).content.decode()
+    )
+    # Bob's job pointing at Alice's folder does not reach into her project's jobs.
+    theirs = project_create(user=bob, name="Bob's")
+    stolen = trained_job(theirs, bob, lora_adapter, base=str(dpo.model_artifact), technique="rlvr")
+    assert [link.job for link in job_lineage(stolen)] == [None, stolen]
