@@ -49,7 +49,7 @@ def test_deploy_on_a_finished_job_makes_one_endpoint_for_its_adapter_on_its_base
     response = client.post(reverse("job-deploy", args=[job.project_id, job.pk]))
     endpoint = Endpoint.objects.get(job=job)
     assert response.url == reverse("endpoint-detail", args=[job.project_id, endpoint.pk])
-    assert endpoint.adapter == str(Path(job.model_artifact).resolve()) and endpoint.base == str(
+    assert endpoint.adapter == str(Path(job.model_artifact or "").resolve()) and endpoint.base == str(
         (tiny_model / "partial").resolve()
     )
     assert endpoint.status == "pending" and endpoint.engine and endpoint.engine.base == endpoint.base

@@ -27,6 +27,7 @@ def plain_answers(folder: Path, prompts: list[Any], max_new_tokens: int = 24) ->
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     config = folder / "adapter_config.json"
+    model: Any
     if config.exists():
         base = json.loads(config.read_text())["base_model_name_or_path"]
         model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), folder)
@@ -37,14 +38,13 @@ def plain_answers(folder: Path, prompts: list[Any], max_new_tokens: int = 24) ->
     answers = []
     with torch.no_grad():
         for prompt in prompts:  # one at a time: no padding, nothing shared with Atelier's batching
-            ids = tokenizer.apply_chat_template(
+            ids: Any = tokenizer.apply_chat_template(
                 prompt, add_generation_prompt=True, return_tensors="pt", return_dict=True
             )
             out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
                                  pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)  # fmt: skip
-            answers.append(
-                tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).strip()
-            )
+            text: Any = tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+            answers.append(text.strip())
     return answers
 
 
