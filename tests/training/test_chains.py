@@ -139,3 +139,23 @@ def test_two_children_starting_at_once_merge_their_parent_once(parent, tmp_path)
     assert merge_adapter(parent, out) == out
     again = (out / "model.safetensors").stat()
     assert (again.st_ino, again.st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
+
+
+def test_a_resilient_lora_job_from_an_adapter_names_the_parents_merged_model(parent, tmp_path):
+    """Resilient SFT loads its model in each replica: the same merged base as a plain run."""
+    from tests.training.test_resilient import _group, _spec
+
+    spec = _spec(tmp_path, parent, steps=3, replicas=(1, 1))
+    data = json.loads(spec.read_text())
+    data["training"] |= {"method": "lora", "learning_rate": 1e-4}
+    spec.write_text(json.dumps(data))
+    events = _group(spec, "--replicas", "1")
+    adapter = Path(next(e for e in events if e["event"] == "finished")["artifacts"]["adapter"])
+    named = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert named == str(parent.parent / "merged")
+    from workers.training.evaluate import generate
+    from workers.training.models import load_model, load_tokenizer
+    from workers.training.spec import ModelRef
+
+    ref, prompts = ModelRef(str(adapter)), eval_prompts(8)
+    assert plain_answers(adapter, prompts) == generate(load_model(ref), load_tokenizer(ref), prompts)

@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 from workers.training import data as data_module
 from workers.training import tracking
 from workers.training.events import EventWriter
-from workers.training.models import load_model, load_tokenizer
+from workers.training.models import load_model, load_tokenizer, training_base
 from workers.training.resilient import REPLICAS_DIR, STATE_DIR, Resilience
 from workers.training.runner import CANCEL_FILE, TrainingError, _Interrupted, _plan, _Stop
 from workers.training.spec import JobSpec
@@ -158,9 +158,12 @@ def run_replica(
     torch.set_num_threads(int(os.environ.get("ATELIER_REPLICA_THREADS", "1")))
     events.emit("replica_started", replica=index, pid=os.getpid(), host=socket.gethostname())
     rows = data_module.load(spec.dataset, spec.technique, spec.column_map)
-    tokenizer = load_tokenizer(spec.model)
+    # An earlier job's adapter: train from its merged model (merged once, under a lock, whichever replica
+    # comes first), so a LoRA result names a base every tool loads, as in a plain run.
+    base = training_base(spec.model, scratch=spec.output / "base")
+    tokenizer = load_tokenizer(base)
     torch.manual_seed(spec.training.seed)  # every replica starts from the same LoRA initialisation
-    model = load_model(spec.model, method="full")
+    model = load_model(base, method="full")
     hparams, lengths = _plan(spec, tokenizer, rows, model.num_parameters(), model.config, False)
     if max(lengths) > hparams.max_length:
         raise TrainingError(
