@@ -258,4 +258,8 @@ def test_an_offered_folder_trains_and_a_chain_chosen_by_job_trains_on_it_and_ser
     recorded = json.loads((adapter / "adapter_config.json").read_text())
     assert endpoint.adapter == str(adapter.resolve())
     assert endpoint.base == str(Path(recorded["base_model_name_or_path"]).resolve())
-    assert endpoint.base == str((model_dir / "tiny-copy").resolve())
+    # The chained adapter sits on the first job's adapter merged into the folder's model (its merged/),
+    # not on the folder's model itself, which the first job's own adapter names.
+    assert endpoint.base == str((first.output_dir / "merged").resolve())
+    first_config = json.loads((Path(str(first.model_artifact)) / "adapter_config.json").read_text())
+    assert first_config["base_model_name_or_path"] == str((model_dir / "tiny-copy").resolve())
