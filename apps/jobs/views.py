@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.core.http import ProjectRequest
 from apps.datasets import services as dataset_services
+from apps.endpoints.forms import judge_endpoint_choices
 from apps.evaluations.selectors import evaluation_state
 from apps.jobs import model_sources, wizard
 from apps.jobs.models import Job, Status
@@ -314,9 +315,9 @@ def wizard_technique(request: ProjectRequest) -> HttpResponse:
         chosen = "sft"
     posted = request.method == "POST" and request.POST.get("technique") == chosen
     saved_params = draft.data.get("params") if draft.data.get("technique") == chosen else None
-    params_form = wizard.params_form_class(chosen, key_choices(project=request.project))(
-        request.POST if posted else None, initial=saved_params or None, prefix="p"
-    )
+    params_form = wizard.params_form_class(
+        chosen, key_choices(project=request.project), judge_endpoint_choices(project_id=request.project.pk)
+    )(request.POST if posted else None, initial=saved_params or None, prefix="p")
     training_form = wizard.TrainingForm(
         request.POST if posted else None, initial=draft.data.get("training") or None, prefix="t"
     )
@@ -387,9 +388,11 @@ def wizard_try(request: ProjectRequest) -> HttpResponse:
     if chosen not in ("rlvr", "rlaif") or not draft.data.get("dataset"):
         problem = "Choose RLVR or RLAIF and a dataset first."
     else:
-        form = wizard.params_form_class(chosen, key_choices(project=request.project))(
-            request.POST, prefix="p"
-        )
+        form = wizard.params_form_class(
+            chosen,
+            key_choices(project=request.project),
+            judge_endpoint_choices(project_id=request.project.pk),
+        )(request.POST, prefix="p")
         if not form.is_valid():
             problem = "Fix the settings first: " + "; ".join(
                 f"{k}: {' '.join(str(m) for m in v)}" for k, v in form.errors.items()
