@@ -98,6 +98,8 @@ class Judge:
     first_problem: str = ""
     # Set once the judge failed on more than half of its first calls: the reason, in words.
     broken: str | None = None
+    # Off for the wizard's Try, which shows every row's own reason rather than stopping at the first.
+    fail_fast: bool = True
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
@@ -131,7 +133,8 @@ class Judge:
             if problem:
                 self.early_failures += 1
                 self.first_problem = self.first_problem or problem
-            if self.broken is None and self.calls >= PROBE_MIN_CALLS and 2 * self.early_failures > self.calls:
+            if (self.fail_fast and self.broken is None and self.calls >= PROBE_MIN_CALLS
+                    and 2 * self.early_failures > self.calls):  # fmt: skip
                 self.broken = self._failed_message()
 
     def _failed_message(self) -> str:
@@ -213,7 +216,11 @@ class Judge:
             scores = list(pool.map(self._ask, prompts, completions, [r or self.rubric for r in rubrics]))
         with self._lock:
             # Decided on the first batch, however small (the probe's minimum is for reports' waves).
-            if self.broken is None and 2 * self.early_failures > min(self.calls, PROBE_CALLS):
+            if (
+                self.fail_fast
+                and self.broken is None
+                and 2 * self.early_failures > min(self.calls, PROBE_CALLS)
+            ):
                 self.broken = self._failed_message()
         if self.broken:
             raise JudgeFailed(self.broken)
