@@ -90,11 +90,11 @@ class EvaluationForm(forms.Form):
 
     def __init__(
         self, *args: Any, jobs: list[Job], datasets: list[Any], keys: list[tuple[str, str]],
-        endpoints: list[tuple[str, str]], **kwargs: Any,
+        endpoints: list[tuple[str, str]] | None = None, **kwargs: Any,
     ) -> None:  # fmt: skip
         super().__init__(*args, **kwargs)
         self.fields["judge_key"].choices = keys  # type: ignore[attr-defined]
-        self.fields["judge_endpoint"].choices = endpoints  # type: ignore[attr-defined]
+        self.fields["judge_endpoint"].choices = endpoints or [("", "None")]  # type: ignore[attr-defined]
         choices = [(j.pk, f"#{j.pk} {j.name} ({j.technique.upper()})") for j in jobs]
         self.fields["candidate"].choices = choices  # type: ignore[attr-defined]
         self.fields["others"].choices = choices  # type: ignore[attr-defined]
