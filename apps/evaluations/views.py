@@ -27,7 +27,7 @@ from apps.jobs.selectors import job_get_for_user
 from apps.jobs.wizard import python_grader_problem
 from apps.projects.decorators import VIEWER_REFUSED, project_view
 from apps.secrets.outbound import url_problem
-from apps.secrets.services import key_choices
+from apps.secrets.services import judge_key_save, key_choices
 from workers.training import graders as grading
 
 STATIC_CSS = Path(__file__).resolve().parents[2] / "static" / "css"
@@ -73,6 +73,10 @@ class EvaluationForm(forms.Form):
     # A CharField, not a URLField: the outbound policy's messages say more than "Enter a valid URL".
     judge_url = forms.CharField(required=False, max_length=2000, label="AI judge: OpenAI-compatible base URL")
     judge_model = forms.CharField(required=False, max_length=200, label="Judge model")
+    judge_new_key = forms.CharField(
+        required=False, max_length=4096, label="Or type the judge's key", widget=forms.PasswordInput(render_value=False),
+        help_text="Saved once, encrypted, as the project secret “judge-HOST”; never shown again.",
+    )  # fmt: skip
     judge_key = forms.ChoiceField(required=False, label="Judge's API key",
                                   help_text="One of the project's secrets (Settings → Secrets) or a variable of the workers' environment.")  # fmt: skip
     rubric = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Rubric")
@@ -180,6 +184,13 @@ def evaluation_list(request: ProjectRequest) -> HttpResponse:
             raise PermissionDenied(VIEWER_REFUSED)
         if form.is_valid():
             try:
+                if typed := form.cleaned_data.get("judge_new_key"):  # kept as a secret, chosen by its name
+                    form.cleaned_data["judge_key"] = judge_key_save(
+                        project=request.project,
+                        user=request.user,
+                        url=form.cleaned_data.get("judge_url") or "",
+                        value=typed,
+                    )
                 candidate = form.jobs[form.cleaned_data["candidate"]]
                 job = services.evaluation_create(project=request.project, user=request.user, spec=form.spec(),
                                                  evaluates=candidate, compute_class=candidate.compute_class)  # fmt: skip

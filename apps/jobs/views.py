@@ -332,6 +332,9 @@ def wizard_technique(request: ProjectRequest) -> HttpResponse:
         fits = checks.get(chosen) or {}
         try:
             params = wizard.clean_params(chosen, params_form)
+            params = wizard.judge_key_keep(
+                project=request.project, user=request.user, form=params_form, params=params
+            )
             if not fits.get("ok") and not (draft.data.get("drop_bad") and fits.get("good")):
                 raise ValidationError(
                     fits.get("message")
@@ -399,7 +402,11 @@ def wizard_try(request: ProjectRequest) -> HttpResponse:
             )
         else:
             try:
-                trial = wizard.try_rewards(draft, chosen, wizard.clean_params(chosen, form))
+                params = wizard.clean_params(chosen, form)
+                params = wizard.judge_key_keep(
+                    project=request.project, user=request.user, form=form, params=params
+                )
+                trial = wizard.try_rewards(draft, chosen, params)
             except ValidationError as exc:
                 problem = " ".join(exc.messages)
     return render(request, "jobs/wizard/technique.html#trial", {"trial": trial, "trial_problem": problem})

@@ -310,6 +310,12 @@ def params_form_class(
             fields[f.name] = forms.CharField(
                 initial=default or "", widget=forms.Textarea(attrs={"rows": 3}), **common
             )
+    if "judge_key" in fields:  # not a parameter: a key typed here is saved as a secret, never in the spec
+        fields["judge_new_key"] = forms.CharField(
+            required=False, max_length=4096, strip=True, label="Or type the URL judge's key",
+            widget=forms.PasswordInput(render_value=False),
+            help_text="Saved once, encrypted, as the project secret “judge-HOST”; never shown again.",
+        )  # fmt: skip
     methods: dict[str, Any] = {}
     if "graders" in fields:
         methods["clean_graders"] = _refuse_python_graders
@@ -383,6 +389,19 @@ class TrainingForm(forms.Form):
             self.add_error("resilient", str(exc))
             return None
         return {"min_replicas": low, "max_replicas": high}
+
+
+def judge_key_keep(
+    *, project: Project, user: Any, form: forms.Form, params: dict[str, Any]
+) -> dict[str, Any]:
+    """The parameters with a key typed on the form saved as a project secret and chosen by name."""
+    from apps.secrets.services import judge_key_save
+
+    typed = (form.cleaned_data.get("judge_new_key") or "").strip()
+    if not typed:
+        return params
+    ref = judge_key_save(project=project, user=user, url=str(params.get("judge_url") or ""), value=typed)
+    return {**params, "judge_key": ref}
 
 
 def clean_params(technique: str, form: forms.Form) -> dict[str, Any]:

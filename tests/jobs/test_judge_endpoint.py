@@ -199,3 +199,46 @@ def test_a_judge_endpoint_undeployed_before_the_run_fails_the_job_with_words(
     job.spec["params"]["judge_endpoint"] = str(theirs.pk)  # a row edited by hand: another project's id
     with pytest.raises(KeyUnavailable, match="is not deployed in this project"):
         _job_keys(job, training_spec(job))
+
+
+@pytest.mark.django_db
+def test_a_url_judges_key_typed_once_is_kept_encrypted_as_a_project_secret_and_never_shown_again(
+    client, alice, alice_project, tiny_model, settings
+):
+    from apps.secrets import crypto
+    from apps.secrets.models import ProjectSecret
+
+    settings.DATA_DIR = tiny_model.parent.parent
+    client.force_login(alice)
+    pid = alice_project.pk
+    client.post(reverse("wizard-model", kwargs={"project_id": pid}), {"source": "partial"})
+    client.post(reverse("wizard-data", kwargs={"project_id": pid}),
+                {"dataset": "demo:reverse/rlvr.jsonl", "eval_choice": "none", "go": "next"})  # fmt: skip
+    wizard = reverse("wizard-technique", kwargs={"project_id": pid})
+    typed = "sk-typed-once-0123456789"
+    saved = client.post(wizard, {"technique": "rlaif", "t-method": "lora", "p-judge_url": "https://93.184.216.34/v1",
+                                 "p-judge_model": "grader", "p-judge_new_key": typed})  # fmt: skip
+    assert saved.status_code == 302, saved.content.decode()[-2000:]
+    secret = ProjectSecret.objects.get(project=alice_project, name="judge-93.184.216.34")
+    assert crypto.decrypt(secret.ciphertext) == typed and typed.encode() not in bytes(secret.ciphertext)
+    from apps.jobs.models import Draft
+
+    draft = Draft.objects.get(project=alice_project, user=alice)
+    assert draft.data["params"]["judge_key"] == "secret:judge-93.184.216.34" and typed not in str(draft.data)
+    page = client.get(wizard, {"technique": "rlaif"}).content.decode()
+    assert typed not in page and 'value="secret:judge-93.184.216.34" selected' in page
+
+    training = trained_job(alice_project, alice, tiny_model / "partial")
+    evaluations = reverse("evaluation-list", args=[pid])
+    again = "sk-rotated-9876543210"
+    client.post(evaluations, {"candidate": training.pk, "baseline": "base", "dataset": "heldout", "max_rows": 5,
+                              "max_new_tokens": 8, "judge_url": "https://93.184.216.34/v1", "judge_model": "grader",
+                              "judge_new_key": again, "judge_scores": "on"})  # fmt: skip
+    evaluation = Job.objects.get(kind=Kind.EVALUATION)
+    assert evaluation.spec["judge"]["key"] == "secret:judge-93.184.216.34" and again not in str(
+        evaluation.spec
+    )
+    secret.refresh_from_db()
+    assert crypto.decrypt(secret.ciphertext) == again  # typed again for the same judge: the key rotated
+    refused = client.post(wizard, {"technique": "rlaif", "t-method": "lora", "p-judge_new_key": typed})
+    assert refused.status_code == 422 and "A typed key is for a judge at a URL" in refused.content.decode()
