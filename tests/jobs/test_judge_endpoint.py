@@ -242,3 +242,16 @@ def test_a_url_judges_key_typed_once_is_kept_encrypted_as_a_project_secret_and_n
     assert crypto.decrypt(secret.ciphertext) == again  # typed again for the same judge: the key rotated
     refused = client.post(wizard, {"technique": "rlaif", "t-method": "lora", "p-judge_new_key": typed})
     assert refused.status_code == 422 and "A typed key is for a judge at a URL" in refused.content.decode()
+
+
+@pytest.mark.django_db
+def test_an_rlaif_jobs_automatic_evaluation_is_judged_by_the_same_endpoint_with_a_key_of_its_own(
+    alice, alice_project, tiny_model
+):
+    from apps.evaluations.services import spec_for_job
+
+    endpoint = _deploy_judge(alice_project, alice, tiny_model)
+    training = trained_job(alice_project, alice, tiny_model / "partial", technique="rlaif")
+    training.spec["params"] = {"judge_endpoint": str(endpoint.pk), "rubric": "Reversed."}
+    judge = spec_for_job(training)["judge"]
+    assert judge == {"endpoint": endpoint.pk, "base_url": "", "model": "", "rubric": "Reversed."}

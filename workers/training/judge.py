@@ -139,8 +139,8 @@ class Judge:
 
     def _failed_message(self) -> str:
         reason = self.first_problem or "the judge gave no usable answer"
-        return (f"{reason[:1].upper()}{reason[1:]}: {_advice(reason)}. The judge failed on {self.early_failures} "
-                f"of its first {self.calls} judgements, so the run stopped instead of going on without a judge.")  # fmt: skip
+        return (f"{reason[:1].upper()}{reason[1:]}: {_advice(reason)}. (It failed on {self.early_failures} of its "
+                f"first {self.calls} judgements, so it is not asked again: rewards of 0 teach nothing.)")  # fmt: skip
 
     def _ask(self, prompt: Any, completion: Any, rubric: str) -> float:
         user = f"Rubric: {rubric}\n\nRequest: {_request_text(prompt)}\n\nAnswer: {text(completion)}\n\nScore (0-10):"
