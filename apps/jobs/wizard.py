@@ -311,11 +311,13 @@ def params_form_class(
                 initial=default or "", widget=forms.Textarea(attrs={"rows": 3}), **common
             )
     if "judge_key" in fields:  # not a parameter: a key typed here is saved as a secret, never in the spec
-        fields["judge_new_key"] = forms.CharField(
+        typed = forms.CharField(
             required=False, max_length=4096, strip=True, label="Or type the URL judge's key",
             widget=forms.PasswordInput(render_value=False),
             help_text="Saved once, encrypted, as the project secret “judge-HOST”; never shown again.",
         )  # fmt: skip
+        fields = {k: v for name, field in fields.items()
+                  for k, v in ((name, field), *((("judge_new_key", typed),) if name == "judge_key" else ()))}  # fmt: skip
     methods: dict[str, Any] = {}
     if "graders" in fields:
         methods["clean_graders"] = _refuse_python_graders
