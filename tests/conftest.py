@@ -306,8 +306,10 @@ def test_db_url(django_db_setup, django_db_blocker) -> Iterator[str]:
 def asgi_server(redis_service, test_db_url) -> Iterator[str]:
     """The web app and gateway under uvicorn (ASGI, as `make run` serves them) on the test database: the
     gateway's streaming needs a real ASGI server, which pytest-django's live server is not."""
+    from apps import env
+
     db_url = test_db_url
-    port = free_port()
+    port = env.web_port()  # tests/settings.py chose it, so that settings.GATEWAY_URL is this server's
     service = Service(
         "uvicorn",
         python("-m", "uvicorn", "apps.asgi:application", "--host", "127.0.0.1", "--port", str(port),

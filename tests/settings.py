@@ -31,6 +31,9 @@ if os.environ.get("ATELIER_TEST_HARNESS") != "1":
     os.environ.pop("REDIS_URL", None)  # the embedded one, in the test data folder
     os.environ["ATELIER_REDIS_PORT"] = str(_free_port())  # used only when the socket path is too long
     os.environ["ATELIER_MLFLOW_PORT"] = str(_free_port())
+    # The ASGI server's port (tests/conftest.py: asgi_server), chosen here so that every process's
+    # GATEWAY_URL points at it: a training worker reaches a judge endpoint through that gateway.
+    os.environ["ATELIER_PORT"] = str(_free_port())
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.environ["ATELIER_HEARTBEAT_SECONDS"] = "1"
     # Short leases and grace periods, so the fault and cancel tests take seconds.

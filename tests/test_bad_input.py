@@ -215,6 +215,7 @@ FILE_SCHEME = r"“file:” addresses are not models"
 # A judge that the outbound policy allows without a lookup (a public address): only its key is at fault.
 PUBLIC_JUDGE = "https://93.184.216.34/v1"
 REQUIRED = "This field is required"
+NOT_HERE = "There is no such page, or it belongs to a project you are not a member of"
 NUMBER = "Enter a number"
 WHOLE = "Enter a whole number"
 CHOICE = "Select a valid choice"
@@ -275,6 +276,10 @@ CASES = [
     Case("technique: DPO on SFT rows", technique("dpo"), "do not fit DPO|rejected|chosen", (422,)),
     Case("technique: RLVR grader options not JSON", technique("rlvr", **{"p-grader_options": "{not json"}), "This is not valid JSON", (422,)),
     Case("technique: RLVR with 1,000,000 generations", technique("rlvr", **{"p-num_generations": "1000000"}), "less than or equal to 64", (422,)),
+    # The RLAIF judge chosen from the project's endpoints: by id, and only the project's (another id is a 404).
+    Case("technique: a judge endpoint id that is not a number", technique("rlaif", **{"p-judge_endpoint": "abc"}), CHOICE, (422,)),
+    Case("technique: another project's endpoint as judge", technique("rlaif", **{"p-judge_endpoint": "987654"}), NOT_HERE, (404,), anywhere=True),
+    Case("technique: an endpoint judge and a URL judge at once", lambda s: technique("rlaif", **{"p-judge_endpoint": s.endpoint.pk, "p-judge_url": PUBLIC_JUDGE, "p-judge_model": "j"})(s), "Choose the judge once", (422,)),
     Case("try: graders of SFT", post("wizard-try", {"technique": "sft"}), "Choose RLVR or RLAIF", (200,)),
     # The evaluation form.
     Case("evaluation: no model", evaluation(candidate=""), REQUIRED, (422,)),
@@ -296,6 +301,9 @@ CASES = [
     Case("evaluation: an ftp:// judge", evaluation(judge_url="ftp://judge.example/v1", judge_model="j"), r"http\(s\)|http or https|https? only|only https?", (422,), OUTBOUND),
     Case("evaluation: the metadata address as judge", evaluation(judge_url="http://169.254.169.254/v1", judge_model="j"), r"169\.254\.169\.254.{0,120}(not allowed|refused|link-local|metadata|internal)|(not allowed|refused|link-local|metadata|internal).{0,120}169\.254", (422,), OUTBOUND),
     Case("evaluation: the worker's PATH as the judge's key", evaluation(judge_url=PUBLIC_JUDGE, judge_model="j", judge_key="PATH"), PATH_REFUSED, (422,), SECRETS),
+    Case("evaluation: a judge endpoint id that is not a number", evaluation(judge_endpoint="abc"), CHOICE, (422,)),
+    Case("evaluation: another project's endpoint as judge", evaluation(judge_endpoint="987654"), NOT_HERE, (404,), anywhere=True),
+    Case("evaluation: an endpoint judge and a URL judge at once", lambda s: evaluation(judge_endpoint=s.endpoint.pk, judge_url=PUBLIC_JUDGE, judge_model="j")(s), "Choose the judge once", (422,)),
     # Generate data.
     Case("generate: nothing filled in", post("generation-new", {"technique": "", "description": "", "rows": "", "teacher": ""}), REQUIRED, (200, 422)),
     Case("generate: zero rows", generation(rows="0"), "Ask for at least 1 row", (200, 422)),

@@ -552,3 +552,25 @@ def test_alices_model_and_data_paths_pasted_into_bobs_project_are_refused_like_a
     assert "Choose a dataset or upload one." in _body(response)
     draft = Draft.objects.filter(project=world.bob_project).first()
     assert draft is None or SECRET not in json.dumps(draft.data)
+
+
+def test_alices_endpoint_chosen_by_id_as_a_judge_in_bobs_project_is_a_404(world, client):
+    client.force_login(world.bob)
+    bob = world.bob_project.pk
+    alices = str(world.endpoint.pk)
+    client.post(reverse("wizard-model", args=[bob]), {"source": "partial"})
+    client.post(
+        reverse("wizard-data", args=[bob]), {"dataset": "demo:reverse/rlvr.jsonl", "eval_choice": "none"}
+    )
+    offered = client.get(reverse("wizard-technique", args=[bob]), {"technique": "rlaif"})
+    assert SECRET not in _body(offered)  # not offered
+    for name, data in (
+        ("wizard-technique", {"technique": "rlaif", "t-method": "lora", "p-judge_endpoint": alices}),
+        ("wizard-try", {"technique": "rlaif", "p-judge_endpoint": alices}),
+        ("evaluation-list", {"judge_endpoint": alices}),
+    ):
+        response = client.post(reverse(name, args=[bob]), data)
+        assert response.status_code == 404 and SECRET not in _body(response), name
+    assert not Job.objects.filter(project=world.bob_project).exists()
+    draft = Draft.objects.filter(project=world.bob_project).first()
+    assert draft is None or "judge_endpoint" not in json.dumps(draft.data)

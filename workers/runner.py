@@ -239,7 +239,12 @@ def job_run(job: Job) -> None:
         return
     # The spec names the variables; their values (keys) are only in the trainer's environment.
     spec_path.write_text(json.dumps(spec, indent=2))
-    key, env = _teacher_key(job, spec)
+    try:
+        key, env = _run_key(job)
+    except KeyUnavailable as exc:
+        transition(job, Status.FAILED, where={"worker": job.worker}, error=str(exc), finished_at=timezone.now(),
+                   lease_until=None, eta_seconds=None)  # fmt: skip
+        return
     env = {**training_env(), **keys, **env}
     events_path = out / "events.jsonl"
     tail = _Tail(offset=events_path.stat().st_size if events_path.exists() else 0)
@@ -257,6 +262,7 @@ def job_run(job: Job) -> None:
     command = "coordinate" if resilient else COMMANDS.get(job.kind, "run")
     lock = _folder_lock(out)
     if lock is None:
+        _run_key_revoke(job, key)
         log.error("job %s: an earlier trainer still holds %s; giving the job back", job.pk, out)
         if transition(job, Status.INTERRUPTED, where={"worker": job.worker}, lease_until=None, worker=""):
             enqueue(job.queue)
@@ -316,10 +322,7 @@ def job_run(job: Job) -> None:
             own.finish("the job ended")
         if resilient:
             replica_events.close()
-        if key is not None:
-            from apps.endpoints.services import api_key_revoke
-
-            api_key_revoke(api_key=key, user=job.created_by)
+        _run_key_revoke(job, key)  # on success, failure, cancel and a crash of the worker's own code alike
     _finish(job, code, tail, log_path)
 
 
@@ -348,7 +351,7 @@ def _job_keys(job: Job, spec: dict[str, Any]) -> dict[str, str]:
     if job.is_synthesis:
         teacher = spec.get("teacher") or {}
         if teacher.get("endpoint") or teacher.get("api_key_env") == TEACHER_KEY_ENV:
-            return {}  # the gateway key minted for this run (_teacher_key)
+            return {}  # the gateway key minted for this run (_run_key)
         keys = fill(teacher.pop("key", ""), TEACHER_KEY_ENV)
         if keys:
             teacher["api_key_env"] = TEACHER_KEY_ENV
@@ -357,23 +360,75 @@ def _job_keys(job: Job, spec: dict[str, Any]) -> dict[str, str]:
         judge = spec.get("judge")
         if not judge:
             return {}
-        keys = fill(judge.get("key", ""), JUDGE_KEY_ENV)
         judge["api_key_env"] = JUDGE_KEY_ENV  # the only variable it reads; empty without a key
-        return keys
+        if judge.get("endpoint"):  # the gateway, with the key made for this run (_run_key)
+            judge.pop("key", None)
+            judge["base_url"], judge["model"] = settings.GATEWAY_URL, _gateway_name(job, judge["endpoint"])
+            return {}
+        return fill(judge.get("key", ""), JUDGE_KEY_ENV)
     params = spec.get("params") or {}
     params.pop("judge_api_key_env", None)  # a row from before project secrets: never honoured
+    if params.get("judge_endpoint"):  # the gateway, with the key made for this run (_run_key)
+        params.pop("judge_key", None)
+        params["judge_url"], params["judge_model"] = (
+            settings.GATEWAY_URL,
+            _gateway_name(job, params["judge_endpoint"]),
+        )
+        return {}
     return fill(params.get("judge_key", ""), JUDGE_KEY_ENV)
 
 
-def _teacher_key(job: Job, spec: dict[str, Any]) -> tuple[Any, dict[str, str]]:
-    """A generation whose teacher is one of the project's endpoints gets an API key for this run only,
-    in its environment (never in a file); revoked when the run ends."""
-    if not job.is_synthesis or not (job.spec.get("teacher") or {}).get("endpoint"):
-        return None, {}
-    from apps.endpoints.services import api_key_create
+def _gateway_name(job: Job, endpoint_id: Any) -> str:
+    """The name the gateway knows the judge's endpoint by (one of the job's own project's, still
+    deployed); KeyUnavailable, which fails the job with these words, when it is not."""
+    from apps.endpoints.services import endpoint_gateway_name
 
-    key, secret = api_key_create(project=job.project, user=job.created_by, name=f"teacher for job #{job.pk}")
-    return key, {TEACHER_KEY_ENV: secret}
+    name = endpoint_gateway_name(project_id=job.project_id, endpoint_id=endpoint_id)
+    if name is None:
+        raise KeyUnavailable(
+            f"The judge's endpoint (#{endpoint_id}) is not deployed in this project any more: deploy it again "
+            "or choose another judge."
+        )
+    return name
+
+
+def judge_endpoint_of(spec: dict[str, Any]) -> Any:
+    """The id of the project endpoint a job's spec chose as its judge (RLAIF's or an evaluation's), or None."""
+    return (
+        (spec.get("params") or {}).get("judge_endpoint") or (spec.get("judge") or {}).get("endpoint") or None
+    )
+
+
+def _run_key(job: Job) -> tuple[Any, dict[str, str]]:
+    """A job whose teacher or judge is one of the project's endpoints gets an API key for this run only,
+    in its environment (never in a file); revoked when the run ends (_run_key_revoke)."""
+    if job.is_synthesis and (job.spec.get("teacher") or {}).get("endpoint"):
+        role, env = "teacher", TEACHER_KEY_ENV
+    elif not job.is_synthesis and judge_endpoint_of(job.spec):
+        role, env = "judge", JUDGE_KEY_ENV
+    else:
+        return None, {}
+    from django.core.exceptions import PermissionDenied
+
+    from apps.endpoints.services import run_key_create
+
+    try:
+        key, secret = run_key_create(
+            project=job.project, user=job.created_by, role=role, run=f"job #{job.pk}"
+        )
+    except PermissionDenied as exc:
+        raise KeyUnavailable(
+            f"The {role} is one of the project's endpoints, but the person who started this job can no longer "
+            f"make API keys in the project ({exc}): an editor can start it again."
+        ) from exc
+    return key, {env: secret}
+
+
+def _run_key_revoke(job: Job, key: Any) -> None:
+    if key is not None:
+        from apps.endpoints.services import run_key_revoke
+
+        run_key_revoke(api_key=key)
 
 
 def _save_progress(job: Job, tail: _Tail, log_path: Path) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -162,6 +163,12 @@ def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+# A key made for one run (a judge's or a teacher's): an RLAIF judge is asked for every completion, a
+# batch of 32 at a time, many times a minute on a GPU; the server's default limit (600 a minute) would
+# turn most of its judgements into 429s. The run's key lives only as long as the run.
+RUN_KEY_RATE_LIMIT = 100_000
+
+
 def api_key_create(*, project: Project, user: User, name: str, rate_limit: int = 0) -> tuple[ApiKey, str]:
     """A new key; the key itself is returned once and never stored."""
     _require_editor(project=project, actor=user)
@@ -179,4 +186,29 @@ def api_key_create(*, project: Project, user: User, name: str, rate_limit: int =
 
 def api_key_revoke(*, api_key: ApiKey, user: User) -> None:
     _require_editor(project=api_key.project, actor=user)
+    run_key_revoke(api_key=api_key)
+
+
+def run_key_create(*, project: Project, user: User, role: str, run: str) -> tuple[ApiKey, str]:
+    """A key for one run whose judge or teacher is one of the project's endpoints (through the gateway),
+    made as the person who started it; revoked by `run_key_revoke` when the run ends."""
+    return api_key_create(project=project, user=user, name=f"{role} for {run}", rate_limit=RUN_KEY_RATE_LIMIT)
+
+
+def endpoint_gateway_name(*, project_id: int, endpoint_id: Any) -> str | None:
+    """The name the gateway knows one of the project's deployed endpoints by; None when `endpoint_id` is
+    none of them (another project's, undeployed, or not an id)."""
+    ref = str(endpoint_id)
+    if not ref.isdigit():
+        return None
+    return (
+        Endpoint.objects.filter(project_id=project_id, pk=int(ref), active=True)
+        .values_list("name", flat=True)
+        .first()
+    )
+
+
+def run_key_revoke(*, api_key: ApiKey) -> None:
+    """Revoke a key that a run was given (no person's permission is asked: its maker may have become a
+    viewer while the run went on, and taking a key away is always safe)."""
     ApiKey.objects.filter(pk=api_key.pk, revoked_at=None).update(revoked_at=timezone.now())

@@ -28,7 +28,12 @@ def _model(spec: dict[str, Any]) -> str:
 
 
 def judge_from_params(params: dict[str, Any]) -> dict[str, Any] | None:
-    """An RLAIF job's judge, to judge its evaluation too."""
+    """An RLAIF job's judge, to judge its evaluation too (an endpoint judge gets a key of its own)."""
+    if params.get("judge_endpoint"):
+        judge: dict[str, Any] = {"endpoint": int(params["judge_endpoint"]), "base_url": "", "model": ""}
+        if params.get("rubric"):
+            judge["rubric"] = params["rubric"]
+        return judge
     if not (params.get("judge_url") and params.get("judge_model")):
         return None
     judge = {"base_url": params["judge_url"], "model": params["judge_model"]}

@@ -20,13 +20,14 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from apps.core.forms import BoundedJSONField, checked_by
 from apps.core.http import ProjectRequest
+from apps.endpoints.forms import EndpointChoiceField, judge_endpoint_choices
 from apps.evaluations import present, selectors, services
 from apps.jobs.models import Job, Kind, Status
 from apps.jobs.selectors import job_get_for_user
 from apps.jobs.wizard import python_grader_problem
 from apps.projects.decorators import VIEWER_REFUSED, project_view
 from apps.secrets.outbound import url_problem
-from apps.secrets.services import key_choices
+from apps.secrets.services import judge_key_save, key_choices
 from workers.training import graders as grading
 
 STATIC_CSS = Path(__file__).resolve().parents[2] / "static" / "css"
@@ -65,11 +66,19 @@ class EvaluationForm(forms.Form):
     text_metrics = forms.BooleanField(
         required=False, initial=True, label="ROUGE-L and BLEU against the reference"
     )
+    judge_endpoint = EndpointChoiceField(
+        required=False, label="AI judge: one of this project's endpoints",
+        help_text="Reached through the gateway with a key made for this evaluation only. Or give a URL below.",
+    )  # fmt: skip
     # A CharField, not a URLField: the outbound policy's messages say more than "Enter a valid URL".
     judge_url = forms.CharField(required=False, max_length=2000, label="AI judge: OpenAI-compatible base URL")
     judge_model = forms.CharField(required=False, max_length=200, label="Judge model")
+    judge_new_key = forms.CharField(
+        required=False, max_length=4096, label="Or type the judge's key", widget=forms.PasswordInput(render_value=False),
+        help_text="Saved once, encrypted, as the project secret “judge-HOST”; never shown again.",
+    )  # fmt: skip
     judge_key = forms.ChoiceField(required=False, label="Judge's API key",
-                                  help_text="One of the project's secrets (Settings → Secrets).")  # fmt: skip
+                                  help_text="One of the project's secrets (Settings → Secrets) or a variable of the workers' environment.")  # fmt: skip
     rubric = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Rubric")
     judge_scores = forms.BooleanField(required=False, initial=True, label="Rubric score for each answer")
     judge_pairwise = forms.BooleanField(
@@ -84,10 +93,12 @@ class EvaluationForm(forms.Form):
                                         label="Longest answer (tokens)")  # fmt: skip
 
     def __init__(
-        self, *args: Any, jobs: list[Job], datasets: list[Any], keys: list[tuple[str, str]], **kwargs: Any
-    ) -> None:
+        self, *args: Any, jobs: list[Job], datasets: list[Any], keys: list[tuple[str, str]],
+        endpoints: list[tuple[str, str]] | None = None, **kwargs: Any,
+    ) -> None:  # fmt: skip
         super().__init__(*args, **kwargs)
         self.fields["judge_key"].choices = keys  # type: ignore[attr-defined]
+        self.fields["judge_endpoint"].choices = endpoints or [("", "None")]  # type: ignore[attr-defined]
         choices = [(j.pk, f"#{j.pk} {j.name} ({j.technique.upper()})") for j in jobs]
         self.fields["candidate"].choices = choices  # type: ignore[attr-defined]
         self.fields["others"].choices = choices  # type: ignore[attr-defined]
@@ -98,7 +109,11 @@ class EvaluationForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if bool(data.get("judge_url")) != bool(data.get("judge_model")):
+        if data.get("judge_endpoint") and (data.get("judge_url") or data.get("judge_model")):
+            self.add_error(
+                "judge_endpoint", "Choose the judge once: one of the project's endpoints, or a URL and model."
+            )
+        elif bool(data.get("judge_url")) != bool(data.get("judge_model")):
             self.add_error("judge_model", "A judge needs both its URL and its model name.")
         if data.get("judge_url") and (problem := url_problem(data["judge_url"])):
             self.add_error("judge_url", problem)
@@ -128,10 +143,17 @@ class EvaluationForm(forms.Form):
             options["json_schema"] = {"schema": data["json_schema"]}
         if data.get("python_code"):
             options["python"] = {"code": data["python_code"]}
-        judge = None
-        if data.get("judge_url"):
-            judge = {"base_url": data["judge_url"], "model": data["judge_model"], "scores": data["judge_scores"],
-                     "pairwise": data["judge_pairwise"], "key": data.get("judge_key") or ""}  # fmt: skip
+        judge: dict[str, Any] | None = None
+        if data.get("judge_endpoint"):  # the worker's runner puts the gateway and a key for this run in place
+            judge = {"endpoint": int(data["judge_endpoint"]), "base_url": "", "model": ""}
+        elif data.get("judge_url"):
+            judge = {
+                "base_url": data["judge_url"],
+                "model": data["judge_model"],
+                "key": data.get("judge_key") or "",
+            }
+        if judge is not None:
+            judge |= {"scores": data["judge_scores"], "pairwise": data["judge_pairwise"]}
             if data.get("rubric"):
                 judge["rubric"] = data["rubric"]
         dataset = None if data["dataset"] == "heldout" else self.datasets[data["dataset"]].path
@@ -155,12 +177,20 @@ def _datasets(project_id: int) -> list[Any]:
 def evaluation_list(request: ProjectRequest) -> HttpResponse:
     jobs = _trained_jobs(request.project.pk)
     form = EvaluationForm(request.POST or None, jobs=jobs, datasets=_datasets(request.project.pk),
-                          keys=key_choices(project=request.project), initial={"candidate": request.GET.get("job")})  # fmt: skip
+                          keys=key_choices(project=request.project), endpoints=judge_endpoint_choices(project_id=request.project.pk),
+                          initial={"candidate": request.GET.get("job")})  # fmt: skip
     if request.method == "POST":
         if not request.membership.can_edit:
             raise PermissionDenied(VIEWER_REFUSED)
         if form.is_valid():
             try:
+                if typed := form.cleaned_data.get("judge_new_key"):  # kept as a secret, chosen by its name
+                    form.cleaned_data["judge_key"] = judge_key_save(
+                        project=request.project,
+                        user=request.user,
+                        url=form.cleaned_data.get("judge_url") or "",
+                        value=typed,
+                    )
                 candidate = form.jobs[form.cleaned_data["candidate"]]
                 job = services.evaluation_create(project=request.project, user=request.user, spec=form.spec(),
                                                  evaluates=candidate, compute_class=candidate.compute_class)  # fmt: skip

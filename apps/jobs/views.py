@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.core.http import ProjectRequest
 from apps.datasets import services as dataset_services
+from apps.endpoints.forms import judge_endpoint_choices
 from apps.evaluations.selectors import evaluation_state
 from apps.jobs import model_sources, wizard
 from apps.jobs.models import Job, Status
@@ -314,9 +315,9 @@ def wizard_technique(request: ProjectRequest) -> HttpResponse:
         chosen = "sft"
     posted = request.method == "POST" and request.POST.get("technique") == chosen
     saved_params = draft.data.get("params") if draft.data.get("technique") == chosen else None
-    params_form = wizard.params_form_class(chosen, key_choices(project=request.project))(
-        request.POST if posted else None, initial=saved_params or None, prefix="p"
-    )
+    params_form = wizard.params_form_class(
+        chosen, key_choices(project=request.project), judge_endpoint_choices(project_id=request.project.pk)
+    )(request.POST if posted else None, initial=saved_params or None, prefix="p")
     training_form = wizard.TrainingForm(
         request.POST if posted else None, initial=draft.data.get("training") or None, prefix="t"
     )
@@ -331,6 +332,9 @@ def wizard_technique(request: ProjectRequest) -> HttpResponse:
         fits = checks.get(chosen) or {}
         try:
             params = wizard.clean_params(chosen, params_form)
+            params = wizard.judge_key_keep(
+                project=request.project, user=request.user, form=params_form, params=params
+            )
             if not fits.get("ok") and not (draft.data.get("drop_bad") and fits.get("good")):
                 raise ValidationError(
                     fits.get("message")
@@ -387,16 +391,22 @@ def wizard_try(request: ProjectRequest) -> HttpResponse:
     if chosen not in ("rlvr", "rlaif") or not draft.data.get("dataset"):
         problem = "Choose RLVR or RLAIF and a dataset first."
     else:
-        form = wizard.params_form_class(chosen, key_choices(project=request.project))(
-            request.POST, prefix="p"
-        )
+        form = wizard.params_form_class(
+            chosen,
+            key_choices(project=request.project),
+            judge_endpoint_choices(project_id=request.project.pk),
+        )(request.POST, prefix="p")
         if not form.is_valid():
             problem = "Fix the settings first: " + "; ".join(
                 f"{k}: {' '.join(str(m) for m in v)}" for k, v in form.errors.items()
             )
         else:
             try:
-                trial = wizard.try_rewards(draft, chosen, wizard.clean_params(chosen, form))
+                params = wizard.clean_params(chosen, form)
+                params = wizard.judge_key_keep(
+                    project=request.project, user=request.user, form=form, params=params
+                )
+                trial = wizard.try_rewards(draft, chosen, params)
             except ValidationError as exc:
                 problem = " ".join(exc.messages)
     return render(request, "jobs/wizard/technique.html#trial", {"trial": trial, "trial_problem": problem})

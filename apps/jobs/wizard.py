@@ -261,10 +261,14 @@ def _is(annotation: Any, kind: type) -> bool:
     return annotation is kind or annotation == kind.__name__
 
 
-def params_form_class(technique: str, keys: list[tuple[str, str]] | None = None) -> type[forms.Form]:
+def params_form_class(
+    technique: str, keys: list[tuple[str, str]] | None = None, endpoints: list[tuple[str, str]] | None = None
+) -> type[forms.Form]:
     """A form for the technique's parameters dataclass: type → field, help → help text, min/max →
     validators, choices → checkboxes, a secret → a choice of `keys` (apps.secrets.services.key_choices:
-    the project's secrets by name, never their values)."""
+    the project's secrets by name, never their values), an endpoint → a choice of `endpoints`
+    (apps.endpoints.forms.judge_endpoint_choices: the project's own, by id; another id is a 404)."""
+    from apps.endpoints.forms import EndpointChoiceField
     from workers.training.techniques import REGISTRY
 
     params = REGISTRY[technique].params
@@ -290,6 +294,10 @@ def params_form_class(technique: str, keys: list[tuple[str, str]] | None = None)
             )
         elif meta.get("secret"):
             fields[f.name] = forms.ChoiceField(choices=keys or [("", "No key")], initial=default, **common)
+        elif meta.get("endpoint"):
+            fields[f.name] = EndpointChoiceField(
+                choices=endpoints or [("", "None")], initial=default, **common
+            )
         elif "choices" in meta:
             fields[f.name] = forms.MultipleChoiceField(
                 choices=[(c, c) for c in meta["choices"]], initial=list(default),
@@ -302,6 +310,14 @@ def params_form_class(technique: str, keys: list[tuple[str, str]] | None = None)
             fields[f.name] = forms.CharField(
                 initial=default or "", widget=forms.Textarea(attrs={"rows": 3}), **common
             )
+    if "judge_key" in fields:  # not a parameter: a key typed here is saved as a secret, never in the spec
+        typed = forms.CharField(
+            required=False, max_length=4096, strip=True, label="Or type the URL judge's key",
+            widget=forms.PasswordInput(render_value=False),
+            help_text="Saved once, encrypted, as the project secret “judge-HOST”; never shown again.",
+        )  # fmt: skip
+        fields = {k: v for name, field in fields.items()
+                  for k, v in ((name, field), *((("judge_new_key", typed),) if name == "judge_key" else ()))}  # fmt: skip
     methods: dict[str, Any] = {}
     if "graders" in fields:
         methods["clean_graders"] = _refuse_python_graders
@@ -377,6 +393,19 @@ class TrainingForm(forms.Form):
         return {"min_replicas": low, "max_replicas": high}
 
 
+def judge_key_keep(
+    *, project: Project, user: Any, form: forms.Form, params: dict[str, Any]
+) -> dict[str, Any]:
+    """The parameters with a key typed on the form saved as a project secret and chosen by name."""
+    from apps.secrets.services import judge_key_save
+
+    typed = (form.cleaned_data.get("judge_new_key") or "").strip()
+    if not typed:
+        return params
+    ref = judge_key_save(project=project, user=user, url=str(params.get("judge_url") or ""), value=typed)
+    return {**params, "judge_key": ref}
+
+
 def clean_params(technique: str, form: forms.Form) -> dict[str, Any]:
     """The parameters that differ from their defaults, checked by the technique itself."""
     from apps.jobs import model_sources
@@ -398,6 +427,8 @@ def clean_params(technique: str, form: forms.Form) -> dict[str, Any]:
             except ValidationError as exc:
                 raise ValidationError({f.name: exc.messages}) from exc
         values[f.name] = value
+    if values.get("judge_endpoint") and values.get("judge_url"):
+        raise ValidationError("Choose the judge once: one of the project's endpoints, or a URL and model.")
     try:
         make_params(REGISTRY[technique], values)
     except (ParamsError, TypeError, ValueError) as exc:
@@ -468,20 +499,42 @@ def try_rewards(draft: Draft, technique: str, params: dict[str, Any], rows: int 
     """Run `python -m workers.training try` on the draft with these parameters: the model's answers to a
     few rows and each grader's (or the judge's) score and reasons. A subprocess, as everything that loads
     a model: the web process never imports torch."""
+
+    from apps.endpoints.services import endpoint_gateway_name, run_key_create, run_key_revoke
+    from apps.secrets.services import KeyUnavailable, key_resolve, training_process_env
+    from workers.training.keys import JUDGE_KEY_ENV
+
+    params = dict(params)
+    run_key = None
+    if params.get("judge_endpoint"):  # as a job's runner does: the gateway, with a key for this try only
+        name = endpoint_gateway_name(project_id=draft.project.pk, endpoint_id=params["judge_endpoint"])
+        if name is None:
+            raise ValidationError("The judge's endpoint is not deployed in this project any more.")
+        params.pop("judge_key", None)
+        params["judge_url"], params["judge_model"] = settings.GATEWAY_URL, name
+        run_key, key = run_key_create(
+            project=draft.project, user=draft.user, role="judge", run="a try in the wizard"
+        )
+    else:
+        try:  # the judge's key, as a job's runner hands it over: in the environment, never in the spec
+            key = key_resolve(project_id=draft.project.pk, ref=str(params.get("judge_key") or ""))
+        except KeyUnavailable as exc:
+            raise ValidationError(str(exc)) from exc
+    spec = {**spec_from_draft(Draft(project=draft.project, user=draft.user, data={**draft.data, "technique": technique})),
+            "params": params, "output_dir": "/nonexistent"}  # fmt: skip
+    env = training_process_env({JUDGE_KEY_ENV: key} if key else {})
+    try:
+        return _try_in_subprocess(spec, env, rows)
+    finally:
+        if run_key is not None:
+            run_key_revoke(api_key=run_key)
+
+
+def _try_in_subprocess(spec: dict[str, Any], env: dict[str, str], rows: int) -> list[dict[str, Any]]:
     import subprocess
     import sys
     import tempfile
 
-    from apps.secrets.services import KeyUnavailable, key_resolve, training_process_env
-    from workers.training.keys import JUDGE_KEY_ENV
-
-    spec = {**spec_from_draft(Draft(project=draft.project, user=draft.user, data={**draft.data, "technique": technique})),
-            "params": params, "output_dir": "/nonexistent"}  # fmt: skip
-    try:  # the judge's key, as a job's runner hands it over: in the environment, never in the spec
-        key = key_resolve(project_id=draft.project.pk, ref=str(params.get("judge_key") or ""))
-    except KeyUnavailable as exc:
-        raise ValidationError(str(exc)) from exc
-    env = training_process_env({JUDGE_KEY_ENV: key} if key else {})
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "spec.json"
         path.write_text(json.dumps(spec))

@@ -58,6 +58,22 @@ def secret_save(*, project: Project, user: User, name: str, value: str) -> Proje
     return secret
 
 
+def judge_key_save(*, project: Project, user: User, url: str, value: str) -> str:
+    """A URL judge's key typed on a form: saved once, encrypted, as the project secret named after the
+    judge's host (a key saved again for the same host replaces it); the reference the spec keeps."""
+    from urllib.parse import urlsplit
+
+    host = re.sub(r"[^A-Za-z0-9_.-]+", "-", urlsplit(url.strip()).hostname or "")
+    if not host:
+        raise ValidationError({"judge_new_key": "A typed key is for a judge at a URL: give its URL too."})
+    name = f"judge-{host}"[:SECRET_NAME_MAX_LENGTH]
+    try:
+        secret_save(project=project, user=user, name=name, value=value)
+    except ValidationError as exc:
+        raise ValidationError({"judge_new_key": exc.messages}) from exc
+    return f"{SECRET_PREFIX}{name}"
+
+
 def secret_delete(*, secret: ProjectSecret, user: User) -> None:
     _require_editor(project=secret.project, actor=user)
     secret.delete()

@@ -80,7 +80,7 @@ def test_the_training_layers_judge_and_teacher_refuse_loopback_at_connect_time_a
     # The forms let none of these through; here the training layer is asked directly, as a spec written
     # by hand or a name that resolved elsewhere when the form checked it would.
     for base in (recorder.url, f"http://localhost:{recorder.port}/v1", f"http://127.1:{recorder.port}/v1"):
-        judge = Judge(base, "judge", "Be right.", api_key="sk-worker")
+        judge = Judge(base, "judge", "Be right.", api_key="sk-worker", fail_fast=False)
         assert judge(["hi"], ["hello"]) == [0.0]
         assert "private or loopback" in judge.failures[0]
         verdict = judge.review("hi", "hello")
@@ -147,7 +147,7 @@ def test_a_redirect_is_not_followed(allow_list_off, monkeypatch):
     server = HTTPServer(("127.0.0.1", 0), Redirect)
     threading.Thread(target=server.handle_request, daemon=True).start()
     monkeypatch.setenv("ATELIER_OUTBOUND_ALLOW", f"127.0.0.1:{server.server_address[1]}")
-    judge = Judge(f"http://127.0.0.1:{server.server_address[1]}/v1", "judge", "Be right.")
+    judge = Judge(f"http://127.0.0.1:{server.server_address[1]}/v1", "judge", "Be right.", fail_fast=False)
     assert judge(["hi"], ["hello"]) == [0.0] and "302" in judge.failures[0]
     server.server_close()
 

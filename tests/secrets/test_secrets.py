@@ -151,9 +151,9 @@ def test_the_runner_puts_a_chosen_key_in_a_fixed_variable_and_never_in_the_spec(
     spec = training_spec(url_teacher)
     # Naming the gateway key's variable in the row does not mint a gateway key for someone else's URL.
     assert _job_keys(url_teacher, spec) == {} and "api_key_env" not in spec["teacher"]
-    from workers.runner import _teacher_key
+    from workers.runner import _run_key
 
-    assert _teacher_key(url_teacher, spec) == (None, {})
+    assert _run_key(url_teacher) == (None, {})
 
     monkeypatch.setenv(JUDGE_KEY_ENV, "the-workers-own-key")
     env = training_env()

@@ -155,7 +155,7 @@ def test_a_projects_endpoint_as_teacher_is_reached_through_the_gateway_with_a_ke
     from apps.endpoints.models import ApiKey
     from apps.endpoints.services import endpoint_deploy, key_digest
     from apps.synthetic.services import TEACHER_KEY_ENV, generation_start
-    from workers.runner import _teacher_key, training_spec
+    from workers.runner import _run_key, training_spec
 
     endpoint = endpoint_deploy(
         project=alice_project, user=alice, model=str(tiny_model / "partial"), name="teacher"
@@ -169,6 +169,6 @@ def test_a_projects_endpoint_as_teacher_is_reached_through_the_gateway_with_a_ke
         "api_key_env": TEACHER_KEY_ENV,
     }
     assert job.spec["teacher"] == {"endpoint": endpoint.pk}  # no key in the job's row
-    key, env = _teacher_key(job, spec)
+    key, env = _run_key(job)
     assert key is not None and set(env) == {TEACHER_KEY_ENV}
     assert ApiKey.objects.get(digest=key_digest(env[TEACHER_KEY_ENV])).project == alice_project

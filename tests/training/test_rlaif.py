@@ -8,9 +8,11 @@ import json
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from workers.training import tiny
 from workers.training.events import read_events
-from workers.training.judge import Judge
+from workers.training.judge import PROBE_MIN_CALLS, Judge, JudgeFailed
 from workers.training.runner import run_and_report
 
 HERE = Path(__file__).parent
@@ -37,14 +39,34 @@ def test_the_judge_model_scores_right_answers_above_wrong_ones(judge_url):
 
 def test_a_judge_that_answers_garbage_times_out_or_is_unreachable_gives_zero_with_a_reason(judge_url):
     garbage = Judge(judge_url, "garbage", "r")
-    assert garbage([PROMPT], ["t a c"]) == [0.0]
+    assert garbage._ask(PROMPT, "t a c", "r") == 0.0
     assert "holds no score from 0 to 10" in garbage.failures[0]
     slow = Judge(judge_url, "slow", "r", timeout=0.5)
-    assert slow([PROMPT], ["t a c"]) == [0.0]
+    assert slow._ask(PROMPT, "t a c", "r") == 0.0
     assert "did not answer within 0.5 s" in slow.failures[0]
     gone = Judge("http://127.0.0.1:9/v1", "any", "r")
-    assert gone([PROMPT], ["t a c"]) == [0.0]
+    assert gone._ask(PROMPT, "t a c", "r") == 0.0
     assert "could not be used" in gone.failures[0]
+
+
+def test_a_judge_failing_on_more_than_half_of_its_first_calls_fails_with_its_own_words(judge_url):
+    garbage = Judge(judge_url, "garbage", "r")
+    with pytest.raises(JudgeFailed) as failed:
+        garbage([PROMPT] * 4, ["t a c"] * 4)
+    message = str(failed.value)
+    assert message.startswith("The judge answered “") and "which holds no score from 0 to 10" in message
+    assert "choose a judge model that can grade" in message and "4 of its first 4 judgements" in message
+    # Reports: once broken, the judge is not asked again; each later judgement carries the reason.
+    report_judge = Judge(judge_url, "garbage", "r")
+    verdicts = [report_judge.review(PROMPT, "t a c") for _ in range(PROBE_MIN_CALLS + 5)]
+    assert report_judge.calls == PROBE_MIN_CALLS and report_judge.broken
+    assert all(v.value is None for v in verdicts) and verdicts[-1].problem == report_judge.broken
+
+
+def test_a_judge_that_grades_is_not_stopped_by_a_few_failures(judge_url):
+    judge = Judge(judge_url, "tiny-judge", "The letters are reversed.")
+    scores = judge([PROMPT] * 4, ["t a c", "t a c", "t a c", "t a c"])
+    assert judge.broken is None and judge.failures == [] and min(scores) > 0
 
 
 def _rlaif(
@@ -76,13 +98,21 @@ def test_rlaif_raises_the_judges_reward(tmp_path, tiny_model, judge_url):
     assert metrics["eval_exact_match_after"] >= metrics["eval_exact_match_before"]
 
 
-def test_rlaif_survives_a_judge_that_answers_garbage(tmp_path, tiny_model, judge_url):
-    events = _rlaif(tmp_path, tiny_model / "partial", judge_url, "garbage")
-    rewards = [
-        e["metrics"]["rewards/judge/mean"] for e in events if "rewards/judge/mean" in e.get("metrics", {})
-    ]
-    assert rewards == [0.0] * 4
-    assert events[-1]["event"] == "finished"
+def test_rlaif_with_a_judge_that_answers_garbage_fails_fast_with_the_judges_words(
+    tmp_path, tiny_model, judge_url
+):
+    spec = {
+        "technique": "rlaif", "model": str(tiny_model / "partial"), "dataset": str(REVERSE / "rlvr.jsonl"),
+        "output_dir": str(tmp_path / "out"), "tracking": {"enabled": False},
+        "params": {"judge_url": judge_url, "judge_model": "garbage", "judge_timeout": 5.0, "num_generations": 4},
+        "training": {"method": "lora", "max_steps": 50, "batch_size": 4},
+    }  # fmt: skip
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    assert run_and_report(tmp_path / "spec.json") == 1
+    events = read_events(tmp_path / "out" / "events.jsonl")
+    assert events[-1]["event"] == "failed" and "which holds no score" in events[-1]["message"]
+    assert "choose a judge model that can grade" in events[-1]["message"]
+    assert not [e for e in events if e["event"] == "step"]  # it stopped on its first batch, not at step 50
 
 
 def test_rlaif_without_a_judge_or_reward_model_fails_clearly(tmp_path, tiny_model):

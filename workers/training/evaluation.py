@@ -59,6 +59,9 @@ class JudgeSpec:
     rubric: str = "The answer is correct, complete and does what the request asks."
     api_key_env: str = "ATELIER_JUDGE_API_KEY"  # workers.training.keys.JUDGE_KEY_ENV, filled by the runner
     key: str = ""  # the project secret it comes from ("secret:NAME"): a name, never the key itself
+    # One of the project's endpoints (its id): the runner fills base_url (the gateway) and model, and
+    # puts a key made for this run in api_key_env.
+    endpoint: int | None = None
     scores: bool = True
     pairwise: bool = True
     timeout: float = 30.0

@@ -1,11 +1,15 @@
 """An AI judge: an LLM behind any OpenAI-compatible URL (Atelier's own endpoints included) scores each
 completion against a rubric (SageMaker calls these reward prompts). A judge that times out, fails or
-answers something that is not a score gives 0 for that completion, with a logged reason, never a crash."""
+answers something that is not a score gives 0 for that completion, with a logged reason, never a crash;
+but a judge that fails on more than half of its first calls cannot grade at all, and says so at once
+(JudgeFailed for a training run, a problem in words for every later judgement of a report) instead of
+training on rewards of 0 or waiting out hundreds of timeouts."""
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,8 +40,28 @@ LAST_SCORE = re.compile(r"score\s*[:=]\s*(10|[0-9](?:\.\d+)?)(?![\d.])", re.IGNO
 VERDICT = re.compile(r"verdict\s*[:=]\s*\**\s*(A|B|tie)\b|\A\s*(A|B|tie)\W*\Z", re.IGNORECASE)
 
 
+# The judge's first calls decide whether it can grade at all: 32 is one to four GRPO steps at the batch
+# sizes here, and enough calls that a judge right half the time is not refused by bad luck. The decision
+# is made from the 8th call on (8 = the judge's concurrency: the first wave of a report's judgements).
+PROBE_CALLS = 32
+PROBE_MIN_CALLS = 8
+
+
 class JudgeUnavailable(RuntimeError):
     """No usable answer from the judge, with the reason."""
+
+
+class JudgeFailed(ValueError):
+    """The judge failed on more than half of its first calls: the message says why, in the judge's own
+    words, and what to change. A ValueError, so the training CLI ends the job with this message."""
+
+
+def _advice(reason: str) -> str:
+    if "holds no score" in reason or "names neither" in reason:
+        return "choose a judge model that can grade (it must answer with a score from 0 to 10)"
+    if "did not answer within" in reason:
+        return "raise the judge's timeout, or choose a faster judge"
+    return "check the judge's URL (or endpoint), its model name and its key"
 
 
 @dataclass(frozen=True)
@@ -69,6 +93,14 @@ class Judge:
     concurrency: int = 8
     reason_tokens: int = 256
     failures: list[str] = field(default_factory=list)
+    calls: int = 0  # judgements asked for, and how many of the first PROBE_CALLS failed
+    early_failures: int = 0
+    first_problem: str = ""
+    # Set once the judge failed on more than half of its first calls: the reason, in words.
+    broken: str | None = None
+    # Off for the wizard's Try, which shows every row's own reason rather than stopping at the first.
+    fail_fast: bool = True
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def configured(
@@ -91,6 +123,25 @@ class Judge:
                 raise JudgeUnavailable(f"the judge's URL cannot be requested: {exc.detail}") from exc
             raise JudgeUnavailable(f"the judge's answer could not be used: {exc.detail}") from exc
 
+    def _record(self, problem: str | None) -> None:
+        """Count one judgement; the first problem of a judge failing on more than half of its first
+        calls becomes `broken`."""
+        with self._lock:
+            self.calls += 1
+            if self.calls > PROBE_CALLS:
+                return
+            if problem:
+                self.early_failures += 1
+                self.first_problem = self.first_problem or problem
+            if (self.fail_fast and self.broken is None and self.calls >= PROBE_MIN_CALLS
+                    and 2 * self.early_failures > self.calls):  # fmt: skip
+                self.broken = self._failed_message()
+
+    def _failed_message(self) -> str:
+        reason = self.first_problem or "the judge gave no usable answer"
+        return (f"{reason[:1].upper()}{reason[1:]}: {_advice(reason)}. (It failed on {self.early_failures} of its "
+                f"first {self.calls} judgements, so it is not asked again: rewards of 0 teach nothing.)")  # fmt: skip
+
     def _ask(self, prompt: Any, completion: Any, rubric: str) -> float:
         user = f"Rubric: {rubric}\n\nRequest: {_request_text(prompt)}\n\nAnswer: {text(completion)}\n\nScore (0-10):"
         try:
@@ -99,7 +150,8 @@ class Judge:
             return self._zero(str(exc))
         match = SCORE.search(reply)
         if not match:
-            return self._zero(f"the judge answered {reply[:80]!r}, which holds no score from 0 to 10")
+            return self._zero(f"the judge answered “{reply.strip()[:80]}”, which holds no score from 0 to 10")
+        self._record(None)
         return float(match.group(1)) / 10
 
     # Evaluation reports: a reason with every verdict, and None (not 0) when there is no verdict.
@@ -107,14 +159,21 @@ class Judge:
     def _verdict(
         self, system: str, user: str, patterns: tuple[re.Pattern[str], ...], wanted: str
     ) -> tuple[Verdict | None, str, Any]:
-        """(a no-verdict Verdict, "", None) when the judge gave nothing usable, else (None, reply, match)."""
+        """(a no-verdict Verdict, "", None) when the judge gave nothing usable, else (None, reply, match).
+        Once the judge is `broken` it is not asked again: every later judgement has that problem."""
+        if self.broken:
+            return Verdict(None, "", self.broken), "", None
         try:
             reply = self._chat(system, user, max_tokens=self.reason_tokens)
         except JudgeUnavailable as exc:
+            self._record(str(exc))
             return Verdict(None, "", str(exc)), "", None
         match = next((m for m in (p.search(reply) for p in patterns) if m), None)
         if not match:
-            return Verdict(None, reply, f"the judge answered {reply[:80]!r}, which {wanted}"), reply, None
+            problem = f"the judge answered “{reply.strip()[:80]}”, which {wanted}"
+            self._record(problem)
+            return Verdict(None, reply, problem), reply, None
+        self._record(None)
         return None, reply, match
 
     def review(
@@ -145,10 +204,24 @@ class Judge:
 
     def _zero(self, reason: str) -> float:
         self.failures.append(reason)
+        self._record(reason)
         log.warning("judge scored 0: %s", reason)
         return 0.0
 
     def __call__(self, prompts: list[Any], completions: list[Any], **columns: Any) -> list[float]:
+        """Rewards for a batch (TRL's reward function). JudgeFailed once the judge failed on more than
+        half of its first calls: a run rewarded 0 everywhere learns nothing and must not "succeed"."""
         rubrics = columns.get("rubric") or [self.rubric] * len(completions)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(self._ask, prompts, completions, [r or self.rubric for r in rubrics]))
+            scores = list(pool.map(self._ask, prompts, completions, [r or self.rubric for r in rubrics]))
+        with self._lock:
+            # Decided on the first batch, however small (the probe's minimum is for reports' waves).
+            if (
+                self.fail_fast
+                and self.broken is None
+                and 2 * self.early_failures > min(self.calls, PROBE_CALLS)
+            ):
+                self.broken = self._failed_message()
+        if self.broken:
+            raise JudgeFailed(self.broken)
+        return scores

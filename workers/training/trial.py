@@ -30,6 +30,7 @@ def _scorers(spec: JobSpec) -> dict[str, Any]:
         judge = rlaif.make_judge(params)
         if judge is None:
             raise ValueError("RLAIF needs a judge: its URL and model name.")
+        judge.fail_fast = False  # each row's own reason, beside it
         return {"judge": judge}
     raise ValueError("Only RLVR and RLAIF have rewards to try.")
 

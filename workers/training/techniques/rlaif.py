@@ -15,6 +15,14 @@ SUMMARY = "Reward answers that an AI judge rates well against your rubric. Use i
 
 @dataclass(frozen=True)
 class RLAIFParams(GRPOSampling):
+    # "endpoint": the web app offers the project's endpoints by id; the worker's runner turns the id into
+    # the gateway's URL and the endpoint's name, with an API key made for this run and revoked after it.
+    judge_endpoint: str = field(
+        default="",
+        metadata={"help": "One of this project's endpoints as the judge, reached through Atelier's gateway "
+                          "with a key made for this run only. Or give a URL and model below.",
+                  "endpoint": True},
+    )  # fmt: skip
     judge_url: str = field(
         default="",
         metadata={"help": "Base URL of an OpenAI-compatible API, e.g. http://host/v1.", "outbound": True},
@@ -22,8 +30,8 @@ class RLAIFParams(GRPOSampling):
     judge_model: str = field(default="", metadata={"help": "The judge model's name at that URL."})
     judge_key: str = field(
         default="",
-        metadata={"help": "The judge's API key: one of the project's secrets (Settings → Secrets).",
-                  "secret": True},
+        metadata={"help": "The URL judge's API key: one of the project's secrets (Settings → Secrets) or a "
+                          "variable of the workers' environment.", "secret": True},
     )  # fmt: skip
     rubric: str = field(
         default="The answer is correct, complete and concise.", metadata={"help": "What a good answer is."}
@@ -46,10 +54,16 @@ def make_judge(params: RLAIFParams) -> Any:
     from workers.training.judge import Judge
     from workers.training.keys import JUDGE_KEY_ENV
 
+    if params.judge_endpoint and not params.judge_url:
+        raise ValueError(
+            "The judge is one of the project's endpoints: only a job started from the web app (whose worker "
+            "reaches the endpoint through the gateway) can use it."
+        )
     if not (params.judge_url and params.judge_model):
         return None
-    # `judge_key` names a secret; the runner puts its value in JUDGE_KEY_ENV for this run only.
-    key_env = JUDGE_KEY_ENV if params.judge_key else None
+    # `judge_key` names a secret, `judge_endpoint` gets a key made for the run: the runner puts either
+    # in JUDGE_KEY_ENV for this run only.
+    key_env = JUDGE_KEY_ENV if params.judge_key or params.judge_endpoint else None
     judge = Judge.configured(
         params.judge_url, params.judge_model, params.rubric, key_env, params.judge_timeout
     )
