@@ -272,6 +272,11 @@ def params_form_class(technique: str, keys: list[tuple[str, str]] | None = None)
     fields: dict[str, forms.Field] = {}
     for f in dataclasses.fields(params):
         meta, kind = f.metadata, hints[f.name]
+        optional = typing.get_origin(kind) in (types.UnionType, typing.Union) and type(
+            None
+        ) in typing.get_args(kind)
+        if optional:  # None: chosen automatically; the field is blank and says so
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
         common = {
             "help_text": meta.get("help", ""),
@@ -302,6 +307,9 @@ def params_form_class(technique: str, keys: list[tuple[str, str]] | None = None)
             fields[f.name] = forms.CharField(
                 initial=default or "", widget=forms.Textarea(attrs={"rows": 3}), **common
             )
+    for f in dataclasses.fields(params):
+        if f.default is None and f.name in fields:  # blank: chosen automatically from the model's size
+            fields[f.name].widget.attrs["placeholder"] = "automatic"
     methods: dict[str, Any] = {}
     if "graders" in fields:
         methods["clean_graders"] = _refuse_python_graders

@@ -1,14 +1,42 @@
-"""Automatic hyperparameters from model size, data size and technique. Every value the person sets
-in the spec's `training` wins; the rest is chosen here, the way an experienced practitioner would start."""
+"""Automatic hyperparameters from model size, data size, technique and method. Every value the person
+sets in the spec's `training` (and in the technique's parameters) wins; the rest is chosen here, the way
+an experienced practitioner would start.
+
+Where the values come from: for models of 50M parameters and more, from TRL's own defaults and what the
+peers' documentation recommends (each value cites its source beside it); for the built-in tiny model
+(1.1M parameters), from measurements: bench/hparams_sweep.py trains the partly trained tiny model on
+subsets of the demo data at several learning rates (two seeds) and scores every checkpoint from the
+outside, on the held-out reverse prompts (bench/results/hparams_sweep.json; the numbers are quoted
+beside each value). The automatic-path tests (tests/training/test_automatic.py) launch each technique
+through the wizard with nothing changed and check that the demo task improves."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from workers.training.spec import Training
 
 LORA_RANKS = (8, 16, 32, 64)  # the ranks vLLM serves
+GRPO_TECHNIQUES = ("rlvr", "rlaif")
+TINY = 50_000_000  # below this many parameters the measured tiny-model values apply
+
+# How long a run is, after OpenAI's automatic epochs for fine-tuning (openai-cookbook,
+# examples/Chat_finetuning_data_prep.ipynb: 3 epochs, but at least 100 and at most 25,000 examples seen,
+# and between 1 and 25 epochs). LLaMA-Factory's examples also train 3 epochs (examples/train_lora/
+# qwen3_lora_sft.yaml, qwen3_lora_dpo.yaml).
+TARGET_EPOCHS = 3.0
+MIN_EXAMPLES = 100
+MAX_EXAMPLES = 25_000
+MIN_EPOCHS, MAX_EPOCHS = 1.0, 25.0
+# The tiny model has learnt the reverse task after about 3,800 examples: LoRA SFT on the 4,100 demo rows
+# was at 0.98 held-out exact match after 3,072 examples and 1.00 after 3,840, where the old 3-epoch plan
+# ran 11,000 (692 steps; two thirds of them wasted). Capped at 4,800 (300 steps of 16 on the demo file).
+TINY_MAX_EXAMPLES = 4_800
+# GRPO counts epochs over prompts; each prompt is answered `num_generations` times. One pass over the
+# prompts (TRL's GRPO examples and Unsloth's notebooks train one epoch or a fixed number of steps).
+GRPO_EPOCHS = 1.0
 
 
 @dataclass(frozen=True)
@@ -25,6 +53,13 @@ class HParams:
     logging_steps: int
     bf16: bool
     seed: int
+    # The epochs that `max_steps` came from (None when the person set the steps).
+    epochs: float | None = None
+    # GRPO's sampling (RLVR and RLAIF only; None for the other techniques). The technique's own
+    # parameters win where the person set them (techniques.rlvr.grpo_config).
+    num_generations: int | None = None
+    temperature: float | None = None
+    kl_beta: float | None = None
 
 
 def _lora_rank(n_params: int) -> int:
@@ -35,16 +70,64 @@ def _lora_rank(n_params: int) -> int:
     return 32 if n_params < 13_000_000_000 else 64
 
 
+# (technique, method) → (tiny model, larger models). "lora" also covers QLoRA.
+LEARNING_RATES: dict[tuple[str, str], tuple[float, float]] = {
+    # Tiny: 5e-3 was the best of 1e-3, 2e-3, 5e-3 (and 1e-2) on 400 and 1,000 rows, both seeds
+    # (1,000 rows, 3 epochs: 0.88/0.90 at 2e-3, 0.94/.. at 5e-3). Larger: 2e-4, Unsloth's LoRA
+    # hyperparameters guide (unsloth.ai/docs/get-started/fine-tuning-llms-guide/lora-hyperparameters-guide);
+    # LLaMA-Factory's LoRA SFT example uses 1e-4.
+    ("sft", "lora"): (5e-3, 2e-4),
+    # Tiny: see bench/results/hparams_sweep.json "sft-full". Larger: 2e-5, TRL's SFTConfig default.
+    ("sft", "full"): (1e-3, 2e-5),
+    # Tiny: see "dpo-lora". Larger: 5e-6, LLaMA-Factory's LoRA DPO example (qwen3_lora_dpo.yaml).
+    ("dpo", "lora"): (2e-3, 5e-6),
+    # Tiny: see "dpo-full". Larger: 1e-6, TRL's DPOConfig default.
+    ("dpo", "full"): (2e-4, 1e-6),
+    # Tiny: see "rlvr-lora": 3e-3 (the old automatic value) collapsed GRPO (held-out 0.25 → 0, reward 0
+    # from step 5). Larger: 1e-5, ten times TRL's full-model GRPO default as for the other techniques
+    # (adapters start from zero and move few weights); Unsloth's GRPO notebooks use 5e-6 at rank 64.
+    ("rlvr", "lora"): (1e-3, 1e-5),
+    # Tiny: see "rlvr-full" (2e-4 also in tests/training/test_learning.py). Larger: 1e-6, TRL's
+    # GRPOConfig default.
+    ("rlvr", "full"): (2e-4, 1e-6),
+}
+# RLAIF is GRPO with a judge for reward: the same optimisation as RLVR.
+LEARNING_RATES |= {("rlaif", m): LEARNING_RATES[("rlvr", m)] for m in ("lora", "full")}
+
+
 def _learning_rate(technique: str, method: str, n_params: int) -> float:
-    tiny = n_params < 50_000_000
-    full = {
-        "sft": 1e-3 if tiny else 2e-5,
-        "dpo": 2e-4 if tiny else 5e-7,
-        "rlvr": 3e-4 if tiny else 1e-6,
-        "rlaif": 3e-4 if tiny else 1e-6,
-    }[technique]
-    # Adapters start from zero and move few weights: they take about ten times the step size.
-    return full if method == "full" else min(full * 10, 5e-3 if tiny else 2e-4)
+    tiny, larger = LEARNING_RATES[(technique, "full" if method == "full" else "lora")]
+    return tiny if n_params < TINY else larger
+
+
+@dataclass(frozen=True)
+class Sampling:
+    num_generations: int
+    temperature: float
+    kl_beta: float
+
+
+def grpo_sampling(n_params: int) -> Sampling:
+    """GRPO's automatic sampling. Larger models: TRL's GRPOConfig defaults (8 answers a prompt,
+    temperature 1.0, beta 0.0: no KL term and no reference model, after Dr. GRPO and DAPO; Unsloth's
+    advanced RL documentation keeps beta 0.0 too). Tiny: measured (bench/hparams_sweep.py
+    "rlvr-lora" with 8 answers against "rlvr-lora-g4" with 4)."""
+    if n_params < TINY:
+        return Sampling(num_generations=8, temperature=1.0, kl_beta=0.0)
+    return Sampling(num_generations=8, temperature=1.0, kl_beta=0.0)
+
+
+def _epochs(n_rows: int, n_params: int, technique: str) -> float:
+    """OpenAI's automatic epochs (see TARGET_EPOCHS), with the tiny model's measured ceiling."""
+    if technique in GRPO_TECHNIQUES:
+        return GRPO_EPOCHS
+    most = TINY_MAX_EXAMPLES if n_params < TINY else MAX_EXAMPLES
+    rows = max(n_rows, 1)
+    if rows * TARGET_EPOCHS < MIN_EXAMPLES:
+        return min(MAX_EPOCHS, MIN_EXAMPLES / rows)
+    if rows * TARGET_EPOCHS > most:
+        return max(MIN_EPOCHS, most / rows)
+    return TARGET_EPOCHS
 
 
 def resolve(
@@ -56,15 +139,30 @@ def resolve(
     token_lengths: list[int],
     context: int,
     bf16_supported: bool,
+    params: Any = None,
 ) -> HParams:
-    batch = training.batch_size or (16 if n_params < 50_000_000 else 8 if n_params < 3_000_000_000 else 4)
+    """The run's hyperparameters. `params` (the technique's parameters dataclass, optional) lets GRPO's
+    values that the person set count in the plan: the answers sampled per prompt set the steps."""
+    batch = training.batch_size or (16 if n_params < TINY else 8 if n_params < 3_000_000_000 else 4)
     accumulation = training.gradient_accumulation or max(1, 16 // batch)
     effective = batch * accumulation
+    sampling = None
+    if technique in GRPO_TECHNIQUES:
+        auto = grpo_sampling(n_params)
+        chosen = {k: getattr(params, k, None) for k in ("num_generations", "temperature", "beta")}
+        sampling = Sampling(
+            num_generations=chosen["num_generations"] or auto.num_generations,
+            temperature=auto.temperature if chosen["temperature"] is None else chosen["temperature"],
+            kl_beta=auto.kl_beta if chosen["beta"] is None else chosen["beta"],
+        )
+    epochs = None
     if training.max_steps:
         steps = training.max_steps
     else:
-        epochs = training.epochs or 3.0
-        steps = max(10, min(5000, math.ceil(n_rows * epochs / effective)))
+        epochs = training.epochs or _epochs(n_rows, n_params, technique)
+        # GRPO's batch holds answers, `num_generations` to a prompt: an epoch is rows × answers.
+        per_row = sampling.num_generations if sampling else 1
+        steps = max(10, min(5000, math.ceil(n_rows * epochs * per_row / effective)))
     longest = sorted(token_lengths)[int(0.99 * (len(token_lengths) - 1))] if token_lengths else 256
     max_length = training.max_length or min(context, max(64, 32 * math.ceil((longest + 8) / 32)))
     rank = training.lora_rank or _lora_rank(n_params)
@@ -82,4 +180,8 @@ def resolve(
         logging_steps=max(1, min(10, steps // 50)),
         bf16=bf16_supported,
         seed=training.seed,
+        epochs=round(epochs, 3) if epochs is not None else None,
+        num_generations=sampling.num_generations if sampling else None,
+        temperature=sampling.temperature if sampling else None,
+        kl_beta=sampling.kl_beta if sampling else None,
     )
