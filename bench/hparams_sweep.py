@@ -55,10 +55,12 @@ GROUPS: dict[str, dict[str, Any]] = {
                  "lrs": [5e-5, 2e-4], "epochs": 3, "seeds": 1},
     "rlvr-lora": {"technique": "rlvr", "method": "lora", "data": "rlvr.jsonl", "rows": 200,
                   "lrs": [3e-4, 1e-3, 3e-3], "steps": 100, "params": {"num_generations": 8}},
+    "rlvr-lora-t07": {"technique": "rlvr", "method": "lora", "data": "rlvr.jsonl", "rows": 200,
+                      "lrs": [3e-4], "steps": 100, "params": {"num_generations": 8, "temperature": 0.7}},
     "rlvr-lora-g4": {"technique": "rlvr", "method": "lora", "data": "rlvr.jsonl", "rows": 200,
-                     "lrs": [1e-3], "steps": 100, "params": {"num_generations": 4}, "seeds": 1},
+                     "lrs": [3e-4], "steps": 100, "params": {"num_generations": 4}, "seeds": 1},
     "rlvr-full": {"technique": "rlvr", "method": "full", "data": "rlvr.jsonl", "rows": 200,
-                  "lrs": [1e-4, 3e-4], "steps": 100, "params": {"num_generations": 8}, "seeds": 1},
+                  "lrs": [1e-4, 2e-4], "steps": 100, "params": {"num_generations": 8}, "seeds": 1},
 }  # fmt: skip
 
 

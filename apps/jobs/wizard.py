@@ -341,7 +341,10 @@ class TrainingForm(forms.Form):
         initial="lora", help_text="LoRA trains a small adapter; full fine-tuning changes every weight.",
     )  # fmt: skip
     max_steps = forms.IntegerField(
-        required=False, min_value=1, max_value=100_000, help_text="Blank: from the data size (3 epochs)."
+        required=False,
+        min_value=1,
+        max_value=100_000,
+        help_text="Blank: from the data size (3 epochs, fewer on large data).",
     )
     learning_rate = forms.FloatField(
         required=False, min_value=1e-8, max_value=0.1, help_text="Blank: from the model size and technique."
