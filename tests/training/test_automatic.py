@@ -58,7 +58,13 @@ def test_grpo_sampling_is_chosen_by_the_plan_and_the_person_still_wins():
     auto = make_params(REGISTRY["rlvr"], {})
     assert (auto.num_generations, auto.temperature, auto.beta) == (None, None, None)
     plan = _plan("rlvr", 200, params=auto)
-    assert (plan.num_generations, plan.temperature, plan.kl_beta) == (8, 1.0, 0.0)
+    assert (plan.num_generations, plan.temperature, plan.kl_beta) == (
+        8,
+        0.7,
+        0.0,
+    )  # measured on the tiny model
+    big = _plan("rlvr", 200, params=auto, n_params=7_000_000_000)
+    assert (big.num_generations, big.temperature, big.kl_beta) == (8, 1.0, 0.0)  # TRL's GRPOConfig defaults
     # One pass over the prompts, each answered num_generations times, in batches of 16 answers.
     assert plan.max_steps == 200 * 8 // 16
     # The automatic LoRA rate that collapsed GRPO on the tiny model (3e-3) is not chosen again.

@@ -116,12 +116,15 @@ class Sampling:
 
 
 def grpo_sampling(n_params: int) -> Sampling:
-    """GRPO's automatic sampling. Larger models: TRL's GRPOConfig defaults (8 answers a prompt,
-    temperature 1.0, beta 0.0: no KL term and no reference model, after Dr. GRPO and DAPO; Unsloth's
-    advanced RL documentation keeps beta 0.0 too). Tiny: measured (bench/hparams_sweep.py
-    "rlvr-lora" with 8 answers against "rlvr-lora-g4" with 4)."""
+    """GRPO's automatic sampling. Larger models: TRL's GRPOConfig defaults (trl/trainer/grpo_config.py:
+    8 answers a prompt, temperature 1.0, beta 0.0, i.e. no KL term and no reference model; Unsloth's
+    advanced RL documentation keeps beta 0.0 too). Tiny (bench/hparams_sweep.py, LoRA at 3e-4, 200
+    prompts, 100 steps): 8 answers over 4 (held-out exact match 0.36 → 0.40 against 0.38, seed 42), and
+    temperature 0.7 over 1.0 (0.44/0.46 against 0.40/0.44 for seeds 42/7; the reward of the first tenth
+    0.18/0.31 against 0.06/0.13: more groups with an answer right, so fewer with nothing to learn from).
+    The KL weight stays 0 (not swept)."""
     if n_params < TINY:
-        return Sampling(num_generations=8, temperature=1.0, kl_beta=0.0)
+        return Sampling(num_generations=8, temperature=0.7, kl_beta=0.0)
     return Sampling(num_generations=8, temperature=1.0, kl_beta=0.0)
 
 
