@@ -272,10 +272,8 @@ def params_form_class(technique: str, keys: list[tuple[str, str]] | None = None)
     fields: dict[str, forms.Field] = {}
     for f in dataclasses.fields(params):
         meta, kind = f.metadata, hints[f.name]
-        optional = typing.get_origin(kind) in (types.UnionType, typing.Union) and type(
-            None
-        ) in typing.get_args(kind)
-        if optional:  # None: chosen automatically; the field is blank and says so
+        union = typing.get_origin(kind) in (types.UnionType, typing.Union)
+        if union and type(None) in typing.get_args(kind):  # None: chosen automatically, blank here
             kind = next(a for a in typing.get_args(kind) if a is not type(None))
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
         common = {
