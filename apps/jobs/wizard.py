@@ -276,6 +276,9 @@ def params_form_class(
     fields: dict[str, forms.Field] = {}
     for f in dataclasses.fields(params):
         meta, kind = f.metadata, hints[f.name]
+        union = typing.get_origin(kind) in (types.UnionType, typing.Union)
+        if union and type(None) in typing.get_args(kind):  # None: chosen automatically, blank here
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
         common = {
             "help_text": meta.get("help", ""),
@@ -310,6 +313,9 @@ def params_form_class(
             fields[f.name] = forms.CharField(
                 initial=default or "", widget=forms.Textarea(attrs={"rows": 3}), **common
             )
+    for f in dataclasses.fields(params):
+        if f.default is None and f.name in fields:  # blank: chosen automatically from the model's size
+            fields[f.name].widget.attrs["placeholder"] = "automatic"
     if "judge_key" in fields:  # not a parameter: a key typed here is saved as a secret, never in the spec
         typed = forms.CharField(
             required=False, max_length=4096, strip=True, label="Or type the URL judge's key",
@@ -349,7 +355,10 @@ class TrainingForm(forms.Form):
         initial="lora", help_text="LoRA trains a small adapter; full fine-tuning changes every weight.",
     )  # fmt: skip
     max_steps = forms.IntegerField(
-        required=False, min_value=1, max_value=100_000, help_text="Blank: from the data size (3 epochs)."
+        required=False,
+        min_value=1,
+        max_value=100_000,
+        help_text="Blank: from the data size (3 epochs, fewer on large data).",
     )
     learning_rate = forms.FloatField(
         required=False, min_value=1e-8, max_value=0.1, help_text="Blank: from the model size and technique."

@@ -1,14 +1,44 @@
-"""Automatic hyperparameters from model size, data size and technique. Every value the person sets
-in the spec's `training` wins; the rest is chosen here, the way an experienced practitioner would start."""
+"""Automatic hyperparameters from model size, data size, technique and method. Every value the person
+sets in the spec's `training` (and in the technique's parameters) wins; the rest is chosen here, the way
+an experienced practitioner would start.
+
+Where the values come from: for models of 50M parameters and more, from TRL's own defaults and what the
+peers' documentation recommends (each value cites its source beside it); for the built-in tiny model
+(1.1M parameters), from measurements: bench/hparams_sweep.py trains the partly trained tiny model on
+subsets of the demo data at several learning rates (two seeds where the shared CPU allowed) and scores
+every checkpoint from the outside, on the held-out reverse prompts (bench/results/hparams_sweep.json;
+the numbers are quoted beside each value). The automatic-path tests (tests/training/test_automatic.py)
+launch each technique through the wizard with nothing changed and check that the demo task improves."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from workers.training.spec import Training
 
 LORA_RANKS = (8, 16, 32, 64)  # the ranks vLLM serves
+GRPO_TECHNIQUES = ("rlvr", "rlaif")
+TINY = 50_000_000  # below this many parameters the measured tiny-model values apply
+
+# How long a run is, after OpenAI's automatic epochs for fine-tuning (openai-cookbook,
+# examples/Chat_finetuning_data_prep.ipynb: 3 epochs, but at least 100 and at most 25,000 examples seen,
+# and between 1 and 25 epochs). LLaMA-Factory's examples also train 3 epochs (examples/train_lora/
+# qwen3_lora_sft.yaml, qwen3_lora_dpo.yaml).
+TARGET_EPOCHS = 3.0
+MIN_EXAMPLES = 100
+MAX_EXAMPLES = 25_000
+MIN_EPOCHS, MAX_EPOCHS = 1.0, 25.0
+# The tiny model has learnt the reverse task after about 3,800 examples: LoRA SFT on the 4,100 demo rows
+# was at 0.98 held-out exact match after 3,072 examples and 1.00 after 3,840, where the old 3-epoch plan
+# ran 11,000 (692 steps; two thirds of them wasted). Capped at 4,800 (300 steps of 16 on the demo file).
+TINY_MAX_EXAMPLES = 4_800
+# GRPO counts epochs over prompts; each prompt is answered `num_generations` times, and a step holds a
+# batch of answers. One pass over the prompts: the sweep's RLVR points (100 steps of 16 answers = one pass
+# over 200 prompts at 8 answers each) had done what they would by then (their curves are flat after
+# step 60). The old plan counted answers as rows: three "epochs" were 0.75 of a pass at 4 answers.
+GRPO_EPOCHS = 1.0
 
 
 @dataclass(frozen=True)
@@ -25,6 +55,13 @@ class HParams:
     logging_steps: int
     bf16: bool
     seed: int
+    # The epochs that `max_steps` came from (None when the person set the steps).
+    epochs: float | None = None
+    # GRPO's sampling (RLVR and RLAIF only; None for the other techniques). The technique's own
+    # parameters win where the person set them (techniques.rlvr.grpo_config).
+    num_generations: int | None = None
+    temperature: float | None = None
+    kl_beta: float | None = None
 
 
 def _lora_rank(n_params: int) -> int:
@@ -35,16 +72,79 @@ def _lora_rank(n_params: int) -> int:
     return 32 if n_params < 13_000_000_000 else 64
 
 
+# (technique, method) → (tiny model, larger models). "lora" also covers QLoRA.
+LEARNING_RATES: dict[tuple[str, str], tuple[float, float]] = {
+    # Tiny: 5e-3 was the best of 1e-3, 2e-3, 5e-3 on 400 rows (6 epochs; held-out exact match 0.36 →
+    # 0.62/0.60, 0.68/0.66, 0.70/0.74 for seeds 42/7) and of 2e-3, 5e-3, 1e-2 on 1,000 rows (3 epochs:
+    # 0.88/0.90, 0.94/0.88, 0.88/0.86); on the 4,100 demo rows it reached 0.98 at step 192, 1.00 at 240.
+    # Larger: 2e-4, Unsloth's LoRA hyperparameters guide
+    # (unsloth.ai/docs/get-started/fine-tuning-llms-guide/lora-hyperparameters-guide); LLaMA-Factory's
+    # LoRA SFT example (examples/train_lora/qwen3_lora_sft.yaml) uses 1e-4.
+    ("sft", "lora"): (5e-3, 2e-4),
+    # Tiny: 1e-3 over 3e-4 on 400 rows, 6 epochs (0.36 → 0.74 against 0.62; one seed). Larger: 2e-5,
+    # TRL's SFTConfig default (trl/trainer/sft_config.py).
+    ("sft", "full"): (1e-3, 2e-5),
+    # Tiny: 5e-3 was the best of 5e-4, 2e-3, 5e-3 on 400 pairs, 3 epochs, both seeds (held-out exact
+    # match 0.36 → 0.54/0.54, 0.74/0.70, 0.76/0.78; near-miss preference accuracy 0.94 → 0.96/0.98,
+    # 1.00/0.98, 1.00/1.00; TRL's SFT term on the chosen answers keeps the task). Larger: 5e-6,
+    # LLaMA-Factory's LoRA DPO example (examples/train_lora/qwen3_lora_dpo.yaml).
+    ("dpo", "lora"): (5e-3, 5e-6),
+    # Tiny: 2e-4 over 5e-5 on 400 pairs, 3 epochs (exact match 0.36 → 0.72 against 0.46, preference
+    # accuracy 0.94 → 1.00 against 0.96; one seed). Larger: 1e-6, TRL's DPOConfig default
+    # (trl/trainer/dpo_config.py).
+    ("dpo", "full"): (2e-4, 1e-6),
+    # Tiny: 3e-4 of 3e-4, 1e-3, 3e-3 (200 prompts, 100 steps of 8 answers; seeds 42/7): held-out exact
+    # match 0.36 → 0.40/0.44, 0.28/0.38, and 0.00 at 3e-3, the old automatic value, which collapsed GRPO
+    # (reward 0 by the last tenth), as the issue saw. Larger: 1e-5, ten times TRL's full-model GRPO
+    # default (adapters start from zero and move few weights; the same ratio as Unsloth's 2e-4 LoRA
+    # against TRL's 2e-5 full SFT rate).
+    ("rlvr", "lora"): (3e-4, 1e-5),
+    # Tiny (200 prompts, 100 steps of 8 answers): at temperature 1.0, 1e-4 and 2e-4 fell from 0.36 to 0.34
+    # and 0.26 (tests/training/test_learning.py gets 0.68 from 2e-4 only with batches of 32 for 300
+    # steps); at the automatic 0.7, 3e-5 reached 0.38/0.46 and 1e-4 0.38/0.40 (seeds 42/7). Larger: 1e-6,
+    # TRL's GRPOConfig default (trl/trainer/grpo_config.py).
+    ("rlvr", "full"): (3e-5, 1e-6),
+}
+# RLAIF is GRPO with a judge for reward: the same optimisation as RLVR.
+LEARNING_RATES |= {("rlaif", m): LEARNING_RATES[("rlvr", m)] for m in ("lora", "full")}
+
+
 def _learning_rate(technique: str, method: str, n_params: int) -> float:
-    tiny = n_params < 50_000_000
-    full = {
-        "sft": 1e-3 if tiny else 2e-5,
-        "dpo": 2e-4 if tiny else 5e-7,
-        "rlvr": 3e-4 if tiny else 1e-6,
-        "rlaif": 3e-4 if tiny else 1e-6,
-    }[technique]
-    # Adapters start from zero and move few weights: they take about ten times the step size.
-    return full if method == "full" else min(full * 10, 5e-3 if tiny else 2e-4)
+    tiny, larger = LEARNING_RATES[(technique, "full" if method == "full" else "lora")]
+    return tiny if n_params < TINY else larger
+
+
+@dataclass(frozen=True)
+class Sampling:
+    num_generations: int
+    temperature: float
+    kl_beta: float
+
+
+def grpo_sampling(n_params: int) -> Sampling:
+    """GRPO's automatic sampling. Larger models: TRL's GRPOConfig defaults (trl/trainer/grpo_config.py:
+    8 answers a prompt, temperature 1.0, beta 0.0, i.e. no KL term and no reference model; Unsloth's
+    advanced RL documentation keeps beta 0.0 too). Tiny (bench/hparams_sweep.py, LoRA at 3e-4, 200
+    prompts, 100 steps): 8 answers over 4 (held-out exact match 0.36 → 0.40 against 0.38, seed 42), and
+    temperature 0.7 over 1.0 (0.44/0.46 against 0.40/0.44 for seeds 42/7; the reward of the first tenth
+    0.18/0.31 against 0.06/0.13: more groups with an answer right, so fewer with nothing to learn from).
+    The KL weight stays 0 (not swept)."""
+    if n_params < TINY:
+        return Sampling(num_generations=8, temperature=0.7, kl_beta=0.0)
+    return Sampling(num_generations=8, temperature=1.0, kl_beta=0.0)
+
+
+def _epochs(n_rows: int, n_params: int, technique: str) -> float:
+    """OpenAI's automatic epochs (see TARGET_EPOCHS), with the tiny model's measured ceiling."""
+    if technique in GRPO_TECHNIQUES:
+        return GRPO_EPOCHS
+    most = TINY_MAX_EXAMPLES if n_params < TINY else MAX_EXAMPLES
+    rows = max(n_rows, 1)
+    if rows * TARGET_EPOCHS < MIN_EXAMPLES:
+        return min(MAX_EPOCHS, MIN_EXAMPLES / rows)
+    if rows * TARGET_EPOCHS > most:
+        return max(MIN_EPOCHS, most / rows)
+    return TARGET_EPOCHS
 
 
 def resolve(
@@ -56,15 +156,30 @@ def resolve(
     token_lengths: list[int],
     context: int,
     bf16_supported: bool,
+    params: Any = None,
 ) -> HParams:
-    batch = training.batch_size or (16 if n_params < 50_000_000 else 8 if n_params < 3_000_000_000 else 4)
+    """The run's hyperparameters. `params` (the technique's parameters dataclass, optional) lets GRPO's
+    values that the person set count in the plan: the answers sampled per prompt set the steps."""
+    batch = training.batch_size or (16 if n_params < TINY else 8 if n_params < 3_000_000_000 else 4)
     accumulation = training.gradient_accumulation or max(1, 16 // batch)
     effective = batch * accumulation
+    sampling = None
+    if technique in GRPO_TECHNIQUES:
+        auto = grpo_sampling(n_params)
+        chosen = {k: getattr(params, k, None) for k in ("num_generations", "temperature", "beta")}
+        sampling = Sampling(
+            num_generations=chosen["num_generations"] or auto.num_generations,
+            temperature=auto.temperature if chosen["temperature"] is None else chosen["temperature"],
+            kl_beta=auto.kl_beta if chosen["beta"] is None else chosen["beta"],
+        )
+    epochs = None
     if training.max_steps:
         steps = training.max_steps
     else:
-        epochs = training.epochs or 3.0
-        steps = max(10, min(5000, math.ceil(n_rows * epochs / effective)))
+        epochs = training.epochs or _epochs(n_rows, n_params, technique)
+        # GRPO's batch holds answers, `num_generations` to a prompt: an epoch is rows × answers.
+        per_row = sampling.num_generations if sampling else 1
+        steps = max(10, min(5000, math.ceil(n_rows * epochs * per_row / effective)))
     longest = sorted(token_lengths)[int(0.99 * (len(token_lengths) - 1))] if token_lengths else 256
     max_length = training.max_length or min(context, max(64, 32 * math.ceil((longest + 8) / 32)))
     rank = training.lora_rank or _lora_rank(n_params)
@@ -82,4 +197,8 @@ def resolve(
         logging_steps=max(1, min(10, steps // 50)),
         bf16=bf16_supported,
         seed=training.seed,
+        epochs=round(epochs, 3) if epochs is not None else None,
+        num_generations=sampling.num_generations if sampling else None,
+        temperature=sampling.temperature if sampling else None,
+        kl_beta=sampling.kl_beta if sampling else None,
     )

@@ -42,6 +42,8 @@ def make_params(technique: Technique, values: dict[str, Any]) -> Any:
         raise ParamsError(f"{technique.title} has no parameter {', '.join(sorted(unknown))}.")
     for name, value in values.items():
         meta = known[name].metadata
+        if value is None:  # None: chosen automatically (workers.training.hparams)
+            continue
         if "min" in meta and value < meta["min"]:
             raise ParamsError(f"{name} must be at least {meta['min']} (got {value}).")
         if "max" in meta and value > meta["max"]:

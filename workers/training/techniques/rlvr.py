@@ -15,21 +15,22 @@ SUMMARY = "Reward answers that pass automatic checks (exact answer, math, format
 
 @dataclass(frozen=True)
 class GRPOSampling:
-    """How GRPO samples answers: shared by RLVR and RLAIF."""
+    """How GRPO samples answers: shared by RLVR and RLAIF. None (blank in the wizard): chosen
+    automatically from the model's size (workers.training.hparams.grpo_sampling)."""
 
-    num_generations: int = field(
-        default=4, metadata={"help": "Answers sampled per prompt.", "min": 2, "max": 64}
+    num_generations: int | None = field(
+        default=None, metadata={"help": "Answers sampled per prompt. Blank: automatic.", "min": 2, "max": 64}
     )
     max_completion_length: int = field(
         default=16, metadata={"help": "Longest answer sampled, in tokens.", "min": 1, "max": 8192}
     )
-    temperature: float = field(
-        default=1.0, metadata={"help": "Sampling temperature.", "min": 0.1, "max": 2.0}
+    temperature: float | None = field(
+        default=None, metadata={"help": "Sampling temperature. Blank: automatic.", "min": 0.1, "max": 2.0}
     )
-    beta: float = field(
-        default=0.0,
+    beta: float | None = field(
+        default=None,
         metadata={
-            "help": "Pull towards the starting model (KL weight); 0 saves memory.",
+            "help": "Pull towards the starting model (KL weight); 0 saves memory. Blank: automatic.",
             "min": 0.0,
             "max": 1.0,
         },
@@ -53,22 +54,40 @@ class RLVRParams(GRPOSampling):
         check_options(self.grader_options)  # a spec written by hand is held to the form's bounds
 
 
+def sampling(params: Any, hparams: Any) -> tuple[int, float, float]:
+    """(answers per prompt, temperature, KL weight): the person's where set, else the run's plan
+    (workers.training.hparams.resolve chose them from the model's size)."""
+
+    def pick(mine: Any, planned: Any) -> Any:
+        if mine is not None:
+            return mine
+        if planned is None:
+            raise ValueError(
+                "GRPO's sampling was not planned: resolve the hyperparameters for RLVR or RLAIF."
+            )
+        return planned
+
+    return (
+        int(pick(params.num_generations, hparams.num_generations)),
+        float(pick(params.temperature, hparams.temperature)),
+        float(pick(params.beta, hparams.kl_beta)),
+    )
+
+
 def grpo_config(ctx: Any, params: Any) -> Any:
     from trl import GRPOConfig
 
     args = ctx.trainer_args()
+    generations, temperature, beta = sampling(params, ctx.hparams)
     # GRPO's batch is made of whole groups: a multiple of the answers sampled per prompt.
-    batch = max(
-        params.num_generations,
-        args["per_device_train_batch_size"] // params.num_generations * params.num_generations,
-    )
+    batch = max(generations, args["per_device_train_batch_size"] // generations * generations)
     args["per_device_train_batch_size"] = batch
     return GRPOConfig(
         **args,
-        num_generations=params.num_generations,
+        num_generations=generations,
         max_completion_length=params.max_completion_length,
-        temperature=params.temperature,
-        beta=params.beta,
+        temperature=temperature,
+        beta=beta,
         log_completions=False,
     )
 

@@ -1,0 +1,248 @@
+"""The automatic path is the tested path: each technique launched through the wizard's services with no
+Technique setting changed (the parameters form posted as the page shows it, the training form with
+only its method), trained by the real Celery worker, and its result checked from the outside: plain
+transformers + PEFT load the artifact, answer the demo's 50 held-out reverse prompts greedily, and
+workers.training.graders.exact_match grades them (no Atelier code besides the graders). The test uploads a
+subset of the demo rows, as a person may; the automatic plan scales with the rows. Nothing here sets a
+learning rate, steps, epochs, temperature or any other Technique value.
+
+Measured on 2 shared cores (bench/results/hparams_sweep.json has the sweep behind the values)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from apps.datasets.services import dataset_upload
+from apps.jobs import wizard
+from apps.jobs.models import Job, Status
+from apps.jobs.services import job_create
+from apps.secrets.services import key_choices
+from tests.harness import wait_for_job
+from workers.training import tiny
+from workers.training.graders import exact_match
+from workers.training.hparams import TINY_MAX_EXAMPLES, resolve
+from workers.training.spec import Training
+from workers.training.techniques import REGISTRY, make_params
+
+REVERSE = tiny.DEMO / "reverse"
+TINY_PARAMS = 1_100_000
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# The plan, without training ----------------------------------------------------------------------------
+
+
+def _plan(technique: str, rows: int, method: str = "lora", params: Any = None, n_params: int = TINY_PARAMS):
+    return resolve(Training(method=method), technique=technique, n_params=n_params, n_rows=rows,
+                   token_lengths=[30] * 10, context=256, bf16_supported=False, params=params)  # fmt: skip
+
+
+def test_the_demo_sft_plan_is_what_the_task_needs_not_three_epochs():
+    # 4,100 demo rows less the automatic 10% held out: the old plan ran 692 steps, the task was learnt by
+    # about 240 (the sweep's "sft-lora-big" curve).
+    plan = _plan("sft", 3690)
+    assert plan.max_steps * plan.batch_size * plan.gradient_accumulation <= TINY_MAX_EXAMPLES + 16
+    assert plan.max_steps <= 300 and plan.epochs < 3
+    assert _plan("sft", 400).epochs == 3.0  # small data keeps the usual three epochs
+
+
+def test_grpo_sampling_is_chosen_by_the_plan_and_the_person_still_wins():
+    auto = make_params(REGISTRY["rlvr"], {})
+    assert (auto.num_generations, auto.temperature, auto.beta) == (None, None, None)
+    plan = _plan("rlvr", 200, params=auto)
+    assert (plan.num_generations, plan.temperature, plan.kl_beta) == (
+        8,
+        0.7,
+        0.0,
+    )  # measured on the tiny model
+    big = _plan("rlvr", 200, params=auto, n_params=7_000_000_000)
+    assert (big.num_generations, big.temperature, big.kl_beta) == (8, 1.0, 0.0)  # TRL's GRPOConfig defaults
+    # One pass over the prompts, each answered num_generations times, in batches of 16 answers.
+    assert plan.max_steps == 200 * 8 // 16
+    # The automatic LoRA rate that collapsed GRPO on the tiny model (3e-3) is not chosen again.
+    assert plan.learning_rate <= 1e-3
+    mine = _plan("rlvr", 200, params=make_params(REGISTRY["rlvr"], {"num_generations": 4, "beta": 0.1}))
+    assert (mine.num_generations, mine.kl_beta, mine.max_steps) == (4, 0.1, 50)
+    assert _plan("sft", 200).num_generations is None
+
+
+def test_larger_models_get_the_documented_starting_points():
+    big = 7_000_000_000
+    assert _plan("sft", 10_000, n_params=big).learning_rate == 2e-4  # Unsloth's LoRA guide
+    assert _plan("sft", 10_000, method="full", n_params=big).learning_rate == 2e-5  # TRL's SFTConfig
+    assert _plan("dpo", 10_000, n_params=big).learning_rate == 5e-6  # LLaMA-Factory's LoRA DPO example
+    assert _plan("rlvr", 10_000, method="full", n_params=big).learning_rate == 1e-6  # TRL's GRPOConfig
+    # OpenAI's automatic epochs: at most 25,000 examples seen, at least one epoch.
+    assert _plan("sft", 100_000, n_params=big).epochs == 1.0
+    assert _plan("sft", 20, n_params=big).epochs == 5.0
+
+
+# The wizard, the worker, and the outside check ---------------------------------------------------------
+
+
+def _as_posted(form_class: type) -> dict[str, Any]:
+    """What a browser posts for a form left as the page shows it: each field's initial value."""
+    form = form_class(prefix="p")
+    data: dict[str, Any] = {}
+    for name in form.fields:
+        value = form[name].value()
+        key = form.add_prefix(name)
+        if isinstance(value, bool):
+            if value:
+                data[key] = "on"
+        elif isinstance(value, list | tuple):
+            data[key] = list(value)
+        elif isinstance(value, dict):
+            data[key] = json.dumps(value)
+        elif value not in (None, ""):
+            data[key] = str(value)
+    return data
+
+
+def _launch(project, user, technique: str, rows: list[dict[str, Any]]) -> Job:
+    """The wizard's steps as its views run them, changing nothing on the Technique step."""
+    draft = wizard.draft_for(project=project, user=user)
+    wizard.draft_save(draft, **wizard.model_choose(project=project, user=user, source="partial"))
+    upload = SimpleUploadedFile(f"{technique}.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+    dataset = dataset_upload(project=project, user=user, upload=upload)
+    source = wizard.dataset_source(project, f"dataset:{dataset.pk}")
+    held_out = wizard.dataset_source(project, "demo:reverse/eval.jsonl")["path"]
+    wizard.draft_save(draft, dataset_key=f"dataset:{dataset.pk}", dataset=source["path"], dataset_label=source["label"],
+                      column_map={}, drop_bad=False, eval_choice="file", eval_dataset=held_out)  # fmt: skip
+    params_form = wizard.params_form_class(technique, key_choices(project=project))(
+        _as_posted(wizard.params_form_class(technique, key_choices(project=project))), prefix="p"
+    )
+    training_form = wizard.TrainingForm({"t-method": "lora"}, prefix="t")
+    assert params_form.is_valid(), params_form.errors
+    assert training_form.is_valid(), training_form.errors
+    wizard.draft_save(draft, technique=technique, params=wizard.clean_params(technique, params_form),
+                      training=training_form.cleaned_data, resilience=None)  # fmt: skip
+    estimate = wizard.review(draft)
+    spec = wizard.materialize(draft)
+    assert not {"learning_rate", "max_steps", "epochs"} & set(spec["training"])  # all automatic
+    return job_create(project=project, user=user, name=f"automatic {technique}", spec=spec, estimate=estimate,
+                      compute_class=estimate["estimate"]["compute_class"], auto_evaluate=False)  # fmt: skip
+
+
+def _load(folder: Path) -> tuple[Any, Any]:
+    """An adapter (on the base its adapter_config.json names) or a full model, by plain transformers + PEFT."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    config = folder / "adapter_config.json"
+    if config.exists():
+        from peft import PeftModel
+
+        base = json.loads(config.read_text())["base_model_name_or_path"]
+        model = PeftModel.from_pretrained(
+            AutoModelForCausalLM.from_pretrained(base), folder
+        ).merge_and_unload()
+    else:
+        model = AutoModelForCausalLM.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.padding_side = "left"
+    return model.eval(), tokenizer
+
+
+def _exact_match(model: Any, tokenizer: Any, rows: list[dict[str, Any]]) -> float:
+    import torch
+
+    texts = [
+        tokenizer.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True) for r in rows
+    ]
+    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.no_grad():
+        out = model.generate(**batch, max_new_tokens=24, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                             eos_token_id=tokenizer.eos_token_id)  # fmt: skip
+    answers = tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+    return sum(exact_match([a.strip() for a in answers], [r["answer"] for r in rows])) / len(rows)
+
+
+def _near_misses(rows: list[dict[str, Any]]) -> list[tuple[list[dict[str, str]], str, str]]:
+    """(prompt, right answer, the answer with its two middle letters swapped) for each held-out word."""
+    pairs = []
+    for row in rows:
+        letters = row["answer"].split()
+        i = len(letters) // 2
+        near = [*letters[: i - 1], letters[i], letters[i - 1], *letters[i + 1 :]]
+        if near != letters:
+            pairs.append((row["prompt"], row["answer"], " ".join(near)))
+    return pairs
+
+
+def _preference_accuracy(model: Any, tokenizer: Any, pairs: list[tuple[Any, str, str]]) -> float:
+    """Share of pairs whose right answer the model finds likelier than the near miss."""
+    import torch
+
+    def logp(prompt: list[dict[str, str]], answer: str) -> float:
+        head = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        whole = tokenizer.apply_chat_template(
+            [*prompt, {"role": "assistant", "content": answer}], tokenize=False
+        )
+        start = len(tokenizer(head, add_special_tokens=False)["input_ids"])
+        ids = torch.tensor([tokenizer(whole, add_special_tokens=False)["input_ids"]])
+        with torch.no_grad():
+            scores = model(ids).logits[0, :-1].log_softmax(-1)
+        return float(scores[start - 1 :].gather(1, ids[0, start:, None]).sum())
+
+    return sum(logp(p, right) > logp(p, near) for p, right, near in pairs) / len(pairs)
+
+
+@pytest.fixture
+def tiny_in_data_dir(settings, tiny_model):
+    settings.DATA_DIR = tiny_model.parent.parent
+    return tiny_model
+
+
+@pytest.fixture
+def held_out() -> list[dict[str, Any]]:
+    return _rows(REVERSE / "eval.jsonl")
+
+
+def _trained(job: Job) -> Path:
+    job = wait_for_job(job, timeout=900)
+    assert job.status == Status.SUCCEEDED, job.error or job.log_tail[-2000:]
+    return Path(job.model_artifact)
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_automatic_lora_sft_from_the_partial_model_learns_the_task(
+    alice, alice_project, tiny_in_data_dir, celery_trainer, held_out
+):
+    start = _exact_match(*_load(tiny_in_data_dir / "partial"), held_out)
+    artifact = _trained(_launch(alice_project, alice, "sft", _rows(REVERSE / "sft.jsonl")[:1500]))
+    after = _exact_match(*_load(artifact), held_out)
+    assert start <= 0.5 and after >= 0.9, (start, after)
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_automatic_dpo_raises_preference_accuracy_and_keeps_the_task(
+    alice, alice_project, tiny_in_data_dir, celery_trainer, held_out
+):
+    pairs = _near_misses(held_out)
+    base = _load(tiny_in_data_dir / "partial")
+    before = (_preference_accuracy(*base, pairs), _exact_match(*base, held_out))
+    artifact = _trained(_launch(alice_project, alice, "dpo", _rows(REVERSE / "dpo.jsonl")))
+    trained = _load(artifact)
+    after = (_preference_accuracy(*trained, pairs), _exact_match(*trained, held_out))
+    assert after[0] > before[0] and after[1] >= before[1], (before, after)
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_automatic_rlvr_from_the_partial_model_beats_its_start(
+    alice, alice_project, tiny_in_data_dir, celery_trainer, held_out
+):
+    start = _exact_match(*_load(tiny_in_data_dir / "partial"), held_out)
+    artifact = _trained(_launch(alice_project, alice, "rlvr", _rows(REVERSE / "rlvr.jsonl")[:200]))
+    after = _exact_match(*_load(artifact), held_out)
+    assert after > start, (start, after)
