@@ -62,8 +62,8 @@ def duration(seconds: Any) -> str:
 
 
 def share(value: Any) -> str:
-    """A share of 0..1 as a percentage: 0.625 → 62.5%, 1.0 → 100%."""
+    """A share of 0..1 as a percentage with one decimal, as the evaluation report writes it (0.625 →
+    62.5%, 1.0 → 100.0%), so one score reads the same on every page."""
     if not isinstance(value, int | float) or not math.isfinite(value):
         return "–"
-    text = f"{value * 100:.1f}".removesuffix(".0")
-    return f"{text}%"
+    return f"{value * 100:.1f}%"

@@ -149,6 +149,24 @@ class Job(models.Model):
         return [p for p in self.metrics or [] if isinstance(p.get("heldout"), int | float)]
 
     @property
+    def heldout(self) -> dict[str, Any] | None:
+        """The one held-out before → after the job's pages show: the finished event's (the function and
+        rows the evaluation report uses); a job trained before that shows its trainer's exact match."""
+        r: dict[str, Any] = self.result or {}
+        if r.get("heldout_before") is not None:
+            return {
+                "before": r["heldout_before"], "after": r.get("heldout_after"),
+                "interval_before": r.get("heldout_interval_before"), "interval_after": r.get("heldout_interval_after"),
+                "grader": r.get("heldout_grader") or "score", "rows": r.get("heldout_rows"),
+                "best_step": r.get("best_step"), "stopped_early": r.get("stopped_early"),
+                "reason": r.get("verdict_reason") or "", "legacy": False,
+            }  # fmt: skip
+        if r.get("eval_exact_match_before") is not None:  # "legacy": another function than the report's
+            return {"legacy": True, "before": r["eval_exact_match_before"], "after": r.get("eval_exact_match_after"),
+                    "grader": "Exact match", "rows": None, "best_step": None, "stopped_early": None, "reason": ""}  # fmt: skip
+        return None
+
+    @property
     def progress(self) -> float:
         """0 to 1; 1 once succeeded."""
         if self.status == Status.SUCCEEDED:

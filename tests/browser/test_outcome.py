@@ -29,7 +29,7 @@ def test_a_collapsed_run_shows_as_worse_with_the_guardrail_and_the_held_out_char
     expect(stop).to_contain_text("Stopped at step 12:")
     expect(page.get_by_test_id("heldout-label")).to_have_text("Held-out exact match on 50 rows")
     expect(page.get_by_test_id("heldout-before-after")).to_contain_text(
-        "before 25% (14%–38%) → after 0% (0%–6%)"
+        "before 25.0% (14.0%–38.0%) → after 0.0% (0.0%–6.0%)"
     )
     expect(page.get_by_test_id("stopped-early")).to_contain_text("Stopped at step 12 of 60")
     # The chart (uPlot, from the metrics URL) draws the held-out sample beside loss and reward.

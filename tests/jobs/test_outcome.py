@@ -152,8 +152,8 @@ def test_the_job_page_the_list_and_the_api_show_succeeded_but_worse_with_one_hel
     assert 'data-testid="job-worse"' in page and COLLAPSE in page and "Stopped at step 12:" in page
     # One before → after, labelled with its grader and rows, with both intervals; no second pair.
     assert "Held-out exact match on 50 rows" in page
-    assert 'before 25% <span class="muted small">(14%–38%)</span> → after <strong>0%</strong>' in page
-    assert "(0%–6%)" in page and page.count("→ after") == 1 and 'data-testid="before-after"' not in page
+    assert 'before 25.0% <span class="muted small">(14.0%–38.0%)</span> → after <strong>0.0%</strong>' in page
+    assert "(0.0%–6.0%)" in page and page.count("→ after") == 1 and 'data-testid="before-after"' not in page
     assert "step 4 of 12: the best on the held-out sample" in page and "Stopped at step 12 of 60" in page
     assert 'name="confirm_worse"' in page  # Deploy asks first
     assert "ended at step 12 of the 60 planned" in page
@@ -195,4 +195,19 @@ def test_values_are_shown_as_people_write_them():
     assert human(True) == "yes" and human(False) == "no" and human(None) == "automatic"
     assert human("lora", "method") == "LoRA" and human("exact_match", "grader") == "Exact match"
     assert duration(42.4) == "42 s" and duration(700) == "12 min" and duration(3900) == "1 h 5 min"
-    assert share(0.625) == "62.5%" and share(1.0) == "100%" and share(None) == "–"
+    assert share(0.625) == "62.5%" and share(1.0) == "100.0%" and share(None) == "–"
+
+
+def test_a_job_trained_before_the_one_held_out_function_shows_its_own_pair_once(
+    client, alice, alice_project, tmp_path
+):
+    job = running_job(alice_project, alice)
+    events = EventWriter(tmp_path / "events.jsonl", to_stdout=False)
+    old = {"train_loss": 1.0, "eval_exact_match_before": 0.38, "eval_exact_match_after": 1.0}
+    events.emit("finished", artifacts={"model": "/m"}, metrics=old, cancelled=False)
+    job = ingest(job, tmp_path / "events.jsonl", tmp_path / "train.log")
+    assert job.outcome == "" and job.state_label == "Succeeded"
+    client.force_login(alice)
+    page = client.get(reverse("job-detail", args=[alice_project.pk, job.pk])).content.decode()
+    assert "Held-out exact match</th>" in page and "before 38.0% → after <strong>100.0%</strong>" in page
+    assert page.count("→ after") == 1 and "Kept checkpoint" not in page and "interval" not in page

@@ -368,6 +368,7 @@ def estimate_spec(
     return {
         "estimate": guess.as_dict() | seconds_range,
         "hparams": asdict(hparams),
+        "early_stopping": early,  # the planned steps are then the most it runs
         "parameters": shape.parameters,
         "rows": len(rows),
     }
