@@ -38,6 +38,12 @@ def test_the_review_plans_the_steps_the_launched_run_plans_on_the_rows_it_trains
     assert low < mid < high
 
 
+def _cell(page: str, testid: str) -> str:
+    found = re.search(rf'data-testid="{testid}">(.*?)</td>', page, re.S)
+    assert found, testid
+    return found.group(1)
+
+
 def test_review_values_read_as_people_write_them(wizard):  # noqa: F811
     client, url, _ = wizard
     client.post(url("model"), {"source": "partial"})
@@ -48,9 +54,9 @@ def test_review_values_read_as_people_write_them(wizard):  # noqa: F811
     })  # fmt: skip
     assert response.status_code == 302, response.content.decode()[-2000:]
     review = client.get(url("review")).content.decode()
-    technique = re.search(r'data-testid="review-technique">(.*?)</td>', review, re.S).group(1)
+    technique = _cell(review, "review-technique")
     assert "graders Exact match, Contains" in technique and "[" not in technique
-    hparams = re.search(r'data-testid="review-hparams">(.*?)</td>', review, re.S).group(1)
+    hparams = _cell(review, "review-hparams")
     assert "learning rate 3e-3" in hparams and "LoRA · 10 steps" in hparams
     assert "0.0029999999999999996" not in review
     assert reverse("wizard-review", kwargs={"project_id": wizard[2].pk}) in response["Location"]
