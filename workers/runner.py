@@ -172,12 +172,16 @@ class _Tail:
 
 
 def merge_points(points: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The chart's points with the new ones added; a point of the step the last one has (a held-out
-    score logged after that step's loss) joins it, so the chart has one point per step."""
+    """The chart's points with the new ones added, one point per step in step order: a held-out score
+    logged for a step that already has its loss joins that point, whichever came first."""
     merged = [dict(p) for p in points]
     for point in new:
-        if merged and merged[-1].get("step") == point.get("step"):
-            merged[-1] |= point
+        same = next((p for p in reversed(merged[-8:]) if p.get("step") == point.get("step")), None)
+        if same is not None:
+            same |= point
+        elif merged and (merged[-1].get("step") or 0) > (point.get("step") or 0):
+            merged.append(dict(point))
+            merged.sort(key=lambda p: p.get("step") or 0)  # stable: the chart's x axis must ascend
         else:
             merged.append(dict(point))
     return merged

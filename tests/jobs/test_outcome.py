@@ -211,3 +211,20 @@ def test_a_job_trained_before_the_one_held_out_function_shows_its_own_pair_once(
     page = client.get(reverse("job-detail", args=[alice_project.pk, job.pk])).content.decode()
     assert "Held-out exact match</th>" in page and "before 38.0% → after <strong>100.0%</strong>" in page
     assert page.count("→ after") == 1 and "Kept checkpoint" not in page and "interval" not in page
+
+
+def test_the_chart_has_one_point_per_step_in_order_whatever_order_the_events_came_in():
+    from workers.runner import merge_points
+
+    points = merge_points(
+        [{"step": 10, "loss": 1.0}, {"step": 11, "loss": 0.9}], [{"step": 10, "heldout": 0.5}]
+    )
+    assert points == [{"step": 10, "loss": 1.0, "heldout": 0.5}, {"step": 11, "loss": 0.9}]
+    points = merge_points(
+        points, [{"step": 12, "heldout": 0.6}, {"step": 12, "loss": 0.8}, {"step": 9, "heldout": 0.1}]
+    )
+    assert [p["step"] for p in points] == [9, 10, 11, 12] and points[-1] == {
+        "step": 12,
+        "heldout": 0.6,
+        "loss": 0.8,
+    }
