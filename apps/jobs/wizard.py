@@ -22,7 +22,6 @@ from apps.datasets.models import Dataset
 from apps.jobs.models import Draft, Job, Status
 from apps.projects.models import Project
 from workers.training.hparams import LORA_RANKS
-from workers.training.spec import Training
 
 STEPS = (("model", "Model"), ("data", "Data"), ("technique", "Technique"), ("review", "Review"))
 TINY = ("base", "partial")
@@ -342,11 +341,6 @@ class TrainingForm(forms.Form):
     batch_size = forms.IntegerField(
         required=False, min_value=1, max_value=1024, help_text="Blank: from the model size."
     )
-    early_stopping = forms.BooleanField(
-        required=False, initial=True, label="Stop when the held-out score stops improving",
-        help_text="Scores a small held-out sample every few steps, keeps the best checkpoint and stops when "
-        "it has not improved for a while or is perfect. The result is the best checkpoint, not the last.",
-    )  # fmt: skip
     lora_rank = forms.TypedChoiceField(
         label="LoRA rank",
         required=False, coerce=int, empty_value=None,
@@ -419,8 +413,6 @@ def spec_from_draft(draft: Draft) -> dict[str, Any]:
     training = {k: v for k, v in (data.get("training") or {}).items() if v not in (None, "")}
     for key in ("resilient", "min_replicas", "max_replicas"):  # the form's, not the trainer's
         training.pop(key, None)
-    known = {f.name for f in dataclasses.fields(Training)}
-    training = {k: v for k, v in training.items() if k in known}  # a setting this trainer does not have
     spec = {
         "technique": data["technique"], "model": data["model"], "dataset": data["dataset"],
         "eval_dataset": data.get("eval_dataset") or None, "params": data.get("params") or {},
