@@ -60,7 +60,7 @@ def test_a_person_customizes_the_tiny_model_from_the_wizard_and_watches_the_job_
     expect(page.locator("#chart canvas")).to_have_count(1)
     page.screenshot(path=artifacts_dir / "job-finished.png", full_page=True)
     job = Job.objects.get(project=project, kind="training")
-    assert job.status == Status.SUCCEEDED and job.step == 40
+    assert job.status == Status.SUCCEEDED and 0 < job.step <= 40  # early stopping may end it sooner
 
     # The automatic evaluation follows on the same worker; the job page keeps one before → after: the
     # trainer's when it is the report's function on the report's rows, else the report's.
