@@ -28,7 +28,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.core.mlflow_proxy import experiment_name
-from apps.jobs.models import WAITING, Job, Replica, Status
+from apps.jobs.models import WAITING, Job, Outcome, Replica, Status
 from apps.jobs.services import enqueue, transition
 from apps.secrets.services import KeyUnavailable
 from workers.replicas import (
@@ -125,6 +125,7 @@ class _Tail:
     outcome: dict[str, Any] | None = None
     changes: dict[str, Any] = field(default_factory=dict)
     new_points: list[dict[str, Any]] = field(default_factory=list)
+    new_guardrails: list[dict[str, Any]] = field(default_factory=list)
     log_size: int = -1
     renewed: float = 0.0
     # Set by a `resumed` event: the chart's points past this step were redone, so they go.
@@ -150,12 +151,55 @@ class _Tail:
             point = {k: metrics[k] for k in METRIC_KEYS if isinstance(metrics.get(k), int | float)}
             if point:
                 self.new_points.append({"step": event["step"], **point})
+        elif kind == "heldout" and isinstance(event.get("score"), int | float):
+            # The held-out sample's score during training: a point of the chart beside loss and reward.
+            point = {"step": int(event.get("step") or 0), "heldout": float(event["score"])}
+            point |= {"heldout_n": event.get("n"), "heldout_grader": event.get("grader")}
+            point |= {"heldout_best": bool(event.get("best"))}
+            self.new_points.append(point)
+        elif kind == "guardrail":
+            self.new_guardrails.append(
+                {k: event.get(k) for k in ("step", "code", "level", "message")}
+                | {"level": event.get("level") or "warning"}
+            )
         elif kind == "configured":
             self.changes["max_steps"] = (event.get("hparams") or {}).get("max_steps")
         elif kind == "resumed":
             self.changes["step"] = event.get("step", 0)
             self.resumed_at = int(event.get("step") or 0)
             self.new_points = [p for p in self.new_points if p["step"] <= self.resumed_at]
+            self.new_guardrails = [g for g in self.new_guardrails if (g.get("step") or 0) <= self.resumed_at]
+
+
+def merge_points(points: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The chart's points with the new ones added, one point per step in step order: a held-out score
+    logged for a step that already has its loss joins that point, whichever came first."""
+    merged = [dict(p) for p in points]
+    for point in new:
+        same = next((p for p in reversed(merged[-8:]) if p.get("step") == point.get("step")), None)
+        if same is not None:
+            same |= point
+        elif merged and (merged[-1].get("step") or 0) > (point.get("step") or 0):
+            merged.append(dict(point))
+            merged.sort(key=lambda p: p.get("step") or 0)  # stable: the chart's x axis must ascend
+        else:
+            merged.append(dict(point))
+    return merged
+
+
+def merge_guardrails(shown: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The guardrail messages with the new ones added: one entry per code and level, whose `step` is the
+    latest it was raised at and `since` the first, so a warning raised at every log is one message."""
+    merged = [dict(g) for g in shown]
+    for g in new:
+        same = next(
+            (m for m in merged if (m.get("code"), m.get("level")) == (g.get("code"), g.get("level"))), None
+        )
+        if same is None:
+            merged.append({**g, "since": g.get("step")})
+        else:
+            same |= {"step": g.get("step"), "message": g.get("message") or same.get("message")}
+    return merged
 
 
 def _log_tail(path: Path) -> str:
@@ -444,10 +488,15 @@ def _save_progress(job: Job, tail: _Tail, log_path: Path) -> bool:
         # The steps after the checkpoint it resumed from are done again: their new points replace these.
         job.metrics = [p for p in job.metrics if p.get("step", 0) <= tail.resumed_at]
         fields["metrics"] = job.metrics
+        job.guardrails = [g for g in job.guardrails if (g.get("step") or 0) <= tail.resumed_at]
+        fields["guardrails"] = job.guardrails
         tail.resumed_at = None
     if tail.new_points:
-        job.metrics = [*job.metrics, *tail.new_points]
+        job.metrics = merge_points(job.metrics, tail.new_points)
         fields["metrics"] = job.metrics
+    if tail.new_guardrails:
+        job.guardrails = merge_guardrails(job.guardrails, tail.new_guardrails)
+        fields["guardrails"] = job.guardrails
     run_id_file = job.output_dir / "mlflow_run_id"
     if not job.mlflow_run_id and run_id_file.exists():
         fields["mlflow_run_id"] = run_id_file.read_text().strip()
@@ -458,7 +507,7 @@ def _save_progress(job: Job, tail: _Tail, log_path: Path) -> bool:
         updated = Job.objects.filter(
             pk=job.pk, status__in=(Status.RUNNING, Status.CANCELLING), worker=job.worker
         ).update(**fields)
-        tail.changes, tail.new_points = {}, []
+        tail.changes, tail.new_points, tail.new_guardrails = {}, [], []
         for name, value in fields.items():
             setattr(job, name, value)
         if not updated:
@@ -475,7 +524,15 @@ def _finish(job: Job, code: int, tail: _Tail, log_path: Path) -> None:
     cancelling = job.status == Status.CANCELLING
     mine = {"worker": job.worker}  # never end a job that the reaper has given to another worker
     if kind == "finished" and not last.get("cancelled"):
-        done = transition(job, Status.SUCCEEDED, where=mine, result=last.get("metrics") or {},
+        # A training job's verdict on its held-out rows: succeeded, and better, the same, or worse.
+        result = last.get("metrics") or {}
+        verdict = result.get("verdict") if job.is_training else None
+        outcome = verdict if verdict in Outcome.values else Outcome.UNKNOWN
+        common |= {
+            "outcome": outcome,
+            "outcome_reason": str(result.get("verdict_reason") or "") if outcome else "",
+        }
+        done = transition(job, Status.SUCCEEDED, where=mine, result=result,
                           artifacts=last.get("artifacts") or {},
                           mlflow_run_id=(last.get("mlflow") or {}).get("run_id") or job.mlflow_run_id, **common)  # fmt: skip
         if done:

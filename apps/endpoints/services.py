@@ -79,9 +79,11 @@ def endpoint_deploy(
     label: str = "",
     engine_kind: str = "",
     idle_seconds: int | None = None,
+    confirm_worse: bool = False,
 ) -> Endpoint:
     """Deploy a job's model (its adapter on its base, or its full model) or a base model. One click: a
-    job that already has a live endpoint gets that one back."""
+    job that already has a live endpoint gets that one back. A job that ended worse than its base is
+    deployed only when the person confirms it (confirm_worse)."""
     _require_editor(project=project, actor=user)
     if job is not None:
         if job.project_id != project.pk:
@@ -91,6 +93,12 @@ def endpoint_deploy(
             return existing
         if job.status != Status.SUCCEEDED or not job.is_training or not job.model_artifact:
             raise ValidationError("Only a training job that succeeded has a model to deploy.")
+        if job.worse and not confirm_worse:
+            raise ValidationError(
+                "This model scored worse than its base on the held-out rows"
+                + (f" ({job.outcome_reason.rstrip('.')})" if job.outcome_reason else "")
+                + ". Tick “Deploy anyway” to deploy it all the same."
+            )
         if not Path(job.model_artifact).exists():
             raise ValidationError(f"The model this job saved is no longer on disk ({job.model_artifact}).")
         model = job.model_artifact

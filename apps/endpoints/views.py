@@ -99,7 +99,8 @@ def endpoint_list(request: ProjectRequest) -> HttpResponse:
 def endpoint_deploy_job(request: ProjectRequest, job_id: int) -> HttpResponse:
     job = job_get_for_user(user=request.user, job_id=job_id, project_id=request.project.pk)
     try:
-        endpoint = endpoint_deploy(project=request.project, user=request.user, job=job)
+        endpoint = endpoint_deploy(project=request.project, user=request.user, job=job,
+                                   confirm_worse=request.POST.get("confirm_worse") == "1")  # fmt: skip
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("job-detail", request.project.pk, job.pk)

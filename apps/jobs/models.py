@@ -39,6 +39,16 @@ ACTIVE = (Status.QUEUED, Status.RUNNING, Status.CANCELLING, Status.INTERRUPTED)
 ENDED = (Status.CANCELLED, Status.SUCCEEDED, Status.FAILED)
 
 
+class Outcome(models.TextChoices):
+    """A succeeded training job's held-out verdict (the finished event's): its status stays SUCCEEDED, so
+    every check of "has a model" keeps working, and the pages show WORSE as a state of its own."""
+
+    UNKNOWN = "", "Not measured"
+    BETTER = "better", "Better than its base"
+    SAME = "same", "No clear change from its base"
+    WORSE = "worse", "Worse than its base"
+
+
 class Kind(models.TextChoices):
     TRAINING = "training", "Training"
     EVALUATION = "evaluation", "Evaluation"
@@ -94,6 +104,11 @@ class Job(models.Model):
     artifacts = models.JSONField(default=dict, blank=True)
     mlflow_run_id = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
+    # Set when a training job succeeds, from its finished event's verdict on the held-out rows.
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, blank=True, default=Outcome.UNKNOWN)
+    outcome_reason = models.TextField(blank=True)
+    # The trainer's `guardrail` events as they happen: [{"step", "code", "level", "message"}, ...].
+    guardrails = models.JSONField(default=list, blank=True)
     estimate = models.JSONField(default=dict, blank=True)
     # The job's folder under DATA_DIR/jobs: unique even when ids repeat (a new database beside an old
     # data folder), so a job never resumes another's checkpoints or MLflow run.
@@ -113,6 +128,43 @@ class Job(models.Model):
     @property
     def waiting(self) -> bool:
         return self.status in WAITING
+
+    @property
+    def worse(self) -> bool:
+        """Succeeded, but its held-out score fell below its base's beyond the interval."""
+        return self.status == Status.SUCCEEDED and self.outcome == Outcome.WORSE
+
+    @property
+    def state(self) -> str:
+        """The state people read: the status, or "succeeded, but worse than its base"."""
+        return "worse" if self.worse else self.status
+
+    @property
+    def state_label(self) -> str:
+        return "Succeeded, but worse than its base" if self.worse else self.get_status_display()
+
+    @property
+    def heldout_curve(self) -> list[dict[str, Any]]:
+        """The held-out sample's scores during training (the chart's `heldout` points)."""
+        return [p for p in self.metrics or [] if isinstance(p.get("heldout"), int | float)]
+
+    @property
+    def heldout(self) -> dict[str, Any] | None:
+        """The one held-out before → after the job's pages show: the finished event's (the function and
+        rows the evaluation report uses); a job trained before that shows its trainer's exact match."""
+        r: dict[str, Any] = self.result or {}
+        if r.get("heldout_before") is not None:
+            return {
+                "before": r["heldout_before"], "after": r.get("heldout_after"),
+                "interval_before": r.get("heldout_interval_before"), "interval_after": r.get("heldout_interval_after"),
+                "grader": r.get("heldout_grader") or "score", "rows": r.get("heldout_rows"),
+                "best_step": r.get("best_step"), "stopped_early": r.get("stopped_early"),
+                "reason": r.get("verdict_reason") or "", "legacy": False,
+            }  # fmt: skip
+        if r.get("eval_exact_match_before") is not None:  # "legacy": another function than the report's
+            return {"legacy": True, "before": r["eval_exact_match_before"], "after": r.get("eval_exact_match_after"),
+                    "grader": "Exact match", "rows": None, "best_step": None, "stopped_early": None, "reason": ""}  # fmt: skip
+        return None
 
     @property
     def progress(self) -> float:

@@ -8,7 +8,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from apps.jobs.models import ACTIVE, WAITING, Job, Replica, Status
+from apps.jobs.models import ACTIVE, WAITING, Job, Outcome, Replica, Status
 
 
 def job_get_for_user(*, user: User | AnonymousUser, job_id: int, project_id: int | None = None) -> Job:
@@ -38,6 +38,8 @@ def job_list_for_project(
     jobs = Job.objects.filter(project_id=project_id).select_related("created_by")
     if status == "active":
         jobs = jobs.filter(status__in=ACTIVE)
+    elif status == "worse":  # succeeded, but worse than its base
+        jobs = jobs.filter(status=Status.SUCCEEDED, outcome=Outcome.WORSE)
     elif status in Status.values:
         jobs = jobs.filter(status=status)
     if technique:

@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.core.formatting import human
 from apps.core.http import ProjectRequest
 from apps.datasets import services as dataset_services
 from apps.endpoints.forms import judge_endpoint_choices
@@ -96,7 +97,8 @@ def _mlflow_ui() -> str | None:
 def job_metrics(request: ProjectRequest, job_id: int) -> JsonResponse:
     """The metric history for the job page's chart, and whether to keep asking."""
     job = _job(request, job_id)
-    return JsonResponse({"status": job.status, "ended": job.ended, "points": job.metrics})
+    return JsonResponse({"status": job.status, "ended": job.ended, "points": job.metrics,
+                         "guardrails": job.guardrails})  # fmt: skip
 
 
 def _act(request: ProjectRequest, job_id: int, action: str) -> HttpResponse:
@@ -152,6 +154,9 @@ def _as_json(job: Job) -> dict:
         "created_at": job.created_at.isoformat(), "finished_at": job.finished_at and job.finished_at.isoformat(),
         "result": job.result, "artifacts": job.artifacts, "mlflow_run_id": job.mlflow_run_id or None,
         "error": job.error or None,
+        # "worse": succeeded, but its held-out score fell below its base's (status stays "succeeded").
+        "outcome": job.outcome or None, "outcome_reason": job.outcome_reason or None, "state": job.state,
+        "state_label": job.state_label, "guardrails": job.guardrails,
     }  # fmt: skip
 
 
@@ -374,7 +379,7 @@ def _show_automatic(draft: Any, technique: str, form: forms.Form) -> None:
         log.warning("no automatic values to show", exc_info=True)
         return
     for name in ("max_steps", "learning_rate", "batch_size"):
-        form.fields[name].widget.attrs["placeholder"] = f"automatic: {auto[name]:g}"
+        form.fields[name].widget.attrs["placeholder"] = f"automatic: {human(auto[name])}"
     rank = form.fields["lora_rank"]
     if isinstance(rank, forms.ChoiceField):
         rank.choices = [("", f"automatic ({auto['lora_rank']})"), *((r, str(r)) for r in LORA_RANKS)]

@@ -464,17 +464,21 @@ def spec_from_draft(draft: Draft) -> dict[str, Any]:
 
 
 def review(draft: Draft) -> dict[str, Any]:
-    """The estimate and automatic hyperparameters of the draft, or the reason there are none."""
+    """The estimate and automatic hyperparameters of the draft, or the reason there are none: planned on
+    the rows launching will write (split_rows), so the steps shown are the steps the run makes. (It
+    used to plan on the whole file, held-out rows included: 769 steps here, 692 in the run.)"""
     from workers.training.runner import estimate_spec
     from workers.training.spec import JobSpec
 
     spec = JobSpec.from_dict({**spec_from_draft(draft), "output_dir": "/nonexistent"})
-    return estimate_spec(spec)
+    train, _ = split_rows(draft)
+    return estimate_spec(spec, rows=train)
 
 
-def materialize(draft: Draft) -> dict[str, Any]:
-    """The spec to launch: the rows the job trains on written to their own file (columns mapped, bad rows
-    dropped if asked, the automatic eval split held out), so later edits of the source change nothing."""
+def split_rows(draft: Draft) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows the job trains on and its held-out rows: columns mapped, bad rows dropped if asked, the
+    automatic evaluation split (10%, a fixed shuffle) held out. The review's plan and the launch both
+    come from here."""
     from workers.training import data as data_module
 
     spec = spec_from_draft(draft)
@@ -486,18 +490,26 @@ def materialize(draft: Draft) -> dict[str, Any]:
             f"{len(check.errors)} rows do not fit {spec['technique'].upper()}; fix them or choose to drop them."
         )
     rows = check.rows
+    if draft.data.get("eval_choice") != "auto":
+        return rows, []
+    rng = random.Random(0)  # noqa: S311 - a reproducible split, not a secret
+    rows = rows[:]
+    rng.shuffle(rows)
+    held = max(1, len(rows) // 10) if len(rows) >= 20 else 0
+    evaluation = [e for e in map(data_module.eval_row, rows[:held]) if e is not None]
+    return (rows[held:], evaluation) if evaluation else (rows, [])
+
+
+def materialize(draft: Draft) -> dict[str, Any]:
+    """The spec to launch: the rows the job trains on written to their own file (split_rows), so later
+    edits of the source change nothing."""
+    spec = spec_from_draft(draft)
+    rows, evaluation = split_rows(draft)
     folder = Path(settings.DATA_DIR) / "projects" / str(draft.project_id) / "splits" / uuid.uuid4().hex
     folder.mkdir(parents=True)
-    if draft.data.get("eval_choice") == "auto":
-        rng = random.Random(0)  # noqa: S311 - a reproducible split, not a secret
-        rows = rows[:]
-        rng.shuffle(rows)
-        held = max(1, len(rows) // 10) if len(rows) >= 20 else 0
-        evaluation = [e for e in map(data_module.eval_row, rows[:held]) if e is not None]
-        if evaluation:
-            (folder / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in evaluation))
-            spec["eval_dataset"] = str(folder / "eval.jsonl")
-            rows = rows[held:]
+    if evaluation:
+        (folder / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in evaluation))
+        spec["eval_dataset"] = str(folder / "eval.jsonl")
     (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     spec["dataset"] = str(folder / "train.jsonl")
     spec["column_map"] = {}

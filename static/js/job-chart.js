@@ -1,4 +1,5 @@
-// The job page's training curves: loss and reward on the left axis, learning rate on the right. Asks for
+// The job page's training curves: loss, reward and the held-out sample's score (the job's own graders,
+// every few steps) on the left axis, learning rate on the right. Asks for
 // the metric history every 2 s while the job is active and stops when it has ended.
 (function () {
   const box = document.getElementById("chart");
@@ -8,6 +9,7 @@
     ["loss", "Loss", "#2563eb", "y"],
     ["reward", "Reward", "#16a34a", "y"],
     ["rewards/accuracies", "Preference accuracy", "#9333ea", "y"],
+    ["heldout", "Held-out score (sample)", "#dc2626", "y"],
     ["learning_rate", "Learning rate", "#d97706", "lr"],
   ];
   let plot = null;
@@ -32,7 +34,11 @@
         { scale: "lr", side: 1, grid: { show: false }, values: (u, v) => v.map((x) => x.toExponential(0)) },
       ],
       series: [{ label: "step" }].concat(
-        present.map(([, label, stroke, scale]) => ({ label, stroke, scale, width: 2, spanGaps: true }))
+        present.map(([key, label, stroke, scale]) => ({
+          label, stroke, scale, width: 2, spanGaps: true,
+          // the held-out sample is scored every few steps: show each score as a dot on its line
+          points: key === "heldout" ? { show: true, size: 6 } : undefined,
+        }))
       ),
     }, data, box);
   }

@@ -327,15 +327,27 @@ def _train(
     )
 
 
-def estimate_spec(spec: JobSpec, *, gpu: bool | None = None) -> dict[str, Any]:
+# The time range around the estimate: the one CPU throughput figure (estimate.THROUGHPUT) was fitted on
+# SFT, and the techniques' measured steps/s on the tiny model differ by 2x (bench/results/training.json:
+# SFT 15.9, RLVR 10.7, DPO 8.4 steps/s) on a machine whose cores are shared; early stopping ends a run that
+# converges sooner (the issue's demo SFT had its final score after a third of its steps).
+TIME_RANGE = {"low": 0.6, "low_early_stopping": 0.35, "high": 1.8}
+
+
+def estimate_spec(
+    spec: JobSpec, *, gpu: bool | None = None, rows: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The memory and time estimate of a spec, with the hyperparameters it would get, without loading
-    any weights (the config and the tokenizer are enough)."""
+    any weights (the config and the tokenizer are enough). `rows`: the rows the run will train on when
+    they are not yet written to spec.dataset (the wizard's review, which holds out the same split that
+    launching writes), so that the plan here is the plan the run makes."""
     from transformers import AutoConfig
 
-    from workers.training.estimate import Shape, estimate
+    from workers.training.estimate import STARTUP_SECONDS, Shape, estimate
     from workers.training.models import resolve as resolve_model
 
-    rows = data_module.load(spec.dataset, spec.technique, spec.column_map)
+    if rows is None:
+        rows = data_module.load(spec.dataset, spec.technique, spec.column_map)
     tokenizer = load_tokenizer(spec.model)
     try:
         config = AutoConfig.from_pretrained(resolve_model(spec.model)["base"], trust_remote_code=False)
@@ -351,9 +363,15 @@ def estimate_spec(spec: JobSpec, *, gpu: bool | None = None) -> dict[str, Any]:
     guess = estimate(shape, technique=spec.technique, method=hparams.method, batch_size=hparams.batch_size,
                      max_length=hparams.max_length, steps=hparams.max_steps, lora_rank=hparams.lora_rank, gpu=gpu,
                      num_generations=generations)  # fmt: skip
+    work = max(0.0, guess.seconds - STARTUP_SECONDS)
+    early = bool(getattr(spec.training, "early_stopping", False))
+    low = TIME_RANGE["low_early_stopping" if early else "low"]
+    seconds_range = {"seconds_low": round(STARTUP_SECONDS + low * work, 1),
+                     "seconds_high": round(STARTUP_SECONDS + TIME_RANGE["high"] * work, 1)}  # fmt: skip
     return {
-        "estimate": guess.as_dict(),
+        "estimate": guess.as_dict() | seconds_range,
         "hparams": asdict(hparams),
+        "early_stopping": early,  # the planned steps are then the most it runs
         "parameters": shape.parameters,
         "rows": len(rows),
     }

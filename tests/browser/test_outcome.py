@@ -1,0 +1,55 @@
+"""A run set to collapse, in Chromium: its events (written as the trainer writes them, read by the
+runner's real tail) end it early as succeeded-but-worse; the job page shows that state with its reason,
+the guardrail's words, the held-out curve beside loss and reward, and a Deploy that asks first; the jobs
+list shows the state too. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+from playwright.sync_api import expect
+
+from apps.endpoints.models import Endpoint
+from tests.conftest import login
+from tests.jobs.test_outcome import COLLAPSE, WORSE_REASON, worse_job
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_collapsed_run_shows_as_worse_with_the_guardrail_and_the_held_out_chart(
+    page, alice, alice_project, tiny_model, tmp_path, redis_service, artifacts_dir
+):
+    job = worse_job(alice_project, alice, tmp_path, model=str(tiny_model / "partial"))
+    login(page, "alice")
+    page.goto(reverse("job-detail", args=[alice_project.pk, job.pk]))
+    expect(page.get_by_test_id("job-status")).to_have_text("succeeded, but worse than its base")
+    expect(page.get_by_test_id("job-worse")).to_contain_text(WORSE_REASON)
+    stop = page.locator('[data-testid="guardrail"].level-stop')
+    expect(stop).to_contain_text(COLLAPSE)
+    expect(stop).to_contain_text("Stopped at step 12:")
+    expect(page.get_by_test_id("heldout-label")).to_have_text("Held-out exact match on 50 rows")
+    expect(page.get_by_test_id("heldout-before-after")).to_contain_text(
+        "before 25.0% (14.0%–38.0%) → after 0.0% (0.0%–6.0%)"
+    )
+    expect(page.get_by_test_id("stopped-early")).to_contain_text("Stopped at step 12 of 60")
+    # The chart (uPlot, from the metrics URL) draws the held-out sample beside loss and reward.
+    legend = page.get_by_test_id("job-chart").locator(".u-legend")
+    for label in ("Loss", "Reward", "Held-out score (sample)"):
+        expect(legend).to_contain_text(label)
+    expect(page.locator("#chart-empty")).to_be_hidden()
+    page.screenshot(path=artifacts_dir / "job-worse.png", full_page=True)
+
+    # Deploy asks first: the browser will not send the form until the box is ticked.
+    page.get_by_test_id("deploy").click()
+    assert page.url.endswith(reverse("job-detail", args=[alice_project.pk, job.pk]))
+    assert not Endpoint.objects.exists()
+    page.get_by_test_id("confirm-worse").locator("input").check()
+    page.get_by_test_id("deploy").click()
+    page.wait_for_url(lambda url: "/endpoints/" in url)
+    assert Endpoint.objects.get().job_id == job.pk
+
+    page.goto(reverse("job-list", args=[alice_project.pk]))
+    state = page.get_by_test_id("job-state")
+    expect(state).to_have_text("succeeded, but worse than its base")
+    expect(state).to_have_attribute("title", WORSE_REASON)
+    page.screenshot(path=artifacts_dir / "jobs-worse.png", full_page=True)
