@@ -36,7 +36,7 @@ def test_dpo_learns_the_preferences_and_keeps_task_accuracy(tmp_path, tiny_model
     assert sum(accuracy[-10:]) / 10 >= 0.9
     assert sum(margins[-10:]) / 10 > 2 * sum(margins[:10]) / 10
     metrics = events[-1]["metrics"]
-    assert metrics["eval_exact_match_after"] >= metrics["eval_exact_match_before"]
+    assert metrics["heldout_after"] >= metrics["heldout_before"]
 
 
 def test_rlvr_rewards_each_sampled_answer_with_every_grader(tmp_path, tiny_model):
