@@ -43,12 +43,16 @@ class Guardrails:
     heldout: list[tuple[int, float]] = field(default_factory=list)
 
     def _hold(self, code: str, condition: bool) -> bool:
-        """True once, when `condition` has held for RUN logs in a row; again only after it cleared."""
-        self.streaks[code] = self.streaks.get(code, 0) + 1 if condition else 0
+        """True once, when `condition` has held for RUN logs in a row; again only after it has been false
+        for RUN logs in a row (a ratio hovering at its threshold is one episode, not many)."""
+        key = code if condition else f"{code}:clear"
+        self.streaks[key] = self.streaks.get(key, 0) + 1
+        self.streaks[f"{code}:clear" if condition else code] = 0
         if not condition:
-            self.active.discard(code)
+            if self.streaks[key] >= RUN:
+                self.active.discard(code)
             return False
-        if self.streaks[code] >= RUN and code not in self.active:
+        if self.streaks[key] >= RUN and code not in self.active:
             self.active.add(code)
             return True
         return False
