@@ -338,7 +338,7 @@ class TrainingForm(forms.Form):
     early_stopping = forms.BooleanField(
         required=False, initial=True, label="Stop when it stops improving",
         help_text="Scores a sample of the held-out rows about ten times a run; keeps the best checkpoint and "
-        "stops at 100% or after three checks without a gain. Off: every step is trained and the last one kept.",
+        "stops at 100% or after three checks without a gain (not before half the run). Off: every step is trained and the last one kept.",
     )  # fmt: skip
     learning_rate = forms.FloatField(
         required=False, min_value=1e-8, max_value=0.1, help_text="Blank: from the model size and technique."

@@ -29,9 +29,9 @@ from workers.training.spec import JobSpec, ModelRef, SpecError, Training
 CANCEL_FILE = "CANCEL"
 BEST_DIR = "best"  # the best checkpoint by the held-out sample, with best.json (its step and score)
 CONVERGENCE_FILE = "heldout.json"  # the held-out checks so far: what a resumed run picks up
-# No stop for lack of progress before a third of the planned steps: full SFT of the tiny base on the
-# parity task sat at the majority label (53%) for its first 40 of 150 steps before learning the task.
-MIN_PATIENCE_FRACTION = 1 / 3
+# No stop for lack of progress before half the planned steps: full SFT of the tiny base on the parity
+# task sat at the majority label (53%) for its first 40 of 150 steps before learning the task.
+MIN_PATIENCE_FRACTION = 1 / 2
 EXIT_INTERRUPTED = 3  # stopped by SIGTERM after a checkpoint: run again to resume
 
 
@@ -513,7 +513,13 @@ def _convergence_callback(
                     f"Stopped at step {step} of {max_steps}: the held-out sample scored 100% at step {best[0]}, "
                     "so more steps could not raise it."
                 )
-            elif since >= patience and step >= MIN_PATIENCE_FRACTION * max_steps:
+            elif (
+                since >= patience
+                and step >= MIN_PATIENCE_FRACTION * max_steps
+                # Nothing learnt yet and nothing lost: keep going (the tiny base learns reversal only
+                # after 200 to 350 steps of full SFT, at 0% until then).
+                and (best[1] > self.history[0][1] or value < self.history[0][1])
+            ):
                 watch.stopped_early = (
                     f"Stopped at step {step} of {max_steps}: the held-out sample has not improved for {since} "
                     f"checks since step {best[0]} ({best[1]:.0%}); the result is that step's checkpoint."
