@@ -68,7 +68,13 @@ class Guardrails:
             if value is not None and key not in self.first and value > 0:
                 self.first[key] = value
 
-        if all(r <= 1e-9 for _, r in self.rewards) and step >= ZERO_REWARD_FRACTION * self.max_steps:
+        # From the start of the run only: a resumed process has not seen the rewards before its checkpoint.
+        from_start = self.rewards[0][0] <= max(10, 0.05 * self.max_steps)
+        if (
+            from_start
+            and all(r <= 1e-9 for _, r in self.rewards)
+            and step >= ZERO_REWARD_FRACTION * self.max_steps
+        ):
             alarms.append(Alarm("reward_zero", "stop", (
                 f"No answer earned any reward in the first {step} of {self.max_steps} steps, so there is nothing "
                 "to learn from: the run stops here. Start from a model that is sometimes right (train it with SFT "
