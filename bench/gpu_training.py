@@ -144,8 +144,8 @@ def run_sft(method: str, model_dir: Path, work: Path, steps: int, batch: int, gp
         row |= {
             "global_step": metrics.get("global_step"),
             "train_loss": metrics.get("train_loss"),
-            "exact_match_before": metrics.get("eval_exact_match_before"),
-            "exact_match_after": metrics.get("eval_exact_match_after"),
+            "heldout_before": metrics.get("heldout_before"),
+            "heldout_after": metrics.get("heldout_after"),
             "artifacts": last.get("artifacts"),
         }
     else:

@@ -68,7 +68,7 @@ def spec_for_job(
     judge: dict[str, Any] | None = None,
     text_metrics: bool = True,
     benchmarks: list[str] | None = None,
-    max_rows: int = DEFAULT_MAX_ROWS,
+    max_rows: int | None = None,
     max_new_tokens: int | None = None,
 ) -> dict[str, Any]:
     """The evaluation spec of a training job's model against its base model (or against `baseline`, an
@@ -77,8 +77,10 @@ def spec_for_job(
     params = dict(job.spec.get("params") or {})
     technique = job.technique
     if graders is None:
+        # The graders the trainer scored its before → after by (workers.training.heldout.graders_for); an
+        # RLAIF job's prompts may have no answer, and then its held-out rows were none (heldout_rows 0).
         graders = list(params.get("graders") or ["exact_match"]) if technique == "rlvr" else (
-            [] if technique == "rlaif" else ["exact_match"])  # fmt: skip
+            ["exact_match"] if technique != "rlaif" or (job.result or {}).get("heldout_rows") else [])  # fmt: skip
         grader_options = grader_options or dict(params.get("grader_options") or {})
     if judge is None and technique == "rlaif":
         judge = judge_from_params(params)
@@ -95,7 +97,12 @@ def spec_for_job(
     for other in others or []:
         if other.pk not in (job.pk, getattr(baseline, "pk", None)):
             models.append(candidate(other))
+    # The same rows, answer length and batches as the trainer's held-out score, so the report's base →
+    # customized equals the job's before → after exactly (one function: workers.training.heldout).
+    from workers.training.spec import Training
+
     training = job.spec.get("training") or {}
+    defaults = Training()
     return {
         "kind": "evaluation",
         "models": models,
@@ -105,9 +112,11 @@ def spec_for_job(
         "text_metrics": text_metrics,
         "judge": judge,
         "benchmarks": benchmarks or [],
-        "max_rows": max_rows,
+        "max_rows": max_rows or int(training.get("eval_max_rows") or defaults.eval_max_rows),
         "max_new_tokens": max_new_tokens
-        or int(training.get("eval_max_new_tokens") or DEFAULT_MAX_NEW_TOKENS),
+        or int(training.get("eval_max_new_tokens") or defaults.eval_max_new_tokens),
+        "batch_size": int(training.get("eval_batch_size") or defaults.eval_batch_size),
+        "column_map": dict(job.spec.get("column_map") or {}),
     }
 
 

@@ -360,6 +360,11 @@ class TrainingForm(forms.Form):
         max_value=100_000,
         help_text="Blank: from the data size (3 epochs, fewer on large data).",
     )
+    early_stopping = forms.BooleanField(
+        required=False, initial=True, label="Stop when it stops improving",
+        help_text="Scores a sample of the held-out rows about ten times a run; keeps the best checkpoint and "
+        "stops at 100% or after three checks without a gain (not before half the run). Off: every step is trained and the last one kept.",
+    )  # fmt: skip
     learning_rate = forms.FloatField(
         required=False, min_value=1e-8, max_value=0.1, help_text="Blank: from the model size and technique."
     )

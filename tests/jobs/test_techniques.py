@@ -53,7 +53,7 @@ def test_rlvr_from_the_wizard_succeeds_on_the_worker(
     )
     assert job.status == Status.SUCCEEDED, job.error
     assert any("reward" in point for point in job.metrics)
-    assert job.result["eval_exact_match_after"] is not None
+    assert job.result["heldout_after"] is not None
 
 
 def test_rlaif_from_the_wizard_succeeds_on_the_worker(

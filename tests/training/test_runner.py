@@ -62,7 +62,7 @@ def test_the_cli_trains_and_reports_every_step_as_json_lines(tmp_path, tiny_mode
     assert finished["metrics"]["global_step"] == 12
     assert Path(finished["artifacts"]["model"], "model.safetensors").exists()
     partial = json.loads((tiny_model / "partial" / "atelier.json").read_text())
-    assert finished["metrics"]["eval_exact_match_before"] == partial["reverse_exact_match"]
+    assert finished["metrics"]["heldout_before"] == partial["reverse_exact_match"]
 
 
 def test_a_cancel_flag_stops_the_run_between_steps(tmp_path, tiny_model):

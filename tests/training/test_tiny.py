@@ -6,21 +6,23 @@ import json
 import pytest
 
 from workers.training import tiny
-from workers.training.evaluate import exact_match, generate
+from workers.training.evaluate import generate
 from workers.training.models import load_model, load_tokenizer
 from workers.training.spec import ModelRef
 
 
 @pytest.fixture(scope="module")
 def held_out() -> list[dict]:
-    return tiny.read_jsonl(tiny.DEMO / "reverse" / "eval.jsonl")
+    from workers.training import heldout
+
+    return heldout.select_rows(tiny.DEMO / "reverse" / "eval.jsonl")
 
 
 def test_the_base_writes_text_but_fails_the_demo_task(tiny_model, held_out):
     model = load_model(ModelRef(str(tiny_model / "base")))
     tokenizer = load_tokenizer(ModelRef(str(tiny_model / "base")))
     assert 1_000_000 <= sum(p.numel() for p in model.parameters()) <= 5_000_000
-    assert exact_match(model, tokenizer, held_out) <= 0.05
+    assert tiny.reverse_score(model, tokenizer, held_out) <= 0.05
     text = generate(model, tokenizer, [[{"role": "user", "content": "Return the"}]], max_new_tokens=30)[0]
     assert len(text.split()) >= 3  # it writes words, not nothing
 
@@ -28,7 +30,7 @@ def test_the_base_writes_text_but_fails_the_demo_task(tiny_model, held_out):
 def test_the_partly_trained_variant_is_right_30_to_50_percent_of_the_time(tiny_model, held_out):
     model = load_model(ModelRef(str(tiny_model / "partial")))
     tokenizer = load_tokenizer(ModelRef(str(tiny_model / "partial")))
-    score = exact_match(model, tokenizer, held_out)
+    score = tiny.reverse_score(model, tokenizer, held_out)
     assert 0.30 <= score <= 0.50
     assert json.loads((tiny_model / "partial" / "atelier.json").read_text())["reverse_exact_match"] == score
 

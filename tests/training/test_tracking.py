@@ -56,7 +56,7 @@ def test_a_run_its_params_metrics_artifacts_and_model_version_are_in_mlflow(
     assert params["spec.technique"] == "sft" and params["hparams.method"] == "lora"
     assert float(params["hparams.learning_rate"]) > 0
     metrics = {m["key"] for m in run["data"]["metrics"]}
-    assert {"loss", "learning_rate", "grad_norm", "eval_exact_match_after"} <= metrics
+    assert {"loss", "learning_rate", "grad_norm", "heldout_after"} <= metrics
     assert any(key.startswith("system/") for key in metrics)
     history = mlflow_get(mlflow_service, "metrics/get-history", run_id=run_id, metric_key="loss")["metrics"]
     assert sorted(m["step"] for m in history) == list(range(1, 9))

@@ -23,23 +23,16 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from workers.training import data as data_module
-from workers.training import metrics
+from workers.training import heldout, metrics
 from workers.training.events import EventWriter
 from workers.training.graders import text
+from workers.training.heldout import GRADER_LABELS, NEEDS_ANSWER, NEEDS_OPTION  # noqa: F401 - re-exported
 from workers.training.models import ModelError
 from workers.training.runner import CANCEL_FILE, _Interrupted, _Stop, report_events
 from workers.training.spec import ModelRef, SpecError, read_spec
 
 REPORT_FILE = "report.json"
 SAMPLES_FILE = "samples.jsonl"
-# Graders that compare with the row's reference answer, and the option each other grader needs.
-NEEDS_ANSWER = ("exact_match", "contains", "math_match")
-NEEDS_OPTION = {"regex": "pattern", "json_schema": "schema", "python": "code"}
-GRADER_LABELS = {
-    "exact_match": "Exact match", "contains": "Contains the answer", "math_match": "Math match",
-    "regex": "Matches the pattern", "json_schema": "Valid against the JSON schema", "python": "Python grader",
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -137,19 +130,8 @@ def _slug(label: str) -> str:
 
 
 def eval_rows(spec: EvalSpec) -> list[dict[str, Any]]:
-    """The rows to evaluate: any technique's format, as {"prompt": chat, "answer"?: text, ...}."""
-    mapping = spec.column_map
-    raw = [{mapping.get(k, k): v for k, v in row.items()} for row in data_module.read_rows(spec.dataset)]
-    if not raw:
-        raise data_module.DataError("The eval dataset is empty: it has no rows.")
-    rows = [r for r in map(data_module.eval_row, raw) if r is not None]
-    if not rows:
-        present = sorted(set().union(*(r.keys() for r in raw)))
-        raise data_module.DataError(
-            "No row of the eval dataset has a prompt: it needs “prompt” (text or chat) or “messages” columns; "
-            f"it has {', '.join(present)}. Map a column to “prompt”."
-        )
-    return rows[: spec.max_rows]
+    """The rows to evaluate: the held-out selection the trainer scores too (heldout.select_rows)."""
+    return heldout.select_rows(spec.dataset, spec.column_map, spec.max_rows)
 
 
 # Generation -----------------------------------------------------------------------------------------------
@@ -218,10 +200,7 @@ def generate_all(
 ) -> dict[int, dict[str, Any]]:
     """Each row's greedy answer (with its token count, seconds and reference loss), resuming from what an
     earlier attempt wrote. Raises ModelError when the model cannot be loaded."""
-    import torch
-
     from workers.training.evaluate import generate
-    from workers.training.models import load_model, load_tokenizer
 
     path = _generations_file(spec, index, candidate)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -230,11 +209,7 @@ def generate_all(
     progress(len(done))
     if not todo:
         return done
-    tokenizer = load_tokenizer(candidate.model)
-    dtype = torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else None
-    model = load_model(candidate.model, method="full", dtype=dtype)
-    if torch.cuda.is_available():
-        model = model.to("cuda")
+    model, tokenizer = heldout.load_for_scoring(candidate.model)
     with path.open("a") as out:
         for start in range(0, len(todo), spec.batch_size):
             if (spec.output / CANCEL_FILE).exists():
@@ -289,45 +264,22 @@ def _columns(rows: list[dict[str, Any]]) -> set[str]:
 
 
 def grade(spec: EvalSpec, rows: list[dict[str, Any]], outputs: dict[str, list[str | None]]) -> list[Metric]:
-    """Each grader's 0/1 (or 0..1) score per row and model; a grader that cannot run says why."""
-    from workers.training.graders import REGISTRY, make
-
-    present = _columns(rows)
+    """Each grader's 0/1 (or 0..1) score per row and model, by heldout.grade (the trainer's own
+    before → after comes from the same function); a grader that cannot run says why."""
     found: list[Metric] = []
     for name in spec.graders:
         metric = Metric(name, GRADER_LABELS.get(name, name), "grader")
         found.append(metric)
         options = spec.grader_options.get(name, {})
-        if name not in REGISTRY:
-            metric.problem = f"There is no grader “{name}”; the graders are {', '.join(REGISTRY)}."
+        metric.problem = heldout.grader_problem(name, options, rows)
+        if metric.problem:
             continue
-        if name in NEEDS_ANSWER and "answer" not in present:
-            metric.problem = (
-                f"{metric.label} compares each answer with the reference column “answer”, which the eval "
-                f"dataset does not have (its columns: {', '.join(sorted(present - {'prompt'})) or 'only the prompt'}). "
-                "Map a column to “answer”, or choose a grader that needs no reference."
-            )
-            continue
-        if name in NEEDS_OPTION and not options.get(NEEDS_OPTION[name]):
-            metric.problem = f"{metric.label} needs its “{NEEDS_OPTION[name]}” option."
-            continue
-        grader = make(name, **options)
-        use = [i for i, r in enumerate(rows) if name not in NEEDS_ANSWER or r.get("answer") is not None]
         for label, answers in outputs.items():
-            scores: list[float | None] = [None] * len(rows)
-            pick = [i for i in use if answers[i] is not None]
-            if pick:
-                columns = {k: [rows[i].get(k) for i in pick] for k in present if k != "prompt"}
-                try:
-                    values = grader(
-                        [answers[i] for i in pick], prompts=[rows[i]["prompt"] for i in pick], **columns
-                    )
-                except Exception as exc:  # noqa: BLE001 - a user's grader or schema may fail in any way
-                    metric.problem = f"{metric.label} failed: {exc}"
-                    break
-                for i, value in zip(pick, values, strict=True):
-                    scores[i] = float(value)
-            metric.scores[label] = scores
+            try:
+                metric.scores[label] = heldout.grade(name, options, rows, answers)
+            except Exception as exc:  # noqa: BLE001 - a user's grader or schema may fail in any way
+                metric.problem = f"{metric.label} failed: {exc}"
+                break
     return found
 
 

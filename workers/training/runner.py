@@ -18,14 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from workers.training import data as data_module
-from workers.training import tracking
+from workers.training import heldout, tracking
 from workers.training.checkpoints import newest_complete, step_of
 from workers.training.events import EventWriter
+from workers.training.guardrails import Guardrails, diverged
 from workers.training.hparams import HParams, resolve
 from workers.training.models import ModelError, load_model, load_tokenizer, training_base
-from workers.training.spec import JobSpec, SpecError
+from workers.training.spec import JobSpec, ModelRef, SpecError, Training
 
 CANCEL_FILE = "CANCEL"
+BEST_DIR = "best"  # the best checkpoint by the held-out sample, with best.json (its step and score)
+CONVERGENCE_FILE = "heldout.json"  # the held-out checks so far: what a resumed run picks up
+# No stop for lack of progress before half the planned steps: full SFT of the tiny base on the parity
+# task sat at the majority label (53%) for its first 40 of 150 steps before learning the task.
+MIN_PATIENCE_FRACTION = 1 / 2
 EXIT_INTERRUPTED = 3  # stopped by SIGTERM after a checkpoint: run again to resume
 
 
@@ -126,8 +132,12 @@ def _token_lengths(tokenizer: Any, rows: list[dict[str, Any]]) -> list[int]:
 def _plan(
     spec: JobSpec, tokenizer: Any, rows: list[dict[str, Any]], n_params: int, config: Any, bf16: bool
 ) -> tuple[HParams, list[int]]:
-    """The hyperparameters a spec gets on this model and data, with each row's token length."""
+    """The hyperparameters a spec gets on this model and data, with each row's token length. The
+    technique's parameters count too: the GRPO answers a person sets per prompt set the steps."""
+    from workers.training.techniques import REGISTRY, make_params
+
     lengths = _token_lengths(tokenizer, rows)
+    params = make_params(REGISTRY[spec.technique], spec.params) if spec.technique in REGISTRY else None
     hparams = resolve(
         spec.training,
         technique=spec.technique,
@@ -136,6 +146,7 @@ def _plan(
         token_lengths=lengths,
         context=int(getattr(config, "max_position_embeddings", 2048) or 2048),
         bf16_supported=bf16,
+        params=params,
     )
     return hparams, lengths
 
@@ -169,10 +180,10 @@ def _events_callback(events: EventWriter, output: Path, max_steps: int, tracker:
                 if isinstance(logs.get(k), float) and not math.isfinite(logs[k])
             ]
             if bad:
-                raise TrainingError(
-                    f"The {bad[0].replace('_', ' ')} became {logs[bad[0]]} at step {state.global_step}: training diverged. "
-                    "Lower the learning rate (try a tenth of it) and start again."
-                )
+                alarm = diverged(state.global_step, bad[0], logs[bad[0]])
+                events.emit("guardrail", step=state.global_step, code=alarm.code, level=alarm.level,
+                            message=alarm.message)  # fmt: skip
+                raise TrainingError(alarm.message)
             done = state.global_step - (self.first_step or 0)
             elapsed = time.monotonic() - self.started
             eta = elapsed / done * (max_steps - state.global_step) if done > 0 else None
@@ -213,14 +224,28 @@ def run(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
     )
 
     train_rows = data_module.load(spec.dataset, spec.technique, spec.column_map)
-    # The held-out rows with a reference answer: exact match before and after (the full report is the
-    # evaluation job's).
+    # The held-out selection the automatic evaluation scores too (heldout.select_rows), and the grader
+    # that leads: before → after, the checks during training and the report's number are one function.
     eval_rows = (
-        [r for r in data_module.read_rows(spec.eval_dataset) if "answer" in r] if spec.eval_dataset else []
+        heldout.select_rows(spec.eval_dataset, spec.column_map, spec.training.eval_max_rows)
+        if spec.eval_dataset
+        else []
     )
     # An earlier job's adapter: train from its merged full model (written once, in that job's folder), so
     # the adapter saved here names a base that every tool loads (workers/training/models.py).
     base = training_base(spec.model, scratch=spec.output / "base")
+    names, options = heldout.graders_for(spec.technique, params)
+    grader = heldout.first_usable(names, options, eval_rows)
+    if grader is None:
+        eval_rows = []
+    scoring = Scoring(eval_rows, grader or "", options.get(grader or "", {}), spec.training)
+    # Scored before the training model is loaded, loaded the way the evaluation loads it: the
+    # evaluation's "base" number is this one exactly, and two copies never share the memory.
+    before = None
+    if eval_rows:
+        scorer, scorer_tokenizer = heldout.load_for_scoring(base)
+        before = scoring.full(scorer, scorer_tokenizer)
+        del scorer
     tokenizer = load_tokenizer(base)
     # On a GPU a LoRA base is frozen in bf16; full fine-tuning keeps fp32 weights under bf16 autocast
     # (the Trainer's bf16=True). estimate.py assumes the same.
@@ -253,7 +278,7 @@ def run(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
             events.warning(problem)
     try:
         return _train(
-            spec, events, technique, params, hparams, model, tokenizer, train_rows, eval_rows, tracker
+            spec, events, technique, params, hparams, model, tokenizer, train_rows, scoring, before, tracker
         )
     except BaseException:
         if tracker is not None:
@@ -270,14 +295,26 @@ def _train(
     model: Any,
     tokenizer: Any,
     train_rows: list[dict[str, Any]],
-    eval_rows: list[dict[str, Any]],
+    scoring: Scoring,
+    before: heldout.Score | None,
     tracker: Any,
 ) -> dict[str, Any]:
-    from workers.training.evaluate import exact_match
+    import shutil
 
-    before = (
-        exact_match(model, tokenizer, eval_rows, spec.training.eval_max_new_tokens) if eval_rows else None
-    )
+    resume = newest_complete(spec.output / "checkpoints")
+    resume_step = (step_of(resume) or 0) if resume is not None else 0
+    watch = Watch()
+    guards = Guardrails(hparams.max_steps, getattr(params, "max_completion_length", None))
+    callbacks = [_events_callback(events, spec.output, hparams.max_steps, tracker)]
+    if scoring.rows and before is not None:
+        callbacks.append(
+            _convergence_callback(
+                spec, events, hparams, scoring, before, tokenizer, guards, watch, tracker, resume_step
+            )
+        )
+    else:
+        _clear_best(spec.output)
+    callbacks.append(_guardrails_callback(events, guards, watch))
     ctx = Context(
         spec=spec,
         params=params,
@@ -285,34 +322,52 @@ def _train(
         model=model,
         tokenizer=tokenizer,
         train_rows=train_rows,
-        callbacks=[_events_callback(events, spec.output, hparams.max_steps, tracker)],
+        callbacks=callbacks,
     )
     trainer = technique.build(ctx)
-    resume = newest_complete(spec.output / "checkpoints")
     if tracker is not None:
-        tracker.resumed((step_of(resume) or 0) if resume is not None else 0)
+        tracker.resumed(resume_step)
     if resume is not None:
         events.emit("resumed", step=step_of(resume), path=str(resume))
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if _Stop.requested:
         saved = newest_complete(spec.output / "checkpoints")
         raise _Interrupted((step_of(saved) or 0) if saved is not None else 0)
-    trained = trainer.model
     kind = "model" if hparams.method == "full" else "adapter"
     artifact = spec.output / kind
-    trained.save_pretrained(artifact, safe_serialization=True)
-    tokenizer.save_pretrained(artifact)
+    if artifact.exists():
+        shutil.rmtree(artifact)
+    best = _best(spec.output) if spec.training.early_stopping else None
+    if best is not None:
+        # The result is the best checkpoint by the held-out sample, not the last one.
+        shutil.copytree(spec.output / BEST_DIR, artifact, ignore=shutil.ignore_patterns("best.json"))
+    else:
+        trainer.model.save_pretrained(artifact, safe_serialization=True)
+        tokenizer.save_pretrained(artifact)
+    del trainer, ctx, model
     after = None
-    if eval_rows:
-        scored = (
-            trained.merge_and_unload()
-            if hparams.method != "full" and hasattr(trained, "merge_and_unload")
-            else trained
-        )
-        after = exact_match(scored, tokenizer, eval_rows, spec.training.eval_max_new_tokens)
-    metrics = {"train_loss": result.training_loss, "global_step": result.global_step}
     if before is not None:
-        metrics |= {"eval_exact_match_before": before, "eval_exact_match_after": after}
+        import gc
+
+        gc.collect()
+        scorer, scorer_tokenizer = heldout.load_for_scoring(ModelRef(str(artifact)))
+        after = scoring.full(scorer, scorer_tokenizer)
+        del scorer
+    verdict, reason = heldout.verdict(before, after)
+    metrics = {
+        "train_loss": result.training_loss,
+        "global_step": result.global_step,
+        "heldout_before": before.mean if before else None,
+        "heldout_after": after.mean if after else None,
+        "heldout_interval_before": before.interval if before else None,
+        "heldout_interval_after": after.interval if after else None,
+        "heldout_grader": before.label if before else None,
+        "heldout_rows": before.n if before else 0,
+        "best_step": best[0] if best is not None else None,
+        "stopped_early": watch.stopped_early,
+        "verdict": verdict,
+        "verdict_reason": reason,
+    }
     mlflow_info = None
     if tracker is not None:
         mlflow_info = tracker.finish(
@@ -325,6 +380,183 @@ def _train(
         mlflow=mlflow_info,
         cancelled=(spec.output / CANCEL_FILE).exists(),
     )
+
+
+@dataclass
+class Scoring:
+    """The held-out rows of a run, the grader that leads and the training spec's scoring settings."""
+
+    rows: list[dict[str, Any]]
+    grader: str
+    options: dict[str, Any]
+    training: Training
+
+    def full(self, model: Any, tokenizer: Any) -> heldout.Score | None:
+        t = self.training
+        return heldout.score(model, tokenizer, self.rows, self.grader, self.options,
+                             max_new_tokens=t.eval_max_new_tokens, batch_size=t.eval_batch_size)  # fmt: skip
+
+    def sample(self) -> list[int]:
+        return heldout.sample_indices(len(self.rows), heldout.SAMPLE_ROWS, self.training.seed)
+
+    def every(self, max_steps: int) -> int:
+        # About ten checks a run, none closer than five steps: each costs one batched greedy pass.
+        return self.training.eval_every or max(5, math.ceil(max_steps / 10))
+
+    def patience(self) -> int:
+        return self.training.patience or 3
+
+
+@dataclass
+class Watch:
+    """Why a run stopped before its last step (a sentence), shared by the callbacks."""
+
+    stopped_early: str | None = None
+
+
+def _best(output: Path) -> tuple[int, float] | None:
+    """(step, score) of the best checkpoint kept so far, or None."""
+    try:
+        info = json.loads((output / BEST_DIR / "best.json").read_text())
+        return int(info["step"]), float(info["score"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _clear_best(output: Path) -> None:
+    import shutil
+
+    for name in (BEST_DIR, BEST_DIR + ".tmp", BEST_DIR + ".old"):
+        shutil.rmtree(output / name, ignore_errors=True)
+    (output / CONVERGENCE_FILE).unlink(missing_ok=True)
+
+
+def _save_best(output: Path, model: Any, tokenizer: Any, step: int, score: float) -> None:
+    """Write the best checkpoint whole or not at all: a kill half way leaves the previous best."""
+    import shutil
+
+    tmp, old, best = output / (BEST_DIR + ".tmp"), output / (BEST_DIR + ".old"), output / BEST_DIR
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "best.json").write_text(json.dumps({"step": step, "score": score}))
+    if best.exists():
+        best.rename(old)
+    tmp.rename(best)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _convergence_callback(
+    spec: JobSpec,
+    events: EventWriter,
+    hparams: HParams,
+    scoring: Scoring,
+    before: heldout.Score,
+    tokenizer: Any,
+    guards: Guardrails,
+    watch: Watch,
+    tracker: Any,
+    resume_step: int,
+) -> Any:
+    """Every `eval_every` steps: the held-out SAMPLE scored by the same function as before → after
+    (greedy, one batch, the adapter unmerged), a `heldout` event, the best checkpoint kept, and a stop
+    when the sample reaches 100% or has not improved for `patience` checks."""
+    from transformers import TrainerCallback
+
+    output = spec.output
+    picked = scoring.sample()
+    rows = [scoring.rows[i] for i in picked]
+    every, patience, max_steps = scoring.every(hparams.max_steps), scoring.patience(), hparams.max_steps
+    stopping = spec.training.early_stopping
+
+    class ConvergenceCallback(TrainerCallback):
+        def __init__(self) -> None:
+            self.history: list[list[float]] = []
+            if resume_step:
+                # The checks up to the checkpoint resumed from stand; later ones are done again.
+                with contextlib.suppress(OSError, ValueError):
+                    saved = json.loads((output / CONVERGENCE_FILE).read_text())
+                    self.history = [h for h in saved["history"] if h[0] <= resume_step]
+            else:
+                _clear_best(output)
+                start = [before.per_row[i] for i in picked]
+                known = [v for v in start if v is not None]
+                self.history = [[0, sum(known) / len(known) if known else 0.0]]
+                events.emit("heldout", step=0, score=self.history[0][1], n=len(known), grader=scoring.grader,
+                            sample=True, best=False)  # fmt: skip
+                self._write()
+            for step, value in self.history:
+                guards.on_heldout(int(step), value)
+
+        def _write(self) -> None:
+            tmp = output / (CONVERGENCE_FILE + ".tmp")
+            tmp.write_text(json.dumps({"history": self.history, "every": every, "patience": patience}))
+            tmp.replace(output / CONVERGENCE_FILE)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> Any:
+            step = state.global_step
+            if model is None or (step % every and step != max_steps) or _Stop.requested:
+                return control
+            result = heldout.score(model, tokenizer, rows, scoring.grader, scoring.options,
+                                   max_new_tokens=spec.training.eval_max_new_tokens, batch_size=len(rows))  # fmt: skip
+            value = result.mean if result is not None else 0.0
+            self.history = [h for h in self.history if h[0] != step] + [[step, value]]
+            best = _best(output)
+            new_best = stopping and (best is None or value > best[1]) and not (best and best[0] == step)
+            if new_best:
+                _save_best(output, model, tokenizer, step, value)
+                best = (step, value)
+            self._write()
+            events.emit("heldout", step=step, score=value, n=result.n if result else 0, grader=scoring.grader,
+                        sample=True, best=bool(best and best[0] == step))  # fmt: skip
+            if tracker is not None:
+                tracker.log_step({"heldout_sample": value}, step=step)
+            for alarm in guards.on_heldout(step, value):
+                events.emit("guardrail", step=step, code=alarm.code, level=alarm.level, message=alarm.message)
+            if not stopping or best is None or step >= max_steps:
+                return control
+            since = sum(1 for h in self.history if h[0] > best[0])
+            if best[1] >= 1.0:
+                watch.stopped_early = (
+                    f"Stopped at step {step} of {max_steps}: the held-out sample scored 100% at step {best[0]}, "
+                    "so more steps could not raise it."
+                )
+            elif (
+                since >= patience
+                and step >= MIN_PATIENCE_FRACTION * max_steps
+                # Nothing learnt yet and nothing lost: keep going (the tiny base learns reversal only
+                # after 200 to 350 steps of full SFT, at 0% until then).
+                and (best[1] > self.history[0][1] or value < self.history[0][1])
+            ):
+                watch.stopped_early = (
+                    f"Stopped at step {step} of {max_steps}: the held-out sample has not improved for {since} "
+                    f"checks since step {best[0]} ({best[1]:.0%}); the result is that step's checkpoint."
+                )
+            if watch.stopped_early:
+                control.should_training_stop = True
+                events.emit("converged", step=step, message=watch.stopped_early, best_step=best[0])
+            return control
+
+    return ConvergenceCallback()
+
+
+def _guardrails_callback(events: EventWriter, guards: Guardrails, watch: Watch) -> Any:
+    """TRL's logged numbers through the guardrails, as `guardrail` events; a "stop" one ends the run."""
+    from transformers import TrainerCallback
+
+    class GuardrailsCallback(TrainerCallback):
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+        ) -> Any:
+            for alarm in guards.on_log(state.global_step, dict(logs or {})):
+                events.emit("guardrail", step=state.global_step, code=alarm.code, level=alarm.level,
+                            message=alarm.message)  # fmt: skip
+                if alarm.level == "stop" and not watch.stopped_early:
+                    watch.stopped_early = alarm.message
+                    control.should_training_stop = True
+            return control
+
+    return GuardrailsCallback()
 
 
 # The time range around the estimate: the one CPU throughput figure (estimate.THROUGHPUT) was fitted on
@@ -359,7 +591,7 @@ def estimate_spec(
     if gpu is None:
         gpu = shape.parameters >= 50_000_000
     hparams, _ = _plan(spec, tokenizer, rows, shape.parameters, config, gpu)
-    generations = int(spec.params.get("num_generations", 4))
+    generations = hparams.num_generations or int(spec.params.get("num_generations") or 4)
     guess = estimate(shape, technique=spec.technique, method=hparams.method, batch_size=hparams.batch_size,
                      max_length=hparams.max_length, steps=hparams.max_steps, lora_rank=hparams.lora_rank, gpu=gpu,
                      num_generations=generations)  # fmt: skip

@@ -38,7 +38,16 @@ class Training:
     max_length: int | None = None
     save_steps: int | None = None
     eval_max_new_tokens: int = 24
+    # The held-out selection the trainer scores before and after, and the automatic evaluation with it
+    # (workers.training.heldout): the first rows of the eval file, answered in batches of this size.
+    eval_max_rows: int = 200
+    eval_batch_size: int = 16
     seed: int = 42
+    # Convergence: score a held-out sample every `eval_every` steps (None: about ten times a run), keep
+    # the best checkpoint by it and stop after `patience` checks without a gain (None: 3) or at 100%.
+    early_stopping: bool = True
+    eval_every: int | None = None
+    patience: int | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,12 @@ class JobSpec:
             if not isinstance(model, dict):
                 raise SpecError("The spec has no “model”.")
             training = Training(**(data.get("training") or {}))
+            for name in ("eval_every", "patience", "eval_max_rows", "eval_batch_size"):
+                value = getattr(training, name)
+                if value is not None and (not isinstance(value, int) or value < 1):
+                    raise SpecError(
+                        f"Training {name.replace('_', ' ')} must be a whole number of at least 1."
+                    )
             if training.method not in METHODS:
                 raise SpecError(
                     f"Training method must be one of {', '.join(METHODS)}, not “{training.method}”."

@@ -190,10 +190,8 @@ def _partly_train(model: Any, tokenizer: Any, recipe: TinyRecipe) -> tuple[int, 
     """Full fine-tuning on the reverse task until held-out exact match first lands in PARTIAL_RANGE."""
     import torch
 
-    from workers.training.evaluate import exact_match
-
     rows = read_jsonl(DEMO / "reverse" / "sft.jsonl")
-    held_out = read_jsonl(DEMO / "reverse" / "eval.jsonl")
+    held_out = _held_out()
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.partial_lr, weight_decay=0.0)
     total = recipe.partial_schedule_steps
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -211,7 +209,7 @@ def _partly_train(model: Any, tokenizer: Any, recipe: TinyRecipe) -> tuple[int, 
         schedule.step()
         optimizer.zero_grad()
         if step >= 50 and step % 10 == 0:
-            score = exact_match(model, tokenizer, held_out, max_new_tokens=16)
+            score = reverse_score(model, tokenizer, held_out, max_new_tokens=16)
             if PARTIAL_RANGE[0] <= score <= PARTIAL_RANGE[1]:
                 return step, score
             if score > PARTIAL_RANGE[1]:
@@ -219,6 +217,20 @@ def _partly_train(model: Any, tokenizer: Any, recipe: TinyRecipe) -> tuple[int, 
     raise RuntimeError(
         f"the partly trained tiny model ended at exact match {score:.2f}, outside {PARTIAL_RANGE}"
     )
+
+
+def _held_out() -> list[dict[str, Any]]:
+    from workers.training import heldout
+
+    return heldout.select_rows(DEMO / "reverse" / "eval.jsonl")
+
+
+def reverse_score(model: Any, tokenizer: Any, rows: list[dict[str, Any]], max_new_tokens: int = 24) -> float:
+    """Held-out exact match on the reverse task, by the one held-out function every job uses."""
+    from workers.training import heldout
+
+    result = heldout.score(model, tokenizer, rows, "exact_match", {}, max_new_tokens=max_new_tokens)
+    return result.mean if result is not None else 0.0
 
 
 def save(model: Any, tokenizer: Any, folder: Path, meta: dict[str, Any]) -> None:
@@ -251,12 +263,9 @@ def build(out: Path, recipe: TinyRecipe | None = None, force: bool = False) -> d
     recipe = recipe or TinyRecipe()
     if is_built(out) and not force:
         return json.loads((out / "partial" / "atelier.json").read_text())
-    from workers.training.evaluate import exact_match
-
     started = time.monotonic()
     model, tokenizer, pretrain_loss = build_base(recipe)
-    held_out = read_jsonl(DEMO / "reverse" / "eval.jsonl")
-    base_score = exact_match(model, tokenizer, held_out)
+    base_score = reverse_score(model, tokenizer, _held_out())
     params = sum(p.numel() for p in model.parameters())
     common = {"build_version": BUILD_VERSION, "recipe": asdict(recipe), "parameters": params}
     tmp = out.with_name(out.name + ".building")

@@ -1,0 +1,98 @@
+"""Early stopping on the demo SFT: LoRA of the partly trained tiny model on the reverse demo data with
+the automatic settings (nothing set but the method), split as the wizard splits it (10% held out, the
+same seed), through `python -m workers.training run`: early stopping on (the default) against off.
+Wall time of each process (start-up included), steps trained, the best step, and the final held-out score
+(workers.training.heldout on the held-out selection, the number the job page and the report show).
+
+    python bench/early_stopping.py [--rows N]   (--rows: train on the first N rows of the split only)
+
+The issue's goal: early stopping at least halves the wall time at the same final score. Prints a table
+and writes bench/results/early_stopping.json. Never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from workers.training import data as data_module  # noqa: E402
+from workers.training import tiny  # noqa: E402
+from workers.training.events import read_events  # noqa: E402
+
+
+def split(folder: Path, rows: int | None) -> tuple[Path, Path, int]:
+    """The wizard's automatic split (apps/jobs/wizard.py materialize): shuffle with seed 0, hold 10%."""
+    all_rows = tiny.read_jsonl(tiny.DEMO / "reverse" / "sft.jsonl")
+    rng = random.Random(0)  # noqa: S311 - a reproducible split, not a secret
+    rng.shuffle(all_rows)
+    held = len(all_rows) // 10
+    evaluation = [e for e in map(data_module.eval_row, all_rows[:held]) if e is not None]
+    train = all_rows[held:][:rows] if rows else all_rows[held:]
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
+    (folder / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in evaluation))
+    return folder / "train.jsonl", folder / "eval.jsonl", len(train)
+
+
+def run(folder: Path, model: Path, train: Path, evaluation: Path, early_stopping: bool) -> dict:
+    out = folder / ("on" if early_stopping else "off")
+    spec = {"technique": "sft", "model": str(model), "dataset": str(train), "eval_dataset": str(evaluation),
+            "output_dir": str(out), "training": {"method": "lora", "early_stopping": early_stopping},
+            "tracking": {"enabled": False}}  # fmt: skip
+    path = folder / f"spec-{out.name}.json"
+    path.write_text(json.dumps(spec))
+    began = time.monotonic()
+    subprocess.run([sys.executable, "-m", "workers.training", "run", str(path)], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "2"})  # fmt: skip
+    wall = time.monotonic() - began
+    events = read_events(out / "events.jsonl")
+    configured = next(e for e in events if e["event"] == "configured")
+    m = events[-1]["metrics"]
+    return {
+        "early_stopping": early_stopping, "wall_seconds": round(wall, 1), "planned_steps": configured["hparams"]["max_steps"],
+        "steps": m["global_step"], "best_step": m["best_step"], "learning_rate": configured["hparams"]["learning_rate"],
+        "heldout_before": m["heldout_before"], "heldout_after": m["heldout_after"],
+        "heldout_interval_after": m["heldout_interval_after"], "heldout_rows": m["heldout_rows"],
+        "stopped_early": m["stopped_early"], "verdict": m["verdict"],
+        "heldout_curve": [(e["step"], e["score"]) for e in events if e["event"] == "heldout"],
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=None, help="train on the first N rows of the split only")
+    args = parser.parse_args()
+    models = Path(os.environ.get("ATELIER_TEST_DATA_DIR", ROOT / "var" / "test")) / "models" / "atelier-tiny"
+    tiny.build(models)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        train, evaluation, n = split(folder, args.rows)
+        on = run(folder, models / "partial", train, evaluation, True)
+        off = run(folder, models / "partial", train, evaluation, False)
+    ratio = on["wall_seconds"] / off["wall_seconds"]
+    result = {
+        "what": "demo SFT (LoRA) of the partial tiny model on reverse, automatic settings, wizard split",
+        "train_rows": n, "subset": args.rows is not None, "machine": f"{os.cpu_count()} CPU cores, shared",
+        "on": on, "off": off, "wall_ratio_on_over_off": round(ratio, 3),
+        "goal_met": ratio <= 0.5 and on["heldout_after"] >= off["heldout_after"] - 0.02,
+    }  # fmt: skip
+    print(f"{'early stopping':<16}{'wall s':>8}{'steps':>8}{'best':>6}{'before':>8}{'after':>8}")
+    for r in (on, off):
+        print(f"{'on' if r['early_stopping'] else 'off':<16}{r['wall_seconds']:>8}{r['steps']:>8}"
+              f"{r['best_step'] or '-':>6}{r['heldout_before']:>8.2f}{r['heldout_after']:>8.2f}")  # fmt: skip
+    print(f"wall time on/off: {ratio:.2f}; goal (≤ 0.5 at the same score) met: {result['goal_met']}")
+    out = ROOT / "bench" / "results" / "early_stopping.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
