@@ -532,6 +532,7 @@ def try_rewards(draft: Draft, technique: str, params: dict[str, Any], rows: int 
 
     params = dict(params)
     run_key = None
+    key: str | None
     if params.get("judge_endpoint"):  # as a job's runner does: the gateway, with a key for this try only
         name = endpoint_gateway_name(project_id=draft.project.pk, endpoint_id=params["judge_endpoint"])
         if name is None:

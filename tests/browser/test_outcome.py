@@ -53,3 +53,36 @@ def test_a_collapsed_run_shows_as_worse_with_the_guardrail_and_the_held_out_char
     expect(state).to_have_text("succeeded, but worse than its base")
     expect(state).to_have_attribute("title", WORSE_REASON)
     page.screenshot(path=artifacts_dir / "jobs-worse.png", full_page=True)
+
+
+def test_a_real_run_at_a_far_too_high_learning_rate_ends_early_and_worse_on_its_page(
+    page, alice, alice_project, tiny_model, celery_trainer, artifacts_dir
+):
+    """The same story from a real GRPO run on the real worker: the one setting chosen is the bad one (a
+    learning rate of 0.1); the trainer's guardrails stop it, and the page says worse, and why."""
+    from apps.jobs.models import Status
+    from apps.jobs.services import job_create
+    from tests.harness import wait_for_job
+    from workers.training import tiny
+
+    reverse_demo = tiny.DEMO / "reverse"
+    spec = {
+        "technique": "rlvr", "model": str(tiny_model / "partial"), "dataset": str(reverse_demo / "rlvr.jsonl"),
+        "eval_dataset": str(reverse_demo / "eval.jsonl"),
+        "training": {"method": "full", "max_steps": 40, "learning_rate": 0.1, "save_steps": 1000},
+    }  # fmt: skip
+    job = wait_for_job(
+        job_create(project=alice_project, user=alice, name="too hot", spec=spec, auto_evaluate=False), 600
+    )
+    assert job.status == Status.SUCCEEDED and job.outcome == "worse", (job.error, job.result)
+    assert job.step < 40 and job.result["stopped_early"]
+    login(page, "alice")
+    page.goto(reverse("job-detail", args=[alice_project.pk, job.pk]))
+    expect(page.get_by_test_id("job-status")).to_have_text("succeeded, but worse than its base")
+    expect(page.get_by_test_id("job-worse")).to_contain_text(job.outcome_reason)
+    guardrails = page.get_by_test_id("guardrail")
+    expect(guardrails.first).to_be_visible()
+    expect(page.get_by_test_id("guardrails")).to_contain_text("lower the learning rate")
+    expect(page.get_by_test_id("stopped-early")).to_contain_text(job.result["stopped_early"])
+    expect(page.get_by_test_id("job-chart").locator(".u-legend")).to_contain_text("Held-out score (sample)")
+    page.screenshot(path=artifacts_dir / "job-collapsed-real.png", full_page=True)

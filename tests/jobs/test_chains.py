@@ -15,6 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from apps.endpoints.services import api_key_create, endpoint_deploy, endpoint_undeploy
+from apps.evaluations import selectors
 from apps.jobs.models import Job, Kind, Status
 from apps.jobs.services import job_create
 from tests.conftest import LOGS
@@ -22,6 +23,7 @@ from tests.endpoints.conftest import client_for, wait_ready
 from tests.harness import wait_for_job
 from tests.training.test_chains import eval_prompts, plain_answers
 from workers.training import tiny
+from workers.training.graders import exact_match
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 REVERSE = tiny.DEMO / "reverse"
@@ -75,6 +77,17 @@ def test_sft_dpo_rlvr_chain_answers_alike_on_the_endpoint_the_evaluation_and_pla
         assert evaluation.status == Status.SUCCEEDED, (evaluation.error, evaluation.log_tail[-2000:])
         samples = _samples(evaluation)
         assert samples["customized"] == plain
+        # One number: the trainer's before → after, the report's base → customized, and the share of
+        # plain PEFT's answers that are right, on the same 50 held-out rows.
+        answers = [row["answer"] for row in tiny.read_jsonl(REVERSE / "eval.jsonl")]
+        plain_share = sum(exact_match(plain, answers)) / len(answers)
+        report = selectors.report_for(evaluation)
+        assert report is not None
+        em = selectors.metric(report, "exact_match")
+        assert em is not None
+        assert job.result["heldout_rows"] == len(answers)
+        assert job.result["heldout_after"] == em["values"]["customized"]["mean"] == plain_share
+        assert job.result["heldout_before"] == em["values"]["base"]["mean"]
         if previous_answers:
             # The evaluation's "base" of a chained job is what it started from: the parent's model.
             assert samples["base"] == previous_answers

@@ -8,6 +8,7 @@ other), never by a viewer."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import openai
 import pytest
@@ -27,7 +28,7 @@ from workers.training import tiny
 from workers.training.keys import JUDGE_KEY_ENV
 
 RLVR_ROWS = str(tiny.DEMO / "reverse" / "rlvr.jsonl")
-PROMPT = [{"role": "user", "content": "reverse: c a t"}]
+PROMPT: Any = [{"role": "user", "content": "reverse: c a t"}]
 
 
 def _deploy_judge(project, user, tiny_model) -> Endpoint:

@@ -88,9 +88,9 @@ def test_larger_models_get_the_documented_starting_points():
 # The wizard, the worker, and the outside check ---------------------------------------------------------
 
 
-def _as_posted(form_class: type) -> dict[str, Any]:
+def _as_posted(form_class: type, prefix: str) -> dict[str, Any]:
     """What a browser posts for a form left as the page shows it: each field's initial value."""
-    form = form_class(prefix="p")
+    form = form_class(prefix=prefix)
     data: dict[str, Any] = {}
     for name in form.fields:
         value = form[name].value()
@@ -118,9 +118,9 @@ def _launch(project, user, technique: str, rows: list[dict[str, Any]]) -> Job:
     wizard.draft_save(draft, dataset_key=f"dataset:{dataset.pk}", dataset=source["path"], dataset_label=source["label"],
                       column_map={}, drop_bad=False, eval_choice="file", eval_dataset=held_out)  # fmt: skip
     params_form = wizard.params_form_class(technique, key_choices(project=project))(
-        _as_posted(wizard.params_form_class(technique, key_choices(project=project))), prefix="p"
+        _as_posted(wizard.params_form_class(technique, key_choices(project=project)), "p"), prefix="p"
     )
-    training_form = wizard.TrainingForm({"t-method": "lora"}, prefix="t")
+    training_form = wizard.TrainingForm(_as_posted(wizard.TrainingForm, "t"), prefix="t")
     assert params_form.is_valid(), params_form.errors
     assert training_form.is_valid(), training_form.errors
     wizard.draft_save(draft, technique=technique, params=wizard.clean_params(technique, params_form),
@@ -128,6 +128,7 @@ def _launch(project, user, technique: str, rows: list[dict[str, Any]]) -> Job:
     estimate = wizard.review(draft)
     spec = wizard.materialize(draft)
     assert not {"learning_rate", "max_steps", "epochs"} & set(spec["training"])  # all automatic
+    assert spec["training"]["method"] == "lora" and spec["training"]["early_stopping"]  # the page's defaults
     return job_create(project=project, user=user, name=f"automatic {technique}", spec=spec, estimate=estimate,
                       compute_class=estimate["estimate"]["compute_class"], auto_evaluate=False)  # fmt: skip
 
@@ -206,10 +207,19 @@ def held_out() -> list[dict[str, Any]]:
     return _rows(REVERSE / "eval.jsonl")
 
 
-def _trained(job: Job) -> Path:
+def _trained(job: Job) -> tuple[Job, Path]:
     job = wait_for_job(job, timeout=900)
     assert job.status == Status.SUCCEEDED, job.error or job.log_tail[-2000:]
-    return Path(job.model_artifact)
+    assert job.model_artifact
+    return job, Path(job.model_artifact)
+
+
+def _agrees(job: Job, start: float, after: float) -> None:
+    """What the job page says (its before → after on the same 50 held-out rows) is what the outside
+    check found, and its outcome follows from it."""
+    assert job.result["heldout_rows"] == 50
+    assert (job.result["heldout_before"], job.result["heldout_after"]) == (start, after)
+    assert job.outcome != "worse", job.outcome_reason
 
 
 @pytest.mark.services
@@ -218,9 +228,10 @@ def test_automatic_lora_sft_from_the_partial_model_learns_the_task(
     alice, alice_project, tiny_in_data_dir, celery_trainer, held_out
 ):
     start = _exact_match(*_load(tiny_in_data_dir / "partial"), held_out)
-    artifact = _trained(_launch(alice_project, alice, "sft", _rows(REVERSE / "sft.jsonl")[:1500]))
+    job, artifact = _trained(_launch(alice_project, alice, "sft", _rows(REVERSE / "sft.jsonl")[:1500]))
     after = _exact_match(*_load(artifact), held_out)
     assert start <= 0.5 and after >= 0.9, (start, after)
+    _agrees(job, start, after)
 
 
 @pytest.mark.services
@@ -231,10 +242,11 @@ def test_automatic_dpo_raises_preference_accuracy_and_keeps_the_task(
     pairs = _near_misses(held_out)
     base = _load(tiny_in_data_dir / "partial")
     before = (_preference_accuracy(*base, pairs), _exact_match(*base, held_out))
-    artifact = _trained(_launch(alice_project, alice, "dpo", _rows(REVERSE / "dpo.jsonl")))
+    job, artifact = _trained(_launch(alice_project, alice, "dpo", _rows(REVERSE / "dpo.jsonl")))
     trained = _load(artifact)
     after = (_preference_accuracy(*trained, pairs), _exact_match(*trained, held_out))
     assert after[0] > before[0] and after[1] >= before[1], (before, after)
+    _agrees(job, before[1], after[1])
 
 
 @pytest.mark.services
@@ -243,6 +255,7 @@ def test_automatic_rlvr_from_the_partial_model_beats_its_start(
     alice, alice_project, tiny_in_data_dir, celery_trainer, held_out
 ):
     start = _exact_match(*_load(tiny_in_data_dir / "partial"), held_out)
-    artifact = _trained(_launch(alice_project, alice, "rlvr", _rows(REVERSE / "rlvr.jsonl")[:200]))
+    job, artifact = _trained(_launch(alice_project, alice, "rlvr", _rows(REVERSE / "rlvr.jsonl")[:200]))
     after = _exact_match(*_load(artifact), held_out)
     assert after > start, (start, after)
+    _agrees(job, start, after)
