@@ -62,6 +62,13 @@ def test_the_trainers_before_and_after_are_the_evaluation_reports_numbers_exactl
     assert metrics["verdict"] in ("better", "same", "worse") and metrics["verdict_reason"]
 
 
+def _assert_result_is_the_best_checkpoint(out: Path) -> None:
+    """The saved model is the best checkpoint's weights, byte for byte."""
+    assert (out / "model" / "model.safetensors").read_bytes() == (
+        out / BEST_DIR / "model.safetensors"
+    ).read_bytes()
+
+
 def test_a_run_that_reaches_100_percent_on_its_held_out_sample_stops_there_with_the_best_checkpoint(
     tmp_path, tiny_model
 ):
@@ -87,9 +94,7 @@ def test_a_run_that_reaches_100_percent_on_its_held_out_sample_stops_there_with_
     assert metrics["verdict"] == "better"
     out = tmp_path / "run" / "out"
     assert json.loads((out / BEST_DIR / "best.json").read_text())["step"] == metrics["best_step"]
-    assert (out / "model" / "model.safetensors").read_bytes() == (
-        out / BEST_DIR / "model.safetensors"
-    ).read_bytes()
+    _assert_result_is_the_best_checkpoint(out)
 
 
 def test_grpo_at_a_far_too_high_learning_rate_gets_guardrails_stops_early_and_ends_worse(
@@ -113,10 +118,7 @@ def test_grpo_at_a_far_too_high_learning_rate_gets_guardrails_stops_early_and_en
     assert "worse than its base" in metrics["verdict_reason"]
     # The result is the best checkpoint by the held-out sample, not the last step.
     assert metrics["best_step"] < metrics["global_step"]
-    out = tmp_path / "out"
-    assert (out / "model" / "model.safetensors").read_bytes() == (
-        out / BEST_DIR / "model.safetensors"
-    ).read_bytes()
+    _assert_result_is_the_best_checkpoint(tmp_path / "out")
 
 
 def test_a_run_whose_reward_is_zero_for_the_first_fifth_of_its_steps_stops_with_that_explanation(
