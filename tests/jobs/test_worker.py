@@ -54,7 +54,9 @@ def test_a_job_runs_on_the_training_worker_to_a_trained_model_in_mlflow(
     assert job.step == 30 and job.max_steps == 30 and job.progress == 1.0
     assert job.attempts == 1 and job.worker.startswith("trainer@")
     assert [p["step"] for p in job.metrics] == sorted(p["step"] for p in job.metrics)
-    assert all("loss" in p for p in job.metrics) and job.metrics[-1]["step"] == 30
+    # Every training step logged its loss; the held-out sample's step-0 point is the score before training.
+    assert all("loss" in p for p in job.metrics if p["step"] > 0) and job.metrics[-1]["step"] == 30
+    assert job.metrics[0]["step"] == 0 and "loss" not in job.metrics[0] and "heldout" in job.metrics[0]
     assert Path(job.artifacts["adapter"], "adapter_model.safetensors").exists()
     assert job.result["heldout_after"] >= 0
     run = mlflow_get(mlflow_service, "runs/get", run_id=job.mlflow_run_id)["run"]
