@@ -291,7 +291,12 @@ def job_run(job: Job) -> None:
         return
     env = {**training_env(), **keys, **env}
     events_path = out / "events.jsonl"
-    tail = _Tail(offset=events_path.stat().st_size if events_path.exists() else 0)
+    # A resumed attempt reads the events file from its start and rebuilds the chart and the guardrails:
+    # the worker that died may not have saved its last second of events (a step's point went missing from
+    # the chart while MLflow had it). The file is the run's history in order, `resumed` events included.
+    tail = _Tail()
+    if events_path.exists():
+        job.metrics, job.guardrails = [], []
     log_path = out / "train.log"
     # A resilient job: this worker runs its coordinator (the torchft lighthouse) and a replica of its own;
     # other workers join with replicas of theirs (workers.replicas).

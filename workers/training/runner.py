@@ -502,7 +502,13 @@ def _convergence_callback(
             value = result.mean if result is not None else 0.0
             self.history = [h for h in self.history if h[0] != step] + [[step, value]]
             best = _best(output)
-            new_best = stopping and (best is None or value > best[1]) and not (best and best[0] == step)
+            # While the sample has not moved from its start, it cannot tell checkpoints apart: the latest
+            # is kept (its loss is lower). Full SFT of the tiny base sits at 0% for its first 200-350 steps;
+            # keeping the first 0% checkpoint made the result an early step's weights.
+            unmoved = best is not None and value == best[1] == self.history[0][1]
+            new_best = (
+                stopping and (best is None or value > best[1] or unmoved) and not (best and best[0] == step)
+            )
             if new_best:
                 _save_best(output, model, tokenizer, step, value)
                 best = (step, value)
