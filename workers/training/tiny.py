@@ -21,7 +21,7 @@ from typing import Any
 ASSETS = Path(__file__).parent / "assets"
 DEMO = ASSETS / "demo"
 # Bump when anything below changes what is built: a folder of another version is rebuilt.
-BUILD_VERSION = 3
+BUILD_VERSION = 4
 ALPHABET_WEIGHT = 2000
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|pad|>", "<|im_start|>", "<|im_end|>"]
@@ -45,7 +45,7 @@ class TinyRecipe:
     intermediate_size: int = 512
     layers: int = 4
     heads: int = 4
-    context: int = 256
+    context: int = 2048
     pretrain_steps: int = 300
     pretrain_batch: int = 8
     pretrain_window: int = 128
