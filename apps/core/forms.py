@@ -6,6 +6,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.renderers import TemplatesSetting
+from django.http import HttpRequest, QueryDict
 
 
 class FormRenderer(TemplatesSetting):
@@ -79,3 +80,53 @@ def checked_by(check: Any) -> Any:
             raise ValidationError(str(exc)) from exc
 
     return validate
+
+
+# A form's values kept across a detour ---------------------------------------------------------------------
+# A button inside a form may post the whole form to another view (its `formaction`), which acts and sends
+# the person back: "Deploy the built-in judge" beside a form's judge field. What was typed is kept in the
+# session for the page it goes back to, and that page shows it again as the form's initial values; the
+# field the detour filled in (the new endpoint) is set to what it made. Files cannot be kept: a browser
+# never fills a file input from a page.
+KEPT_SESSION_KEY = "kept_form"
+NOT_KEPT = ("csrfmiddlewaretoken", "use", "next")
+
+
+def form_keep(request: HttpRequest, *, path: str, use: str = "", value: str = "") -> None:
+    """Keep the request's posted values for the page at `path`, with the field `use` set to `value`."""
+    data = {k: v for k, v in request.POST.lists() if k not in NOT_KEPT}
+    if use:
+        data[use] = [value]
+    request.session[KEPT_SESSION_KEY] = {"path": path, "data": data, "use": use}
+
+
+def form_kept(request: HttpRequest) -> tuple[QueryDict, str] | None:
+    """(the values kept for this page, the field the detour set) once, or None: they are for the next
+    visit of that page only."""
+    kept = request.session.get(KEPT_SESSION_KEY)
+    if not isinstance(kept, dict) or kept.get("path") != request.path:
+        return None
+    del request.session[KEPT_SESSION_KEY]
+    data = QueryDict(mutable=True)
+    for key, values in (kept.get("data") or {}).items():
+        data.setlist(key, [str(v) for v in values])
+    return data, str(kept.get("use") or "")
+
+
+def initial_from(form: forms.Form, data: QueryDict) -> dict[str, Any]:
+    """The form's fields' values in posted `data` (under the form's prefix), as initial values: read by
+    each widget as a bound form reads them (a checkbox left unticked is False, a multiple choice a list),
+    so the page shows what was typed without validating it. Files are left out."""
+    values: dict[str, Any] = {}
+    for name, field in form.fields.items():
+        if isinstance(field, forms.FileField):
+            continue
+        key = form.add_prefix(name)
+        # A checkbox, or a multiple choice, left empty is absent from the data but not omitted.
+        if field.widget.value_omitted_from_data(data, {}, key):
+            continue
+        value = field.widget.value_from_datadict(data, {}, key)
+        if isinstance(field, forms.JSONField):  # its initial is the value, shown again as JSON
+            value = field.bound_data(value, None)
+        values[name] = value
+    return values

@@ -14,6 +14,20 @@ def endpoint_list_for_project(*, project_id: int, include_stopped: bool = True) 
     return endpoints if include_stopped else endpoints.filter(active=True)
 
 
+def builtin_endpoint(project_id: int, variant: str) -> Endpoint | None:
+    """The project's deployed endpoint serving the built-in `variant` ("judge", "teacher", ...) as it is
+    (no adapter on it), the newest if there are several; None when there is none. Folders are compared
+    resolved, as endpoint_deploy stores them, so a data folder reached through a symlink still matches."""
+    from apps.jobs.wizard import tiny_path
+
+    folder = str(tiny_path(variant).resolve())
+    return (
+        Endpoint.objects.filter(project_id=project_id, active=True, base=folder, adapter="")
+        .select_related("engine")
+        .first()
+    )
+
+
 def endpoint_get_for_user(*, user: User | AnonymousUser, project_id: int, endpoint_id: int) -> Endpoint:
     if not user.is_authenticated:
         raise Http404("No such endpoint.")

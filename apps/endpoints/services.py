@@ -121,6 +121,29 @@ def endpoint_deploy(
 
 
 @transaction.atomic
+def endpoint_deploy_builtin(*, project: Project, user: User, variant: str) -> Endpoint:
+    """Deploy the built-in judge or teacher (or another built-in variant) as it is, one click: the
+    project's endpoint already serving it comes back, an undeployed one is deployed again (same name,
+    same usage), and only otherwise is a new one made. The project's row is locked first, so two clicks
+    at once still make one endpoint."""
+    from apps.endpoints.selectors import builtin_endpoint
+    from apps.jobs import wizard
+
+    _require_editor(project=project, actor=user)
+    Project.objects.select_for_update().filter(pk=project.pk).first()
+    existing = builtin_endpoint(project.pk, variant)
+    if existing is not None:
+        return existing
+    chosen = wizard.model_choose(project=project, user=user, source=f"{wizard.BUILTIN}/{variant}")
+    folder = str(Path(chosen["model"]).resolve())
+    stopped = Endpoint.objects.filter(project=project, active=False, base=folder, adapter="").first()
+    if stopped is not None:
+        return endpoint_redeploy(endpoint=stopped, user=user)
+    return endpoint_deploy(project=project, user=user, model=chosen["model"], label=chosen["label"],
+                           name=f"{wizard.BUILTIN}-{variant}")  # fmt: skip
+
+
+@transaction.atomic
 def endpoint_undeploy(*, endpoint: Endpoint, user: User) -> Endpoint:
     """Stop serving it; its engine stops once no endpoint uses it. The row stays, with its usage."""
     _require_editor(project=endpoint.project, actor=user)

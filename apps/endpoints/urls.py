@@ -49,6 +49,11 @@ urlpatterns = [
     ),
     path("projects/<int:project_id>/models/", views.model_catalog, name="model-catalog"),
     path("projects/<int:project_id>/models/deploy/", views.endpoint_deploy_model, name="model-deploy"),
+    path(
+        "projects/<int:project_id>/models/deploy/builtin/<str:variant>/",
+        views.builtin_deploy,
+        name="builtin-deploy",
+    ),
     path("projects/<int:project_id>/playground/", views.playground, name="playground"),
     path("projects/<int:project_id>/keys/", views.api_key_new, name="api-key-new"),
     path(

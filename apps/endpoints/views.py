@@ -4,6 +4,7 @@ undeploy and redeploy, export), the playground, and Deploy on a job."""
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
 from django import forms
@@ -13,8 +14,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.core.forms import form_keep
 from apps.core.http import ProjectRequest
 from apps.endpoints import exports
 from apps.endpoints.gateway import check, error_response, forward
@@ -22,6 +25,7 @@ from apps.endpoints.models import Endpoint, EndpointStatus
 from apps.endpoints.selectors import (
     api_key_get_for_user,
     api_key_list_for_project,
+    builtin_endpoint,
     endpoint_get_for_user,
     endpoint_list_for_project,
 )
@@ -29,6 +33,7 @@ from apps.endpoints.services import (
     api_key_create,
     api_key_revoke,
     endpoint_deploy,
+    endpoint_deploy_builtin,
     endpoint_redeploy,
     endpoint_undeploy,
 )
@@ -38,6 +43,7 @@ from apps.jobs.selectors import job_get_for_user
 from apps.projects.decorators import VIEWER_REFUSED, project_view
 from apps.projects.selectors import membership_get_for_user
 from workers.serving.protocol import ApiError
+from workers.training.context import model_context
 
 
 class DeployForm(forms.Form):
@@ -110,33 +116,80 @@ def endpoint_deploy_job(request: ProjectRequest, job_id: int) -> HttpResponse:
 @require_POST
 @project_view(edit=True)
 def endpoint_deploy_model(request: ProjectRequest) -> HttpResponse:
-    """Deploy from the model catalog: one click, no form."""
+    """Deploy from the model catalog: one click, no form. The built-in judge and teacher are deployed
+    once per project: a second click gives the same endpoint back."""
+    source = request.POST.get("source", "")
+    helper = source.removeprefix(f"{wizard.BUILTIN}/")
     try:
-        chosen = wizard.model_choose(
-            project=request.project, user=request.user, source=request.POST.get("source", "")
-        )
-        endpoint = endpoint_deploy(
-            project=request.project, user=request.user, model=chosen["model"], label=chosen["label"]
-        )
+        if source.startswith(f"{wizard.BUILTIN}/") and helper in wizard.HELPERS:
+            endpoint = endpoint_deploy_builtin(project=request.project, user=request.user, variant=helper)
+        else:
+            chosen = wizard.model_choose(project=request.project, user=request.user, source=source)
+            endpoint = endpoint_deploy(
+                project=request.project, user=request.user, model=chosen["model"], label=chosen["label"]
+            )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("model-catalog", request.project.pk)
     return redirect("endpoint-detail", request.project.pk, endpoint.pk)
 
 
+def _back(request: ProjectRequest, fallback: str) -> str:
+    """The `next` page when it is one of this site's (no other host, no scheme), else `fallback`."""
+    back = request.POST.get("next") or request.GET.get("next") or ""
+    safe = back.startswith("/") and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return back if safe else fallback
+
+
+@require_POST
+@project_view(edit=True)
+def builtin_deploy(request: ProjectRequest, variant: str) -> HttpResponse:
+    """The "Deploy the built-in judge" (or teacher) button beside a form's field posts the whole form
+    here: the helper is deployed (or the one already deployed is found) and the person goes back to the
+    form with everything typed kept and the new endpoint chosen in the field named by `use`."""
+    if variant not in wizard.HELPERS:
+        raise Http404("No such built-in model.")
+    back = _back(request, reverse("model-catalog", args=[request.project.pk]))
+    try:
+        endpoint = endpoint_deploy_builtin(project=request.project, user=request.user, variant=variant)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        form_keep(request, path=urlsplit(back).path)
+        return redirect(back)
+    form_keep(request, path=urlsplit(back).path, use=request.POST.get("use", ""), value=str(endpoint.pk))
+    messages.success(
+        request,
+        f"The {wizard.HELPER_LABELS[variant].lower()} is deployed as {endpoint.name} and chosen below; "
+        "it answers once its engine has loaded the model (a few seconds).",
+    )
+    return redirect(back)
+
+
 @require_GET
 @project_view()
 def model_catalog(request: ProjectRequest) -> HttpResponse:
     """Base models: the built-in tiny model and the catalog, with their size and memory, to customize
-    or to deploy as they are."""
+    or to deploy as they are; and the built-in judge and teacher, deployed in one click."""
     tiny = [
         {
             "source": v,
             "name": f"Built-in tiny model ({v})",
             "built": (wizard.tiny_path(v) / "config.json").exists(),
+            "context": model_context(wizard.tiny_path(v)),
         }
         for v in wizard.TINY
     ]
+    helpers = [
+        {
+            "variant": v, "source": f"{wizard.BUILTIN}/{v}", "name": wizard.HELPER_LABELS[v],
+            "purpose": wizard.HELPER_PURPOSE[v], "built": (wizard.tiny_path(v) / "config.json").exists(),
+            "context": model_context(wizard.tiny_path(v)),
+            "endpoint": builtin_endpoint(request.project.pk, v),
+        }
+        for v in wizard.HELPERS
+    ]  # fmt: skip
     catalog = [
         {
             **m,
@@ -146,7 +199,8 @@ def model_catalog(request: ProjectRequest) -> HttpResponse:
         }
         for m in wizard.catalog()
     ]
-    return render(request, "endpoints/models.html", {"tiny": tiny, "catalog": catalog, "section": "models"})
+    context = {"tiny": tiny, "helpers": helpers, "catalog": catalog, "section": "models"}
+    return render(request, "endpoints/models.html", context)
 
 
 def _endpoint(request: ProjectRequest, endpoint_id: int) -> Endpoint:

@@ -24,7 +24,11 @@ from django.core.exceptions import ValidationError
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 HUB_ID_EXAMPLE = "Qwen/Qwen2.5-0.5B-Instruct"
-BUILTIN = "atelier-tiny"  # the built-in model's name: `atelier-tiny/base`, `atelier-tiny/partial`
+BUILTIN = "atelier-tiny"  # the built-in models' name: `atelier-tiny/base`, `atelier-tiny/partial`, ...
+# The built-in family: base and partial are offered to customize (apps.jobs.wizard.TINY); judge and teacher
+# are helpers (apps.jobs.wizard.HELPERS), deployed to score answers and to write data, and they resolve
+# as models wherever the others do (a teacher or weak model typed as `atelier-tiny/teacher`).
+VARIANTS = ("base", "partial", "judge", "teacher")
 
 
 def model_dirs() -> list[Path]:
@@ -132,9 +136,9 @@ def _hub_url(text: str) -> str:
 
 
 def builtin(text: str) -> str | None:
-    """The folder of the built-in tiny model when the text names it (`atelier-tiny/partial`), else None."""
+    """The folder of a built-in tiny model when the text names it (`atelier-tiny/partial`), else None."""
     name, _, variant = text.strip().partition("/")
-    if name != BUILTIN or variant not in ("base", "partial"):
+    if name != BUILTIN or variant not in VARIANTS:
         return None
     path = Path(settings.DATA_DIR) / "models" / BUILTIN / variant
     if not (path / "config.json").exists():

@@ -19,12 +19,21 @@ from django.core.exceptions import ValidationError
 
 from apps.core.forms import BoundedJSONField, checked_by
 from apps.datasets.models import Dataset
+from apps.jobs.model_sources import BUILTIN, VARIANTS
 from apps.jobs.models import Draft, Job, Status
 from apps.projects.models import Project
 from workers.training.hparams import LORA_RANKS
 
 STEPS = (("model", "Model"), ("data", "Data"), ("technique", "Technique"), ("review", "Review"))
-TINY = ("base", "partial")
+TINY = ("base", "partial")  # the built-in models offered to customize
+# The built-in helpers: a judge (scores answers for RLAIF and evaluation reports) and a teacher (writes
+# datasets in Generate data). Not offered as bases to customize; deployed from the model catalog.
+HELPERS = tuple(v for v in VARIANTS if v not in TINY)
+HELPER_LABELS = {"judge": "Built-in judge", "teacher": "Built-in teacher"}
+HELPER_PURPOSE = {  # one line each, on the catalog
+    "judge": "Scores answers for RLAIF and evaluation reports.",
+    "teacher": "Writes datasets in Generate data.",
+}
 
 
 def tiny_path(variant: str) -> Path:
@@ -131,15 +140,18 @@ def model_choose(
     from apps.jobs import model_sources
     from apps.jobs.selectors import job_model_get_for_user
 
-    if source in TINY:
-        path = tiny_path(source)
+    variant = source.removeprefix(f"{BUILTIN}/")
+    if source in TINY or (source.startswith(f"{BUILTIN}/") and variant in VARIANTS):
+        path = tiny_path(variant)
         if not (path / "config.json").exists():
             raise ValidationError(
                 {
                     "source": "The built-in model is not built yet: run `make run` (or `python -m workers.training build-tiny`)."
                 }
             )
-        return {"model": str(path), "label": f"Built-in tiny model ({source})"}
+        label = (f"{HELPER_LABELS[variant]} ({BUILTIN}/{variant})" if variant in HELPERS
+                 else f"Built-in tiny model ({variant})")  # fmt: skip
+        return {"model": str(path), "label": label}
     if source.startswith("catalog:") or source == "hub":
         field = "hub_id" if source == "hub" else "source"
         model_id = source.removeprefix("catalog:") if source != "hub" else hub_id.strip()
