@@ -148,3 +148,53 @@ def evaluation_after_training(job: Job) -> Job | None:
     except (ValidationError, PermissionDenied) as exc:
         log.warning("job %s: no automatic evaluation: %s", job.pk, exc)
         return None
+
+
+def judge_fit_problem(*, project_id: int, spec: dict[str, Any]) -> str | None:
+    """Why the evaluation's judge, one of the project's endpoints, cannot read what it will be asked, with
+    the numbers, or None. Its requests: a review of each answer (the row's prompt, its reference, an answer
+    of up to max_new_tokens) and, pairwise, a comparison of two such answers; it answers each with its
+    reasoning (Judge.reason_tokens). A URL judge's context is unknown here, so it is not checked."""
+    from apps.core import fit
+    from apps.endpoints.models import Endpoint
+    from workers.training import heldout
+    from workers.training.evaluation import JudgeSpec
+
+    judge = spec.get("judge") or {}
+    if not judge.get("endpoint"):
+        return None
+    endpoint = Endpoint.objects.filter(project_id=project_id, pk=judge["endpoint"], active=True).first()
+    if endpoint is None:
+        return None
+    try:
+        rows = heldout.select_rows(spec["dataset"], spec.get("column_map"), spec["max_rows"])
+    except (ValueError, OSError):  # the evaluation itself says what is wrong with the dataset
+        return None
+    rubric = str(judge.get("rubric") or JudgeSpec.rubric)
+    answer = int(spec["max_new_tokens"])
+    picked = fit.longest(
+        (len(str(r["prompt"])) + len(str(r.get("answer") or "")) + len(str(r.get("rubric") or "")), r)
+        for r in rows
+    )
+    folder, model = fit.endpoint_model(endpoint)
+    found = [
+        fit.fit(folder, model, (fit.review_messages(str(r.get("rubric") or rubric), r["prompt"], "", r.get("answer"))
+                                for r in picked), answer=fit.JUDGE_REASON_TOKENS, extra=answer)
+        if judge.get("scores", True) else None,
+        fit.fit(folder, model, (fit.compare_messages(str(r.get("rubric") or rubric), r["prompt"], "", "") for r in picked),
+                answer=fit.JUDGE_REASON_TOKENS, extra=2 * answer)
+        if judge.get("pairwise", True) else None,
+    ]  # fmt: skip
+    worst = max((f for f in found if f is not None), key=lambda f: f.request + f.answer, default=None)
+    if worst is None or worst.fits:
+        return None
+    holds = (
+        f"two answers of up to {answer:,} tokens each (pairwise)"
+        if worst is found[1]
+        else f"its reference and an answer of up to {answer:,} tokens"
+    )
+    numbers = worst.numbers("The judge's")
+    return (
+        f"{numbers} (That request holds the longest prompt of the rows evaluated, {holds}.) Lower “Longest "
+        "answer”, evaluate shorter prompts, or choose a judge that reads more."
+    )

@@ -18,13 +18,14 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_http_methods
 
-from apps.core.forms import BoundedJSONField, checked_by
+from apps.core.forms import BoundedJSONField, checked_by, form_kept, initial_from
 from apps.core.http import ProjectRequest
 from apps.endpoints.forms import EndpointChoiceField, judge_endpoint_choices
+from apps.endpoints.selectors import builtin_endpoint
 from apps.evaluations import present, selectors, services
 from apps.jobs.models import Job, Kind, Status
 from apps.jobs.selectors import job_get_for_user
-from apps.jobs.wizard import python_grader_problem
+from apps.jobs.wizard import python_grader_problem, tiny_path
 from apps.projects.decorators import VIEWER_REFUSED, project_view
 from apps.secrets.outbound import url_problem
 from apps.secrets.services import judge_key_save, key_choices
@@ -176,9 +177,16 @@ def _datasets(project_id: int) -> list[Any]:
 @project_view()
 def evaluation_list(request: ProjectRequest) -> HttpResponse:
     jobs = _trained_jobs(request.project.pk)
+    builtin_judge = builtin_endpoint(request.project.pk, "judge")
+    initial = {"candidate": request.GET.get("job")}
+    if builtin_judge is not None:  # deployed: the judge unless the person chooses another or none
+        initial["judge_endpoint"] = str(builtin_judge.pk)
     form = EvaluationForm(request.POST or None, jobs=jobs, datasets=_datasets(request.project.pk),
                           keys=key_choices(project=request.project), endpoints=judge_endpoint_choices(project_id=request.project.pk),
-                          initial={"candidate": request.GET.get("job")})  # fmt: skip
+                          initial=initial)  # fmt: skip
+    kept = form_kept(request)  # back from "Deploy the built-in judge": the form as it was typed
+    if kept is not None and request.method == "GET":
+        form.initial.update(initial_from(form, kept[0]))
     if request.method == "POST":
         if not request.membership.can_edit:
             raise PermissionDenied(VIEWER_REFUSED)
@@ -192,7 +200,10 @@ def evaluation_list(request: ProjectRequest) -> HttpResponse:
                         value=typed,
                     )
                 candidate = form.jobs[form.cleaned_data["candidate"]]
-                job = services.evaluation_create(project=request.project, user=request.user, spec=form.spec(),
+                spec = form.spec()
+                if problem := services.judge_fit_problem(project_id=request.project.pk, spec=spec):
+                    raise ValidationError({"judge_endpoint": problem})
+                job = services.evaluation_create(project=request.project, user=request.user, spec=spec,
                                                  evaluates=candidate, compute_class=candidate.compute_class)  # fmt: skip
             except ValidationError as exc:
                 form.add_error(None, exc)
@@ -206,7 +217,8 @@ def evaluation_list(request: ProjectRequest) -> HttpResponse:
     for row in rows:
         report = row["report"]
         row["primary"] = selectors.metric(report, report.get("primary")) if report else None
-    context = {"form": form, "page": page, "rows": rows, "has_jobs": bool(jobs), "section": "evaluations"}
+    context = {"form": form, "page": page, "rows": rows, "has_jobs": bool(jobs), "section": "evaluations",
+               "builtin_judge": builtin_judge, "judge_built": (tiny_path("judge") / "config.json").exists()}  # fmt: skip
     return render(request, "evaluations/list.html", context, status=422 if form.errors else 200)
 
 

@@ -18,9 +18,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.core.formatting import human
+from apps.core.forms import form_kept, initial_from
 from apps.core.http import ProjectRequest
 from apps.datasets import services as dataset_services
 from apps.endpoints.forms import judge_endpoint_choices
+from apps.endpoints.selectors import builtin_endpoint
 from apps.evaluations.selectors import evaluation_state
 from apps.jobs import model_sources, wizard
 from apps.jobs.models import Job, Status
@@ -313,19 +315,30 @@ def wizard_technique(request: ProjectRequest) -> HttpResponse:
     draft = wizard.draft_for(project=request.project, user=request.user)
     if not draft.data.get("dataset"):
         return _to("data", request)
+    # Back from "Deploy the built-in judge": the step as it was typed, the new judge chosen.
+    kept, _ = form_kept(request) or (None, "")
     chosen = (
-        request.POST.get("technique") or request.GET.get("technique") or draft.data.get("technique") or "sft"
-    )
+        request.POST.get("technique") or request.GET.get("technique") or (kept.get("technique") if kept is not None else None)
+        or draft.data.get("technique") or "sft"
+    )  # fmt: skip
     if chosen not in REGISTRY:
         chosen = "sft"
     posted = request.method == "POST" and request.POST.get("technique") == chosen
-    saved_params = draft.data.get("params") if draft.data.get("technique") == chosen else None
+    saved_params = dict(draft.data.get("params") or {}) if draft.data.get("technique") == chosen else {}
+    builtin_judge = builtin_endpoint(request.project.pk, "judge") if chosen == "rlaif" else None
+    if builtin_judge and not any(
+        saved_params.get(k) for k in ("judge_endpoint", "judge_url", "reward_model")
+    ):
+        saved_params["judge_endpoint"] = str(builtin_judge.pk)  # deployed: the judge unless told otherwise
     params_form = wizard.params_form_class(
         chosen, key_choices(project=request.project), judge_endpoint_choices(project_id=request.project.pk)
     )(request.POST if posted else None, initial=saved_params or None, prefix="p")
     training_form = wizard.TrainingForm(
         request.POST if posted else None, initial=draft.data.get("training") or None, prefix="t"
     )
+    if kept is not None and not posted:
+        params_form.initial.update(initial_from(params_form, kept))
+        training_form.initial.update(initial_from(training_form, kept))
     checks: dict[str, Any] = {}
     try:
         _, _, checks = dataset_services.check_rows(
@@ -340,6 +353,8 @@ def wizard_technique(request: ProjectRequest) -> HttpResponse:
             params = wizard.judge_key_keep(
                 project=request.project, user=request.user, form=params_form, params=params
             )
+            if chosen == "rlaif" and (problem := wizard.judge_fit_problem(draft, params)):
+                raise ValidationError({"judge_endpoint": problem})
             if not fits.get("ok") and not (draft.data.get("drop_bad") and fits.get("good")):
                 raise ValidationError(
                     fits.get("message")
@@ -363,6 +378,10 @@ def wizard_technique(request: ProjectRequest) -> HttpResponse:
         "cards": cards,
         "params_form": params_form,
         "training_form": training_form,
+        "builtin_judge": builtin_judge,
+        "judge_built": (wizard.tiny_path("judge") / "config.json").exists(),
+        # Where "Deploy the built-in judge" comes back to: this step, on this technique.
+        "here": f"{request.path}?technique={chosen}",
     }
     return _wizard(request, "technique", context, status=422 if failed else 200)
 
@@ -411,6 +430,8 @@ def wizard_try(request: ProjectRequest) -> HttpResponse:
                 params = wizard.judge_key_keep(
                     project=request.project, user=request.user, form=form, params=params
                 )
+                if chosen == "rlaif" and (too_long := wizard.judge_fit_problem(draft, params)):
+                    raise ValidationError(too_long)
                 trial = wizard.try_rewards(draft, chosen, params)
             except ValidationError as exc:
                 problem = " ".join(exc.messages)

@@ -462,6 +462,46 @@ def clean_params(technique: str, form: forms.Form) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
+def judge_fit_problem(draft: Draft, params: dict[str, Any]) -> str | None:
+    """Why the RLAIF judge chosen among the project's endpoints cannot read what it will be asked, with
+    the numbers, or None: each request is the judge's score request for one prompt of the draft's dataset
+    (with its rubric) and an answer of up to max_completion_length tokens, and the judge answers with a
+    score. A URL judge's context is unknown here, so it is not checked."""
+    from apps.core import fit
+    from apps.endpoints.models import Endpoint
+    from workers.training import data as data_module
+    from workers.training.techniques import REGISTRY, make_params
+
+    if not params.get("judge_endpoint") or params.get("reward_model"):
+        return None
+    endpoint = Endpoint.objects.filter(project_id=draft.project_id, pk=int(params["judge_endpoint"]),
+                                       active=True).first()  # fmt: skip
+    if endpoint is None:
+        return None  # said by clean_params' own check, and by the runner
+    chosen = make_params(REGISTRY["rlaif"], params)
+    mapping = draft.data.get("column_map") or {}
+    try:
+        rows = [
+            {mapping.get(k, k): v for k, v in row.items()}
+            for row in data_module.read_rows(draft.data["dataset"])
+        ]
+    except (data_module.DataError, KeyError, OSError, ValueError):
+        return None  # the data step says what is wrong with the file
+    asked = [(str(r.get("rubric") or chosen.rubric), r["prompt"]) for r in rows if r.get("prompt")]
+    pairs = fit.longest((len(rubric) + len(str(prompt)), (rubric, prompt)) for rubric, prompt in asked)
+    folder, model = fit.endpoint_model(endpoint)
+    found = fit.fit(folder, model, (fit.score_messages(rubric, prompt, "") for rubric, prompt in pairs),
+                    answer=fit.JUDGE_SCORE_TOKENS, extra=chosen.max_completion_length)  # fmt: skip
+    if found is None or found.fits:
+        return None
+    numbers = found.numbers("The judge's")
+    return (
+        f"{numbers} (That request holds the dataset's longest prompt and an answer of up to "
+        f"{chosen.max_completion_length:,} tokens.) Lower “Max completion length”, use shorter prompts, or "
+        "choose a judge that reads more."
+    )
+
+
 # Step 4: review and launch ------------------------------------------------------------------------------
 
 

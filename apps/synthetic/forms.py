@@ -65,7 +65,7 @@ class GenerationForm(forms.Form):
     teacher_local = forms.CharField(
         required=False, max_length=500, label="Local model",
         help_text="A Hugging Face id (org/name), a model folder this server offers, or the built-in "
-        "atelier-tiny/partial.",
+        "teacher, atelier-tiny/teacher.",
     )  # fmt: skip
     weak_local = forms.CharField(
         required=False, max_length=500, label="DPO: rejected answers from",

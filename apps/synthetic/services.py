@@ -245,3 +245,61 @@ def generation_save_dataset(*, job: Job, user: User, name: str) -> Dataset:
         project=job.project, created_by=user, name=name, path=str(target),
         size_bytes=target.stat().st_size, rows=rows, columns=columns, checks=checks,
     )  # fmt: skip
+
+
+def documents_discard(paths: list[str]) -> None:
+    """Remove documents saved for a generation that was not started (the form refused something else)."""
+    for folder in {Path(p).parent for p in paths}:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def teacher_fit_problem(
+    *,
+    project_id: int,
+    technique: str,
+    description: str,
+    teacher: dict[str, Any],
+    seeds: list[dict[str, Any]] | None = None,
+    documents: list[str] | None = None,
+    topics: list[dict[str, Any]] | None = None,
+) -> str | None:
+    """Why the teacher (one of the project's endpoints, or a local model) cannot read the largest request
+    the pipeline would send it and write its answer, with the numbers; None when it can or when its
+    context is unknown (a URL teacher). The requests are the pipeline's own (topic_request and
+    example_request) with the longest document chunks; before the topic tree exists, the example
+    requests are measured with a topic as long as the pipeline's own fallback topic (the description's
+    first 120 characters), and the tree's page checks again with the real topics."""
+    from apps.core import fit
+    from apps.endpoints.models import Endpoint
+    from workers.training.synthetic.documents import load_documents
+    from workers.training.synthetic.pipeline import SynthSpec, example_request, topic_request
+
+    if teacher.get("endpoint"):
+        endpoint = Endpoint.objects.filter(project_id=project_id, pk=teacher["endpoint"], active=True).first()
+        if endpoint is None:
+            return None
+        folder, model = fit.endpoint_model(endpoint)
+    elif teacher.get("local"):
+        local = str(teacher["local"])
+        folder = fit.model_folder(local)
+        model = fit.model_name(folder, local) if folder else local
+    else:
+        return None
+    spec = SynthSpec(technique=technique, description=description.strip(), output_dir="-", teacher=teacher,
+                     seeds=seeds or [], documents=documents or [], topics=topics)  # fmt: skip
+    try:
+        chunks = load_documents(spec.documents)
+    except DocumentError:
+        return None  # said by documents_save
+    passages = fit.longest((len(c.text), c) for c in chunks) or [None]
+    leaves = schema.leaves(topics) if topics else [spec.description[:120]]
+    named = fit.longest((len(t), t) for t in leaves)[:3]
+    requests = [topic_request(spec, chunks)] if not topics else []
+    requests += [
+        example_request(spec, topic, chunk, spec.per_request) for topic in named for chunk in passages
+    ]
+    found = fit.fit(folder, model, requests, answer=spec.max_tokens)
+    if found is None or found.fits:
+        return None
+    numbers = found.numbers("The teacher's")
+    return f"{numbers} Shorten the description, give fewer seeds, or choose a teacher that reads more."

@@ -15,12 +15,15 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from apps.core.forms import form_kept, initial_from
 from apps.core.http import ProjectRequest
 from apps.datasets import services as dataset_services
 from apps.datasets.models import Dataset
 from apps.endpoints.models import Endpoint
+from apps.endpoints.selectors import builtin_endpoint
 from apps.jobs.models import Job, Kind, Status
 from apps.jobs.selectors import job_get_for_user
+from apps.jobs.wizard import tiny_path
 from apps.projects.decorators import VIEWER_REFUSED, project_view
 from apps.secrets.services import key_choices
 from apps.synthetic import services
@@ -55,7 +58,7 @@ def dataset_list(request: ProjectRequest) -> HttpResponse:
     return render(request, "synthetic/datasets.html", context)
 
 
-def _form(request: ProjectRequest) -> GenerationForm:
+def _form(request: ProjectRequest, teacher: Endpoint | None) -> GenerationForm:
     project = request.project
     endpoints = [(str(e.pk), e.name) for e in Endpoint.objects.filter(project=project, active=True)]
     datasets = [(str(d.pk), d.name) for d in Dataset.objects.filter(project=project)]
@@ -63,16 +66,26 @@ def _form(request: ProjectRequest) -> GenerationForm:
         "technique": request.GET.get("technique", "sft"),
         "teacher": "endpoint" if endpoints else "url",
     }
-    return GenerationForm(
+    if teacher is not None:  # the built-in teacher, deployed: chosen unless the person picks another
+        initial |= {"teacher": "endpoint", "teacher_endpoint": str(teacher.pk)}
+    form = GenerationForm(
         request.POST or None, request.FILES or None, endpoints=endpoints, datasets=datasets,
         keys=key_choices(project=project), project_id=project.pk, initial=initial,
     )  # fmt: skip
+    # Back from "Deploy the built-in teacher": the form as it was typed, with that teacher chosen.
+    if request.method == "GET" and (kept := form_kept(request)) is not None:
+        data, use = kept
+        form.initial.update(initial_from(form, data))
+        if use == "teacher_endpoint":
+            form.initial["teacher"] = "endpoint"
+    return form
 
 
 @require_http_methods(["GET", "POST"])
 @project_view(edit=True)
 def generation_new(request: ProjectRequest) -> HttpResponse:
-    form = _form(request)
+    builtin_teacher = builtin_endpoint(request.project.pk, "teacher")
+    form = _form(request, builtin_teacher)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         technique = data["technique"]
@@ -83,12 +96,18 @@ def generation_new(request: ProjectRequest) -> HttpResponse:
                 seeds += services.seeds_from_dataset(dataset, technique)
         except ValidationError as exc:
             form.add_error("seeds", exc)
+        documents: list[str] = []
         try:
             documents = services.documents_save(project=request.project, files=data["documents"])
         except ValidationError as exc:
             form.add_error("documents", exc)
+        teacher, label = _teacher(request, data)
+        if not form.errors and (problem := services.teacher_fit_problem(
+            project_id=request.project.pk, technique=technique, description=data["description"],
+            teacher=teacher, seeds=seeds, documents=documents,
+        )):  # fmt: skip
+            form.add_error("teacher_endpoint" if "endpoint" in teacher else "teacher_local", problem)
         if not form.errors:
-            teacher, label = _teacher(request, data)
             try:
                 job = services.generation_start(
                     project=request.project, user=request.user, technique=technique, description=data["description"],
@@ -99,7 +118,12 @@ def generation_new(request: ProjectRequest) -> HttpResponse:
                 form.add_error(None, exc)
             else:
                 return redirect("generation-detail", request.project.pk, job.pk)
-    return render(request, "synthetic/new.html", {"form": form, "section": "datasets"})
+        services.documents_discard(documents)  # not started: nothing of it is kept
+    context = {
+        "form": form, "section": "datasets", "builtin_teacher": builtin_teacher,
+        "teacher_built": (tiny_path("teacher") / "config.json").exists(),
+    }  # fmt: skip
+    return render(request, "synthetic/new.html", context)
 
 
 def _teacher(request: ProjectRequest, data: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -145,6 +169,12 @@ def generation_detail(request: ProjectRequest, job_id: int) -> HttpResponse:
         if topics_form.is_valid():
             try:
                 tree = services.topics_parse(topics_form.cleaned_data["topics"])
+                spec = root.spec
+                if problem := services.teacher_fit_problem(
+                    project_id=request.project.pk, technique=spec["technique"], description=spec["description"],
+                    teacher=spec["teacher"], seeds=spec.get("seeds"), documents=spec.get("documents"), topics=tree,
+                ):  # fmt: skip
+                    raise ValidationError(problem)
                 run = services.generation_run(
                     root=root, user=request.user, tree=tree, rows=topics_form.cleaned_data["rows"]
                 )
