@@ -89,6 +89,18 @@ def test_the_context_comes_from_the_config_and_is_unknown_without_one(tiny_model
         count_tokens(tmp_path, CHATS[0])
 
 
+def test_a_template_that_refuses_the_request_is_unknown_not_an_error(tiny_model, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model / "partial", folder)
+    (folder / "chat_template.jinja").write_text(
+        "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+        "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    )
+    assert count_tokens(folder, CHATS[0]) > 0
+    with pytest.raises(TokensUnknown, match="System role not supported"):
+        count_tokens(folder, CHATS[1])
+
+
 def test_counting_imports_neither_torch_nor_transformers(tiny_model):
     """The web process imports this module; a form that counts must not pull in torch (seconds)."""
     code = (

@@ -24,7 +24,8 @@ SPECIAL_TOKENS = (
 
 
 class TokensUnknown(ValueError):
-    """The folder has no tokenizer.json or no chat template: its requests cannot be counted here."""
+    """The folder's requests cannot be counted here: no tokenizer.json, no chat template, or a template
+    that refuses the request."""
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -74,8 +75,15 @@ def count_tokens(folder: Path | str, messages: list[dict[str, Any]]) -> int:
     template = chat_template(folder)
     if not tokenizer_file.is_file() or template is None:
         raise TokensUnknown(f"{folder} has no tokenizer.json or no chat template.")
-    text = render_chat(folder, template, messages)
-    tokenizer = _tokenizer(str(tokenizer_file), tokenizer_file.stat().st_mtime_ns)
+    import jinja2
+
+    try:
+        text = render_chat(folder, template, messages)
+        tokenizer = _tokenizer(str(tokenizer_file), tokenizer_file.stat().st_mtime_ns)
+    except jinja2.TemplateError as exc:  # e.g. a template that refuses a system message
+        raise TokensUnknown(f"The chat template of {folder} refused the request: {exc}") from exc
+    except Exception as exc:  # tokenizers raises its own kinds for a file it cannot read
+        raise TokensUnknown(f"The tokenizer of {folder} could not be read: {exc}") from exc
     return len(tokenizer.encode(text, add_special_tokens=False).ids)
 
 
