@@ -90,11 +90,19 @@ def checked_by(check: Any) -> Any:
 # never fills a file input from a page.
 KEPT_SESSION_KEY = "kept_form"
 NOT_KEPT = ("csrfmiddlewaretoken", "use", "next")
+# A key typed on a form (the judge's "Or type the key") is a secret: saved encrypted when its form is
+# submitted, and never written into the session in the clear. A very long value (pasted data) is not
+# kept either: the session row is no place for it.
+SECRET_SUFFIX = "new_key"  # noqa: S105 - a field name, not a password
+KEPT_MAX_CHARS = 64 * 1024
 
 
 def form_keep(request: HttpRequest, *, path: str, use: str = "", value: str = "") -> None:
     """Keep the request's posted values for the page at `path`, with the field `use` set to `value`."""
-    data = {k: v for k, v in request.POST.lists() if k not in NOT_KEPT}
+    data = {
+        k: v for k, v in request.POST.lists()
+        if k not in NOT_KEPT and not k.endswith(SECRET_SUFFIX) and sum(map(len, v)) <= KEPT_MAX_CHARS
+    }  # fmt: skip
     if use:
         data[use] = [value]
     request.session[KEPT_SESSION_KEY] = {"path": path, "data": data, "use": use}

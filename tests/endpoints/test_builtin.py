@@ -50,7 +50,7 @@ def test_the_catalog_says_what_each_helper_is_for_and_deploys_it_once(client, al
         and judge.adapter == ""
         and judge.name == "atelier-tiny-judge"
     )
-    assert judge.label == "Built-in judge (atelier-tiny/judge)"
+    assert judge.label == "Built-in judge"
     again = _deploy(client, alice_project, "judge")  # a second click: the same endpoint back
     assert again.url == first.url and Endpoint.objects.count() == 1
     catalog = client.get(reverse("model-catalog", args=[alice_project.pk])).content.decode()
@@ -100,12 +100,21 @@ def test_the_button_beside_a_form_deploys_and_goes_back_with_what_was_typed(
     page = reverse("generation-new", args=[alice_project.pk])
     response = client.post(
         reverse("builtin-deploy", args=[alice_project.pk, "teacher"]) + f"?next={page}?technique=rlvr",
-        {"description": "Add two numbers.", "teacher_endpoint": "", "use": "teacher_endpoint", "rows": "7"},
+        {
+            "description": "Add two numbers.",
+            "teacher_endpoint": "",
+            "use": "teacher_endpoint",
+            "rows": "7",
+            "judge_new_key": "sk-typed-secret",
+            "seeds": "x" * 70_000,
+        },
     )
     teacher = builtin_endpoint(alice_project.pk, "teacher")
     assert teacher is not None and response.url == f"{page}?technique=rlvr"
     kept = client.session[KEPT_SESSION_KEY]
     assert kept["path"] == page and kept["use"] == "teacher_endpoint"
+    # A typed key is a secret, and pasted megabytes are no session's: neither is kept.
+    assert "sk-typed-secret" not in str(kept) and "seeds" not in kept["data"]
     assert kept["data"] == {
         "description": ["Add two numbers."],
         "teacher_endpoint": [str(teacher.pk)],
