@@ -149,8 +149,8 @@ def model_choose(
                     "source": "The built-in model is not built yet: run `make run` (or `python -m workers.training build-tiny`)."
                 }
             )
-        label = (f"{HELPER_LABELS[variant]} ({BUILTIN}/{variant})" if variant in HELPERS
-                 else f"Built-in tiny model ({variant})")  # fmt: skip
+        # A helper's endpoint is named atelier-tiny-<variant> already: its label says what it is.
+        label = HELPER_LABELS[variant] if variant in HELPERS else f"Built-in tiny model ({variant})"
         return {"model": str(path), "label": label}
     if source.startswith("catalog:") or source == "hub":
         field = "hub_id" if source == "hub" else "source"
