@@ -228,6 +228,7 @@ FILLERS: dict[str, tuple[str, Filler]] = {
     "job-deploy": (TENANT, _job),
     "model-catalog": (TENANT, _p),
     "model-deploy": (TENANT, _p),
+    "builtin-deploy": (TENANT, lambda w: [{**_p(w), "variant": v} for v in ("judge", "teacher")]),
     "playground": (TENANT, _p),
     "api-key-new": (TENANT, _p),
     "api-key-revoke": (TENANT, lambda w: {**_p(w), "key_id": w.api_key.pk}),
