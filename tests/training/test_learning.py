@@ -8,6 +8,11 @@ untrained base on the parity task (a one-word label) from 0.00 to 1.00 in 150 st
 does not learn reversal, which needs copying from the prompt: 0.00-0.02 up to 1,500 steps); GRPO with 8 answers
 a prompt at temperature 1 raised the mean exact-match reward from 0.09 in the first tenth to 0.27 in
 the last, and held-out exact match from 0.36 to 0.68.
+
+LoRA SFT, DPO and RLVR from the partly trained model are tested from the automatic settings, the way a
+person launches them (tests/training/test_automatic.py): the tests here that picked their own learning
+rate for LoRA SFT and RLVR proved only that a good one exists, and doubled those runs, so they were
+removed.
 """
 
 from __future__ import annotations
@@ -25,16 +30,6 @@ def test_full_sft_teaches_the_base_model_the_task(full_sft):
     assert metrics["heldout_after"] >= 0.90
 
 
-def test_lora_sft_teaches_the_partly_trained_model_the_task(tmp_path, tiny_model):
-    events = run_spec(tmp_path, {
-        "technique": "sft", "model": str(tiny_model / "partial"), "dataset": str(REVERSE / "sft.jsonl"),
-        "training": {"method": "lora", "max_steps": 300, "batch_size": 32, "learning_rate": 0.005, "save_steps": 1000},
-    })  # fmt: skip
-    metrics = events[-1]["metrics"]
-    assert metrics["heldout_before"] <= 0.5
-    assert metrics["heldout_after"] >= 0.90
-
-
 def test_lora_sft_teaches_the_untrained_base_model_a_labelling_task(tmp_path, tiny_model):
     parity = tiny.DEMO / "parity"
     events = run_spec(tmp_path, {
@@ -47,17 +42,3 @@ def test_lora_sft_teaches_the_untrained_base_model_a_labelling_task(tmp_path, ti
     assert configured["hparams"]["method"] == "lora" and configured["hparams"]["lora_rank"] in (8, 16, 32, 64)
     assert metrics["heldout_before"] <= 0.05
     assert metrics["heldout_after"] >= 0.90
-
-
-def test_rlvr_raises_the_reward_of_a_model_that_is_sometimes_right(tmp_path, tiny_model):
-    events = run_spec(tmp_path, {
-        "technique": "rlvr", "model": str(tiny_model / "partial"), "dataset": str(REVERSE / "rlvr.jsonl"),
-        "params": {"num_generations": 8, "temperature": 1.0},
-        "training": {"method": "full", "max_steps": 300, "batch_size": 32, "learning_rate": 0.0002, "save_steps": 1000},
-    })  # fmt: skip
-    rewards = [e["metrics"]["reward"] for e in events if e["event"] == "step" and "reward" in e["metrics"]]
-    tenth = max(1, len(rewards) // 10)
-    first, last = sum(rewards[:tenth]) / tenth, sum(rewards[-tenth:]) / tenth
-    assert last - first >= 0.15, (first, last)
-    metrics = events[-1]["metrics"]
-    assert metrics["heldout_after"] >= metrics["heldout_before"] - 0.02
