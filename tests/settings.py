@@ -56,3 +56,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # A queue of its own for the resilient-job tests, whose workers join and leave jobs.
 JOB_QUEUES = {**JOB_QUEUES, "test-elastic": "train-elastic"}  # noqa: F405
+# A queue that no worker serves: a test that claims a job itself is never raced by the session's trainer.
+JOB_QUEUES["test-unserved"] = "train-unserved"

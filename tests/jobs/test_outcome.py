@@ -61,9 +61,10 @@ def write_collapse_events(path: Path, model: str = "/m") -> None:
 
 
 def running_job(project, user, spec: dict[str, Any] | None = None) -> Job:
-    job_create(project=project, user=user, name="collapse", auto_evaluate=False,
+    # On a queue of its own: the session's training worker (alive in later tests) would claim it first.
+    job_create(project=project, user=user, name="collapse", auto_evaluate=False, compute_class="test-unserved",
                spec=spec or {"technique": "rlvr", "model": "/m", "dataset": "/d.jsonl"})  # fmt: skip
-    job = job_claim_next(queue="train-cpu", worker="w1")
+    job = job_claim_next(queue="train-unserved", worker="w1")
     assert job is not None
     return job
 

@@ -133,7 +133,7 @@ def test_bad_requests_get_openai_shaped_errors(client):
         )
     assert "temperature" in hot.value.message
     with pytest.raises(openai.BadRequestError) as long:
-        client.chat.completions.create(model="base", messages=[{"role": "user", "content": "a " * 400}])
+        client.chat.completions.create(model="base", messages=[{"role": "user", "content": "a " * 2100}])
     assert long.value.code == "context_length_exceeded"
 
 

@@ -49,6 +49,11 @@ def test_a_zero_reward_stops_the_run_only_when_it_has_been_zero_from_the_start_f
     assert (RUN, "reward_zero", "warning") in alarms and alarms[-1] == (10, "reward_zero", "stop")
     earned = Guardrails(max_steps=50)
     assert all(level != "stop" for *_, level in _codes(earned, [_log(reward=0.2)] + [_log(reward=0.0)] * 20))
+    short = Guardrails(max_steps=4)  # a fifth of 4 steps is one log: a short run waits for RUN of them
+    assert [level for *_, level in _codes(short, [_log(reward=0.0)] * RUN)][-1:] == ["stop"]
+    assert all(
+        level != "stop" for *_, level in _codes(Guardrails(max_steps=4), [_log(reward=0.0)] * (RUN - 1))
+    )
     resumed = Guardrails(max_steps=50)  # a process resumed at step 30 never saw the first rewards
     assert all(level != "stop" for *_, level in _codes(resumed, [_log(reward=0.0)] * 10, start=30))
 

@@ -19,8 +19,12 @@ def test_a_folder_without_a_model_says_so(tmp_path):
 
 
 def test_a_hub_model_that_cannot_be_reached_gets_a_message_naming_it(monkeypatch, tmp_path):
-    # No hub is reachable here; offline mode makes that immediate instead of a network time-out.
+    # No hub is reachable here; offline mode makes that immediate instead of a network time-out (46 s of
+    # retries). huggingface_hub reads the variable once, at import, so the constant is set as well.
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(ModelError, match="“acme/not-a-model-xyz”"):
         load_tokenizer(ModelRef("acme/not-a-model-xyz"))

@@ -150,7 +150,10 @@ def test_disk_checkpoints_when_every_replica_is_lost(tmp_path, tiny_model):
     events = read_events(events_path)
     assert proc.returncode == 0, (events[-3:], stderr[-3000:])
     resumed = _of(events, "resumed")
-    assert len(resumed) >= 1 and {e["step"] for e in resumed} == {10}
+    # The replacements start from step 10, the newest checkpoint when both died; a replica that joins
+    # later may start from a newer one that the survivors have written since.
+    assert resumed and resumed[0]["step"] == 10, resumed
+    assert {e["step"] for e in resumed} <= {10, 20, 30}, resumed
     assert len(_of(events, "lighthouse")) == 1
     committed = [e["step"] for e in _of(events, "step")]
     assert committed[-1] == steps and set(committed) == set(range(1, steps + 1))

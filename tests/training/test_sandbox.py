@@ -167,9 +167,11 @@ def test_the_cli_behind_the_try_button_refuses_python_graders_where_the_sandbox_
     assert "Python graders are turned off on this server" in json.loads(done.stdout)["error"]
 
 
-def test_a_short_rlvr_run_with_a_fork_bomb_beside_exact_match_still_trains(tmp_path, tiny_model):
+def test_a_short_rlvr_run_with_a_fork_bomb_beside_exact_match_still_trains(tmp_path, full_sft):
+    # From a model that can reverse, so exact_match earns a reward in every step (from the partial model a
+    # step of 16 answers can all miss, and a run of 4 steps whose reward is 0 stops by design).
     spec = {
-        "technique": "rlvr", "model": str(tiny_model / "partial"), "dataset": str(REVERSE / "rlvr.jsonl"),
+        "technique": "rlvr", "model": str(full_sft[0]), "dataset": str(REVERSE / "rlvr.jsonl"),
         "params": {"graders": ["exact_match", "python"], "num_generations": 4, "max_completion_length": 16,
                    "grader_options": {"python": {"code": (HOSTILE[0].parent / "fork_bomb.py").read_text()}}},
         "training": {"method": "lora", "max_steps": 4}, "output_dir": str(tmp_path / "out"),

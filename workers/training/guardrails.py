@@ -73,7 +73,7 @@ class Guardrails:
         if (
             from_start
             and all(r <= 1e-9 for _, r in self.rewards)
-            and step >= ZERO_REWARD_FRACTION * self.max_steps
+            and step >= max(ZERO_REWARD_FRACTION * self.max_steps, RUN)  # a short run: not on one log
         ):
             alarms.append(Alarm("reward_zero", "stop", (
                 f"No answer earned any reward in the first {step} of {self.max_steps} steps, so there is nothing "
