@@ -33,6 +33,13 @@ def run_benchmarks(model: ModelRef, names: Sequence[str], limit: int | None = 10
     """{benchmark: {"metrics": {name: value}, "samples": n}} or {benchmark: {"problem": words}}."""
     os.environ["HF_DATASETS_OFFLINE"] = "1"
     os.environ["HF_HUB_OFFLINE"] = "1"
+    # The libraries read those variables once, at import; in a worker that has loaded a model before,
+    # they are read already, and a missing dataset cost half a minute of retries against the network.
+    import datasets.config
+    import huggingface_hub.constants
+
+    huggingface_hub.constants.HF_HUB_OFFLINE = True
+    datasets.config.HF_HUB_OFFLINE = datasets.config.HF_DATASETS_OFFLINE = True
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
 
