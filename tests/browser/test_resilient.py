@@ -44,7 +44,7 @@ def test_a_person_launches_resilient_training_and_sees_its_replicas(
 
     expect(page.get_by_test_id("step-technique")).to_be_visible()
     page.get_by_label("Method").select_option("full")
-    page.get_by_label("Max steps").fill("60")
+    page.get_by_label("Max steps").fill("30")
     page.get_by_test_id("resilience").locator("summary").click()
     page.get_by_label("Resilient training on several workers").check()
     # A minimum above the maximum is explained beside the field, and nothing is lost.
@@ -52,7 +52,7 @@ def test_a_person_launches_resilient_training_and_sees_its_replicas(
     page.get_by_label("Max replicas").fill("2")
     page.get_by_role("button", name="Next: review").click()
     expect(page.get_by_test_id("resilience")).to_contain_text("1 ≤ minimum ≤ maximum")
-    expect(page.get_by_label("Max steps")).to_have_value("60")
+    expect(page.get_by_label("Max steps")).to_have_value("30")
     page.get_by_label("Min replicas").fill("2")
     page.screenshot(path=artifacts_dir / "resilient-1-technique.png", full_page=True)
     page.get_by_role("button", name="Next: review").click()
@@ -71,7 +71,7 @@ def test_a_person_launches_resilient_training_and_sees_its_replicas(
     expect(page.get_by_test_id("replica-timeline")).to_contain_text("Coordinator up")
     page.screenshot(path=artifacts_dir / "resilient-3-job.png", full_page=True)
     job = Job.objects.get(project=project, kind="training")
-    assert job.status == Status.SUCCEEDED and job.step == 60 and job.resilience["min_replicas"] == 2
+    assert job.status == Status.SUCCEEDED and job.step == 30 and job.resilience["min_replicas"] == 2
     assert job.attempts == 1 and Path(job.artifacts["model"], "model.safetensors").exists()
     replicas = list(Replica.objects.filter(job=job))
     assert {r.worker.split("@")[0] for r in replicas} == {"trainer", "trainer2"}

@@ -98,7 +98,7 @@ def test_cancelling_a_running_job_stops_it_within_the_grace_period_and_keeps_its
 def test_a_job_whose_worker_is_killed_resumes_on_a_fresh_worker_and_succeeds_once(
     alice, alice_project, tiny_model, celery_trainer, celery_beat, trainer_db_url, mlflow_service
 ):
-    steps, interval = 120, 20
+    steps, interval = 60, 10
     job = job_create(
         project=alice_project,
         user=alice,

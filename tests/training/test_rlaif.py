@@ -18,19 +18,6 @@ from workers.training.runner import run_and_report
 HERE = Path(__file__).parent
 REVERSE = tiny.DEMO / "reverse"
 PROMPT = [{"role": "user", "content": "reverse: c a t"}]
-# Measured here: over 300 such steps the judge's mean reward rose from 0.19 (first tenth) to 0.41 (last
-# tenth) and held-out exact match from 0.36 to 0.62; 200 steps keep the test shorter.
-RLAIF_TRAINING = {
-    "method": "full",
-    "max_steps": 200,
-    "batch_size": 32,
-    "learning_rate": 2e-4,
-    "save_steps": 1000,
-    # About the judge's reward rising over all 200 steps: the exact-match sample of the held-out words
-    # barely moves under this judge, so early stopping would end the run at its patience check.
-    "early_stopping": False,
-}
-RLAIF_RISE = 0.10
 
 
 def test_the_judge_model_scores_right_answers_above_wrong_ones(judge_url):
@@ -88,17 +75,15 @@ def _rlaif(
     return read_events(tmp_path / "out" / "events.jsonl")
 
 
-def test_rlaif_raises_the_judges_reward(tmp_path, tiny_model, judge_url):
-    events = _rlaif(tmp_path, tiny_model / "partial", judge_url, "tiny-judge", RLAIF_TRAINING)
-    rewards = [
-        e["metrics"]["rewards/judge/mean"] for e in events if "rewards/judge/mean" in e.get("metrics", {})
-    ]
-    tenth = max(1, len(rewards) // 10)
-    first, last = sum(rewards[:tenth]) / tenth, sum(rewards[-tenth:]) / tenth
-    assert first > 0 and last - first >= RLAIF_RISE, (first, last)
-    # The judge is a learned reward: the held-out task metric, by a real grader, must not fall with it.
-    metrics = events[-1]["metrics"]
-    assert metrics["heldout_after"] >= metrics["heldout_before"]
+def test_rlaif_trains_on_the_judges_scores(tmp_path, tiny_model, judge_url):
+    """The judge's scores are GRPO's reward, step by step. Whether RLAIF *learns* from the automatic
+    settings is a test for a judge that grades through the real gateway (issue 17's built-in judge): a run
+    with hand-picked settings against this likelihood-scoring stand-in proved only that such settings exist."""
+    events = _rlaif(tmp_path, tiny_model / "partial", judge_url, "tiny-judge")
+    steps = [e["metrics"] for e in events if "rewards/judge/mean" in e.get("metrics", {})]
+    assert len(steps) == 4 and all(m["rewards/judge/mean"] > 0 for m in steps), steps
+    assert any(m["reward_std"] > 0 for m in steps)  # answers scored apart: something to learn from
+    assert events[-1]["event"] == "finished" and events[-1]["metrics"]["global_step"] == 4
 
 
 def test_rlaif_with_a_judge_that_answers_garbage_fails_fast_with_the_judges_words(
