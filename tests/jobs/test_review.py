@@ -20,20 +20,19 @@ def test_the_review_plans_the_steps_the_launched_run_plans_on_the_rows_it_trains
     client, url, _ = wizard
     client.post(url("model"), {"source": "partial"})
     # The default: 10% held out automatically. The review used to plan on all 4,100 rows (769 steps)
-    # while the run trained on the 3,690 left after the split (692 steps then; 300 now that the tiny
-    # model's automatic plan stops at the 4,800 examples it needs: workers/training/hparams.py).
+    # while the run trained on the 3,690 left after the split (692 steps: three epochs of 16).
     client.post(url("data"), {"dataset": "demo:reverse/sft.jsonl", "eval_choice": "auto", "go": "next"})
     technique = client.get(url("technique")).content.decode()
-    assert 'placeholder="automatic: 300"' in technique
+    assert 'placeholder="automatic: 692"' in technique
     assert client.post(url("technique"), {"technique": "sft", "t-method": "lora"}).status_code == 302
     review = client.get(url("review")).content.decode()
-    assert "300 steps" in review and "3690 training rows" in review and "769 steps" not in review
+    assert "692 steps" in review and "3690 training rows" in review and "769 steps" not in review
     time = re.search(r'data-testid="estimate-time">about ([^<]+)<', review)
     assert time and re.fullmatch(r"\d+ (s|min) \(\d+ (s|min) to \d+ (s|min)\) ", time.group(1)), time
     client.post(url("review"), {"name": "planned"})
     job = Job.objects.get()
     planned = estimate_spec(JobSpec.from_dict({**job.spec, "output_dir": "/nonexistent"}))
-    assert planned["hparams"]["max_steps"] == job.estimate["hparams"]["max_steps"] == 300
+    assert planned["hparams"]["max_steps"] == job.estimate["hparams"]["max_steps"] == 692
     assert planned["rows"] == 3690 and planned["estimate"]["seconds"] == job.estimate["estimate"]["seconds"]
     low, mid, high = (job.estimate["estimate"][k] for k in ("seconds_low", "seconds", "seconds_high"))
     assert low < mid < high
