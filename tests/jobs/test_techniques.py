@@ -24,8 +24,10 @@ def _launch(project, user, technique: str, dataset: str, params: dict, steps: in
                       training={"method": "lora", "max_steps": steps, "batch_size": 8})  # fmt: skip
     estimate = wizard.review(draft)
     spec = wizard.materialize(draft)
+    # No automatic evaluation: these tests are about training, and an evaluation queued first on the one
+    # training worker would delay the next test's job.
     return job_create(project=project, user=user, name=technique, spec=spec, estimate=estimate,
-                      compute_class=estimate["estimate"]["compute_class"])  # fmt: skip
+                      compute_class=estimate["estimate"]["compute_class"], auto_evaluate=False)  # fmt: skip
 
 
 @pytest.fixture

@@ -46,9 +46,8 @@ def _wait(job: Job, predicate: Callable[[Job], bool], timeout: float = 240) -> J
 def test_a_job_runs_on_the_training_worker_to_a_trained_model_in_mlflow(
     alice, alice_project, tiny_model, celery_trainer, mlflow_service
 ):
-    job = job_create(
-        project=alice_project, user=alice, name="reverse", spec=_spec(tiny_model / "partial", 30)
-    )
+    job = job_create(project=alice_project, user=alice, name="reverse", spec=_spec(tiny_model / "partial", 30),
+                     auto_evaluate=False)  # fmt: skip
     job = _wait(job, lambda j: j.ended)
     assert job.status == Status.SUCCEEDED, (job.error, job.log_tail[-2000:])
     assert job.step == 30 and job.max_steps == 30 and job.progress == 1.0
@@ -66,7 +65,10 @@ def test_a_job_runs_on_the_training_worker_to_a_trained_model_in_mlflow(
 
 def test_a_failing_spec_ends_the_job_failed_with_the_trainers_message(alice, alice_project, celery_trainer):
     spec = _spec(Path("/nowhere/model"), 5)
-    job = _wait(job_create(project=alice_project, user=alice, name="bad", spec=spec), lambda j: j.ended)
+    job = _wait(
+        job_create(project=alice_project, user=alice, name="bad", spec=spec, auto_evaluate=False),
+        lambda j: j.ended,
+    )
     assert job.status == Status.FAILED
     assert "/nowhere/model" in job.error
 
@@ -76,7 +78,7 @@ def test_cancelling_a_running_job_stops_it_within_the_grace_period_and_keeps_its
 ):
     spec = _spec(tiny_model / "partial", 2000, save_steps=10)
     spec["tracking"] = {"enabled": False}
-    job = job_create(project=alice_project, user=alice, name="long", spec=spec)
+    job = job_create(project=alice_project, user=alice, name="long", spec=spec, auto_evaluate=False)
     _wait(job, lambda j: j.status == Status.RUNNING and j.step >= 20)
     asked = time.monotonic()
     job_cancel(job=job, actor=alice)
@@ -104,6 +106,7 @@ def test_a_job_whose_worker_is_killed_resumes_on_a_fresh_worker_and_succeeds_onc
         user=alice,
         name="survivor",
         spec=_spec(tiny_model / "partial", steps, save_steps=interval),
+        auto_evaluate=False,
     )
     _wait(job, lambda j: j.status == Status.RUNNING and j.step >= interval + 5)
     first_run = job.mlflow_run_id

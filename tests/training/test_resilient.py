@@ -74,11 +74,11 @@ def _final_digests(events: list[dict[str, Any]], steps: int) -> set[str]:
 
 
 def test_replicas_survive_sigkill_and_heal_from_a_peer(tmp_path, tiny_model):
-    """Three replicas, one SIGKILLed every 20 steps: survivors keep committing, each replacement (a warm
+    """Three replicas, one SIGKILLed every 30 steps: survivors keep committing, each replacement (a warm
     spare) heals from a peer, and all replicas end with identical parameters."""
-    steps = 120
+    steps = 80
     events = _group(_spec(tmp_path, tiny_model / "base", steps=steps, batch=16), "--replicas", "3",
-                    "--kill-every", "40", "--spares", "1")  # fmt: skip
+                    "--kill-every", "30", "--spares", "1")  # fmt: skip
     _assert_one_run(events, steps)
     kills = _of(events, "fault_injected")
     assert [k["signal"] for k in kills] == ["SIGKILL", "SIGKILL"]
@@ -109,10 +109,10 @@ def test_replicas_survive_sigkill_and_heal_from_a_peer(tmp_path, tiny_model):
 
 
 def test_elastic_one_to_three_to_two_without_restart(tmp_path, tiny_model):
-    """One replica, then three from step 10 (two warm spares join), then two from step 80 (one leaves at
+    """One replica, then three from step 10 (two warm spares join), then two from step 60 (one leaves at
     a step boundary), with no restart."""
-    steps = 120
-    events = _group(_spec(tmp_path, tiny_model / "base", steps=steps, batch=16), "--schedule", "0:1,10:3,80:2",
+    steps = 90
+    events = _group(_spec(tmp_path, tiny_model / "base", steps=steps, batch=16), "--schedule", "0:1,10:3,60:2",
                     "--spares", "2")  # fmt: skip
     _assert_one_run(events, steps)
     participants = [e["participants"] for e in _of(events, "step")]
