@@ -35,7 +35,7 @@ MIN_EPOCHS, MAX_EPOCHS = 1.0, 25.0
 # the middle of a cosine schedule over 692 steps. A plan of 300 steps ends its schedule there and scored
 # 0.83 on the wizard's held-out rows (200 of them; bench/early_stopping.py; 400 steps 0.85, 500 steps 0.94), where
 # the three epochs (692 steps) score 0.985, and early stopping ends them at step 630, when the held-out
-# sample reaches 100% (39 s against 47 s on 2 cores).
+# sample reaches 100% (40.8 s against 43.7 s on 2 cores: bench/results/early_stopping.json).
 # GRPO counts epochs over prompts; each prompt is answered `num_generations` times, and a step holds a
 # batch of answers. One pass over the prompts: the sweep's RLVR points (100 steps of 16 answers = one pass
 # over 200 prompts at 8 answers each) had done what they would by then (their curves are flat after
@@ -136,7 +136,7 @@ def grpo_sampling(n_params: int) -> Sampling:
     return Sampling(num_generations=8, temperature=1.0, kl_beta=0.0)
 
 
-def _epochs(n_rows: int, n_params: int, technique: str) -> float:
+def _epochs(n_rows: int, technique: str) -> float:
     """OpenAI's automatic epochs (see TARGET_EPOCHS); early stopping ends them sooner when the held-out
     sample stops rising."""
     if technique in GRPO_TECHNIQUES:
@@ -178,7 +178,7 @@ def resolve(
     if training.max_steps:
         steps = training.max_steps
     else:
-        epochs = training.epochs or _epochs(n_rows, n_params, technique)
+        epochs = training.epochs or _epochs(n_rows, technique)
         # GRPO's batch holds answers, `num_generations` to a prompt: an epoch is rows × answers.
         per_row = sampling.num_generations if sampling else 1
         steps = max(10, min(5000, math.ceil(n_rows * epochs * per_row / effective)))
