@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 
 from apps.jobs.model_sources import BUILTIN
+from workers.training import judge
 from workers.training.context import TokensUnknown, count_tokens, model_context
 
 # How many of the longest candidates (by characters) are counted in tokens: characters and tokens rise
@@ -101,42 +102,9 @@ def fit(
     return Fit(request=request + extra, answer=answer, context=context, model=model)
 
 
-# The judge's requests --------------------------------------------------------------------------------------
-# TODO(lead): once the judge helper's workers.training.judge.score_messages, review_messages and
-# compare_messages land, call them here instead: these build the same messages Judge._ask, Judge.review
-# and Judge.compare send today (judge.SYSTEM, REVIEW_SYSTEM, PAIRWISE_SYSTEM and their user strings).
-JUDGE_SCORE_TOKENS = 8  # Judge._ask asks for at most 8 tokens: a score
+# The judge's requests, as workers.training.judge (the module that sends them) builds them.
+JUDGE_SCORE_TOKENS = judge.SCORE_TOKENS
+score_messages = judge.score_messages
+review_messages = judge.review_messages
+compare_messages = judge.compare_messages
 JUDGE_REASON_TOKENS = 256  # Judge.reason_tokens: a review's or a comparison's reasoning and verdict
-
-
-def _request_text(prompt: Any) -> str:
-    from workers.training.graders import text
-
-    if isinstance(prompt, list):
-        return "\n".join(str(m.get("content", "")) for m in prompt if isinstance(m, dict))
-    return str(text(prompt))
-
-
-def score_messages(rubric: str, prompt: Any, completion: str) -> list[dict[str, str]]:
-    from workers.training import judge
-
-    user = f"Rubric: {rubric}\n\nRequest: {_request_text(prompt)}\n\nAnswer: {completion}\n\nScore (0-10):"
-    return [{"role": "system", "content": judge.SYSTEM}, {"role": "user", "content": user}]
-
-
-def review_messages(rubric: str, prompt: Any, completion: str, reference: Any = None) -> list[dict[str, str]]:
-    from workers.training import judge
-    from workers.training.graders import text
-
-    known = f"\n\nReference answer: {text(reference)}" if reference not in (None, "") else ""
-    user = (f"Rubric: {rubric}\n\nRequest: {_request_text(prompt)}{known}\n\n"
-            f"Answer: {completion}\n\nScore (0-10):")  # fmt: skip
-    return [{"role": "system", "content": judge.REVIEW_SYSTEM}, {"role": "user", "content": user}]
-
-
-def compare_messages(rubric: str, prompt: Any, first: str, second: str) -> list[dict[str, str]]:
-    from workers.training import judge
-
-    user = (f"Rubric: {rubric}\n\nRequest: {_request_text(prompt)}\n\n"
-            f"Answer A: {first}\n\nAnswer B: {second}\n\nWhich answer is better?")  # fmt: skip
-    return [{"role": "system", "content": judge.PAIRWISE_SYSTEM}, {"role": "user", "content": user}]

@@ -15,6 +15,7 @@ from apps.endpoints.services import endpoint_deploy
 from apps.projects.services import project_create
 from tests.conftest import login
 from tests.endpoints import builtin
+from workers.training.judge import SCORE_TOKENS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -63,7 +64,7 @@ def test_the_rlaif_step_deploys_the_built_in_judge_and_refuses_one_that_reads_to
     page.get_by_role("spinbutton", name="Max completion length").fill("200")
     page.get_by_role("button", name="Next: review").click()
     refusal = page.locator(".field.has-errors", has=page.get_by_role("combobox", name="Judge endpoint"))
-    expect(refusal).to_contain_text(re.compile(r"The judge's longest request is [\d,]+ tokens and it may answer with 8; "
+    expect(refusal).to_contain_text(re.compile(rf"The judge's longest request is [\d,]+ tokens and it may answer with {SCORE_TOKENS}; "
                                                r"the endpoint small-judge \(.+\) reads at most 256 tokens\."))  # fmt: skip
     page.screenshot(path=artifacts_dir / "builtin-rlaif-judge-refused.png", full_page=True)
 

@@ -1,10 +1,10 @@
 """The built-in judge and teacher folders for the app's tests, and small models that read less.
 
 The app's tests need only that `atelier-tiny/judge` and `atelier-tiny/teacher` exist as model folders
-(same architecture and tokenizer as the others); none of them depends on what those models answer. While
-their trained weights are not in the data folder (they are shipped and copied by tiny.build), `helpers`
-puts a copy of `partial` in their place with atelier.json's "variant" changed; where the real folders
-are there, they are used as they are.
+(same architecture and tokenizer as the others); none of them depends on what those models answer. The
+judge is shipped and installed by tiny.build (workers.training.builtin_judge); the teacher is not built
+yet, so `helpers` puts a copy of `partial` in its place with atelier.json's "variant" changed. Where a
+real folder is there, it is used as it is.
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ def test_a_judge_that_reads_too_little_is_refused_beside_the_field_with_the_numb
 ):
     client, url = rlaif_step
     small = endpoint_deploy(project=alice_project, user=alice, name="small-judge",
-                            model=str(builtin.reads_at_most(tiny_model, tmp_path / "small", 256)))  # fmt: skip
+                            model=str(builtin.reads_at_most(tiny_model, tmp_path / "small", 300)))  # fmt: skip
     form = {
         "technique": "rlaif",
         "t-method": "lora",
@@ -114,10 +114,10 @@ def test_a_judge_that_reads_too_little_is_refused_beside_the_field_with_the_numb
     response = client.post(url, form)
     page = html.unescape(response.content.decode())
     expected = _longest_score_request(tiny_model, 200)
-    assert response.status_code == 422 and expected + 8 > 256
+    assert response.status_code == 422 and expected + judge.SCORE_TOKENS > 300
     assert (
-        f"The judge's longest request is {expected:,} tokens and it may answer with 8; the endpoint small-judge "
-        f"({tmp_path / 'small'}) reads at most 256 tokens." in page
+        f"The judge's longest request is {expected:,} tokens and it may answer with {judge.SCORE_TOKENS}; "
+        f"the endpoint small-judge ({tmp_path / 'small'}) reads at most 300 tokens." in page
     )
     assert "Lower “Max completion length”, use shorter prompts, or choose a judge that reads more." in page
     assert page.index("longest request is") > page.index('name="p-judge_endpoint"')  # beside the field
@@ -126,5 +126,5 @@ def test_a_judge_that_reads_too_little_is_refused_beside_the_field_with_the_numb
     tried = html.unescape(client.post(reverse("wizard-try", args=[alice_project.pk]), form).content.decode())
     assert f"longest request is {expected:,} tokens" in tried
     # Answers of 16 tokens (the default) fit in the same judge: accepted.
-    assert _longest_score_request(tiny_model, 16) + 8 <= 256
+    assert _longest_score_request(tiny_model, 16) + judge.SCORE_TOKENS <= 300
     assert client.post(url, {**form, "p-max_completion_length": "16"}).status_code == 302

@@ -1,6 +1,8 @@
 """python -m workers.training: the training layer's command line.
 
-build-tiny [--out DIR] [--force]        build the built-in tiny model (base and partly trained)
+build-tiny [--out DIR] [--force]        build the built-in tiny model (base and partly trained; the
+                                        shipped judge copied beside them)
+build-judge [--out DIR]                 retrain the built-in judge from partial (maintainers; ~10 min)
 validate DATASET --technique T          check a dataset row by row against a technique's columns
 try SPEC.json [--rows N]                the model answers N rows; the RLVR graders or RLAIF judge score them
 evaluate SPEC.json                      compare models on held-out rows (report.json, samples.jsonl)
@@ -31,7 +33,11 @@ def _build_tiny(args: argparse.Namespace) -> int:
 
     out = Path(args.out or default_models_dir() / "atelier-tiny")
     if tiny.is_built(out) and not args.force:
-        print(f"Built-in tiny model: already built at {out}")
+        copied = tiny.install_shipped(out)
+        print(
+            f"Built-in tiny model: already built at {out}"
+            + (f" ({', '.join(copied)} copied)" if copied else "")
+        )
         return 0
     print(f"Building the built-in tiny model into {out} ...", flush=True)
     meta = tiny.build(out, force=args.force)
@@ -40,6 +46,20 @@ def _build_tiny(args: argparse.Namespace) -> int:
         f"reverse exact match: base {meta.get('base_reverse_exact_match', 0):.2f}, "
         f"partly trained {meta['reverse_exact_match']:.2f} ({out})"
     )
+    return 0
+
+
+def _build_judge(args: argparse.Namespace) -> int:
+    from workers.training import builtin_judge, tiny
+
+    models = default_models_dir() / "atelier-tiny"
+    tiny.build(models)
+    out = Path(args.out) if args.out else tiny.SHIPPED["judge"]
+    print(f"Training the built-in judge from {models / 'partial'} into {out} ...", flush=True)
+    meta = builtin_judge.build_and_save(
+        models / "partial", out, log=lambda step, loss: print(step, round(loss, 4), flush=True)
+    )
+    print(f"Built-in judge: agreement with exact match on held-out pairs {meta['agreement']} ({out})")
     return 0
 
 
@@ -171,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="folder (default: $ATELIER_DATA_DIR/models/atelier-tiny)")
     p.add_argument("--force", action="store_true", help="rebuild even if built")
     p.set_defaults(func=_build_tiny)
+    p = sub.add_parser("build-judge", help="train the built-in judge from the built tiny model (maintainers)")
+    p.add_argument("--out", help="folder (default: the shipped judge, workers/training/assets/judge)")
+    p.set_defaults(func=_build_judge)
     p = sub.add_parser("validate", help="check a dataset against a technique")
     p.add_argument("dataset")
     p.add_argument("--technique", required=True, choices=["sft", "dpo", "rlvr", "rlaif"])

@@ -35,6 +35,9 @@ PAIRWISE_SYSTEM = (
     "only which better meets the rubric. Explain in one or two sentences, then end with a last line "
     "`Verdict: A`, `Verdict: B` or `Verdict: tie`."
 )
+# A score request's answer: the number, or a short check and then `Score: N` (the built-in judge writes
+# its letter-by-letter check first, workers.training.builtin_judge: at most about 40 tokens).
+SCORE_TOKENS = 48
 LAST_SCORE = re.compile(r"score\s*[:=]\s*(10|[0-9](?:\.\d+)?)(?![\d.])", re.IGNORECASE)
 # "Verdict: B" anywhere, or a reply that is only the letter (or "tie").
 VERDICT = re.compile(r"verdict\s*[:=]\s*\**\s*(A|B|tie)\b|\A\s*(A|B|tie)\W*\Z", re.IGNORECASE)
@@ -74,9 +77,33 @@ class Verdict:
 
 
 def _request_text(prompt: Any) -> str:
-    return (
-        text(prompt) if not isinstance(prompt, list) else "\n".join(str(m.get("content", "")) for m in prompt)
+    if isinstance(prompt, list):
+        return "\n".join(str(m.get("content", "")) for m in prompt if isinstance(m, dict))
+    return text(prompt)
+
+
+# The judge's three requests, built here only: Judge sends them, and the web app counts their tokens
+# against a judge endpoint's context (apps.core.fit) before launch.
+
+
+def score_messages(rubric: str, prompt: Any, completion: Any) -> list[dict[str, str]]:
+    user = (
+        f"Rubric: {rubric}\n\nRequest: {_request_text(prompt)}\n\nAnswer: {text(completion)}\n\nScore (0-10):"
     )
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def review_messages(rubric: str, prompt: Any, completion: Any, reference: Any = None) -> list[dict[str, str]]:
+    known = f"\n\nReference answer: {text(reference)}" if reference not in (None, "") else ""
+    user = (f"Rubric: {rubric}\n\nRequest: {_request_text(prompt)}{known}\n\n"
+            f"Answer: {text(completion)}\n\nScore (0-10):")  # fmt: skip
+    return [{"role": "system", "content": REVIEW_SYSTEM}, {"role": "user", "content": user}]
+
+
+def compare_messages(rubric: str, prompt: Any, first: Any, second: Any) -> list[dict[str, str]]:
+    user = (f"Rubric: {rubric}\n\nRequest: {_request_text(prompt)}\n\n"
+            f"Answer A: {text(first)}\n\nAnswer B: {text(second)}\n\nWhich answer is better?")  # fmt: skip
+    return [{"role": "system", "content": PAIRWISE_SYSTEM}, {"role": "user", "content": user}]
 
 
 def _reason(reply: str, match: re.Match[str]) -> str:
@@ -110,9 +137,8 @@ class Judge:
         (workers.training.keys); any other name gives no key."""
         return cls(base_url, model, rubric, api_key=key_from_env(api_key_env), timeout=timeout)
 
-    def _chat(self, system: str, user: str, max_tokens: int) -> str:
+    def _chat(self, messages: list[dict[str, str]], max_tokens: int) -> str:
         """The judge's reply; raises JudgeUnavailable with the reason it could not be had."""
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         try:
             return chat(self.base_url, self.model, messages, api_key=self.api_key, timeout=self.timeout,
                         temperature=0, max_tokens=max_tokens)  # fmt: skip
@@ -143,12 +169,11 @@ class Judge:
                 f"first {self.calls} judgements, so it is not asked again: rewards of 0 teach nothing.)")  # fmt: skip
 
     def _ask(self, prompt: Any, completion: Any, rubric: str) -> float:
-        user = f"Rubric: {rubric}\n\nRequest: {_request_text(prompt)}\n\nAnswer: {text(completion)}\n\nScore (0-10):"
         try:
-            reply = self._chat(SYSTEM, user, max_tokens=8)
+            reply = self._chat(score_messages(rubric, prompt, completion), max_tokens=SCORE_TOKENS)
         except JudgeUnavailable as exc:
             return self._zero(str(exc))
-        match = SCORE.search(reply)
+        match = LAST_SCORE.search(reply) or SCORE.search(reply)
         if not match:
             return self._zero(f"the judge answered “{reply.strip()[:80]}”, which holds no score from 0 to 10")
         self._record(None)
@@ -157,14 +182,14 @@ class Judge:
     # Evaluation reports: a reason with every verdict, and None (not 0) when there is no verdict.
 
     def _verdict(
-        self, system: str, user: str, patterns: tuple[re.Pattern[str], ...], wanted: str
+        self, messages: list[dict[str, str]], patterns: tuple[re.Pattern[str], ...], wanted: str
     ) -> tuple[Verdict | None, str, Any]:
         """(a no-verdict Verdict, "", None) when the judge gave nothing usable, else (None, reply, match).
         Once the judge is `broken` it is not asked again: every later judgement has that problem."""
         if self.broken:
             return Verdict(None, "", self.broken), "", None
         try:
-            reply = self._chat(system, user, max_tokens=self.reason_tokens)
+            reply = self._chat(messages, max_tokens=self.reason_tokens)
         except JudgeUnavailable as exc:
             self._record(str(exc))
             return Verdict(None, "", str(exc)), "", None
@@ -180,11 +205,10 @@ class Judge:
         self, prompt: Any, completion: Any, reference: Any = None, rubric: str | None = None
     ) -> Verdict:
         """A rubric score from 0 to 1 with the judge's reasoning."""
-        known = f"\n\nReference answer: {text(reference)}" if reference not in (None, "") else ""
-        user = (f"Rubric: {rubric or self.rubric}\n\nRequest: {_request_text(prompt)}{known}\n\n"
-                f"Answer: {text(completion)}\n\nScore (0-10):")  # fmt: skip
         failed, reply, match = self._verdict(
-            REVIEW_SYSTEM, user, (LAST_SCORE, SCORE), "holds no score from 0 to 10"
+            review_messages(rubric or self.rubric, prompt, completion, reference),
+            (LAST_SCORE, SCORE),
+            "holds no score from 0 to 10",
         )
         if failed:
             return failed
@@ -192,10 +216,10 @@ class Judge:
 
     def compare(self, prompt: Any, first: Any, second: Any, rubric: str | None = None) -> Verdict:
         """Which of two answers is better: value "A", "B" or "tie", with the judge's reasoning."""
-        user = (f"Rubric: {rubric or self.rubric}\n\nRequest: {_request_text(prompt)}\n\n"
-                f"Answer A: {text(first)}\n\nAnswer B: {text(second)}\n\nWhich answer is better?")  # fmt: skip
         failed, reply, match = self._verdict(
-            PAIRWISE_SYSTEM, user, (VERDICT,), "names neither A, B nor a tie"
+            compare_messages(rubric or self.rubric, prompt, first, second),
+            (VERDICT,),
+            "names neither A, B nor a tie",
         )
         if failed:
             return failed

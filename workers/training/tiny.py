@@ -20,6 +20,9 @@ from typing import Any
 
 ASSETS = Path(__file__).parent / "assets"
 DEMO = ASSETS / "demo"
+# The built-in judge's trained weights, shipped (workers.training.builtin_judge trains them from
+# `partial` in about ten minutes on 2 cores, too long for a first start): copied beside the others.
+SHIPPED = {"judge": ASSETS / "judge"}
 # Bump when anything below changes what is built: a folder of another version is rebuilt.
 BUILD_VERSION = 4
 ALPHABET_WEIGHT = 2000
@@ -250,6 +253,30 @@ def build_base(recipe: TinyRecipe) -> tuple[Any, Any, float]:
     return model, tokenizer, _pretrain(model, tokenizer, recipe)
 
 
+def install_shipped(out: Path) -> list[str]:
+    """Copy the shipped variants (the judge) into `out` where they are missing or another version; the
+    variants copied. Their tokenizer is the one this build makes (seeded), so they are checked against
+    `partial`'s before they are used."""
+    import shutil
+
+    copied = []
+    for variant, source in SHIPPED.items():
+        if not (source / "model.safetensors").is_file():
+            continue
+        target = out / variant
+        if (target / "atelier.json").is_file() and (target / "atelier.json").read_bytes() == (
+            source / "atelier.json"
+        ).read_bytes():
+            continue
+        if (source / "tokenizer.json").read_bytes() != (out / "partial" / "tokenizer.json").read_bytes():
+            raise RuntimeError(f"the shipped {variant} was trained with another tokenizer: rebuild it")
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(source, target.with_name(target.name + ".copying"), dirs_exist_ok=True)
+        target.with_name(target.name + ".copying").rename(target)
+        copied.append(variant)
+    return copied
+
+
 def is_built(out: Path) -> bool:
     try:
         meta = json.loads((out / "partial" / "atelier.json").read_text())
@@ -262,6 +289,7 @@ def build(out: Path, recipe: TinyRecipe | None = None, force: bool = False) -> d
     """Build `out/base` and `out/partial`; skip when a build of this version is there already."""
     recipe = recipe or TinyRecipe()
     if is_built(out) and not force:
+        install_shipped(out)
         return json.loads((out / "partial" / "atelier.json").read_text())
     started = time.monotonic()
     model, tokenizer, pretrain_loss = build_base(recipe)
@@ -293,6 +321,7 @@ def build(out: Path, recipe: TinyRecipe | None = None, force: bool = False) -> d
 
         shutil.rmtree(out)
     tmp.rename(out)
+    install_shipped(out)
     meta = json.loads((out / "partial" / "atelier.json").read_text())
     meta["seconds"] = round(time.monotonic() - started, 1)
     meta["base_reverse_exact_match"] = base_score

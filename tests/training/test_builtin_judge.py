@@ -1,0 +1,84 @@
+"""The built-in judge (`atelier-tiny/judge`, workers.training.builtin_judge): what it is taught to answer,
+and how often the shipped judge, as tiny.build installs it, agrees with the exact-match grader on words
+it never saw, asked exactly as RLAIF and evaluation reports ask (workers.training.judge's requests)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from workers.training import builtin_judge, judge, tiny
+
+
+def _score(reply: str) -> float:
+    match = judge.LAST_SCORE.search(reply) or judge.SCORE.search(reply)
+    assert match, reply
+    return float(match.group(1))
+
+
+@pytest.mark.parametrize(
+    ("answer", "reply", "score"),
+    [
+        ("e b y a m", "Check: e e b b y y a a m m\nScore: 10", 10),
+        ("e b y x m", "Check: e e b b y y a x\nScore: 0", 0),
+        ("e b y a m q", "Check: e e b b y y a a m m - q\nScore: 0", 0),
+        ("e b y a", "Check: e e b b y y a a m -\nScore: 0", 0),
+        ("ebyam", "Check: e ebyam\nScore: 0", 0),
+        ("", "Check: e -\nScore: 0", 0),
+    ],
+)
+def test_the_check_stops_at_the_first_pair_that_differs_and_ends_with_a_score_the_judge_parses(
+    answer, reply, score
+):
+    assert builtin_judge.check("maybe", answer) == reply
+    assert _score(reply) == score
+    assert len(reply) <= judge.SCORE_TOKENS  # every character at most one token: it fits the request's limit
+
+
+def test_made_up_wrong_answers_are_wrong_and_near_misses_mostly_one_letter_off():
+    rng = random.Random(0)
+    words = builtin_judge.training_words()[:200]
+    near = [builtin_judge._wrong(w, rng, near=True) for w in words]
+    assert all(a != " ".join(reversed(w)) for w, a in zip(words, near, strict=True))
+    one_off = sum(abs(len(a.split()) - len(w)) <= 1 for w, a in zip(words, near, strict=True))
+    assert one_off / len(words) >= 0.75
+
+
+def test_the_judge_is_trained_on_the_requests_atelier_sends():
+    messages = builtin_judge.request_messages("cat", "t a c", "The letters are reversed.", "score")
+    assert messages == judge.score_messages(
+        "The letters are reversed.", [{"role": "user", "content": "reverse: c a t"}], "t a c"
+    )
+    review = builtin_judge.request_messages("cat", "t a c", "r", "review")
+    assert review[0]["content"] == judge.REVIEW_SYSTEM and "Reference answer: t a c" in review[1]["content"]
+
+
+def test_the_shipped_judge_agrees_with_exact_match_on_held_out_words(tiny_model):
+    """Held-out: the words of the eval and RLVR demo files (the judge was trained on the SFT file's,
+    without them), each once with its correct reversal and once with a wrong answer the partly trained
+    model gave (or a made-up one). A sample of 300 pairs here; atelier.json records all of them."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = tiny_model / "judge"
+    meta = json.loads((folder / "atelier.json").read_text())
+    assert meta["variant"] == "judge" and meta["agreement"]["score"] >= 0.9, meta
+    partial = tiny_model / "partial"
+    cases = builtin_judge.held_out_cases(
+        AutoModelForCausalLM.from_pretrained(partial), AutoTokenizer.from_pretrained(partial)
+    )
+    held = set(builtin_judge.training_words()) & {w for w, _ in cases}
+    assert not held  # none of the held-out words was trained on
+    sample = random.Random(0).sample(cases, 300)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    result = builtin_judge.agreement(model, AutoTokenizer.from_pretrained(folder), sample, "score")
+    assert result["parsed"] == 1.0
+    assert result["agreement"] >= 0.9, result["misses"]
+
+
+def test_tiny_build_installs_the_shipped_judge_beside_the_others(tiny_model):
+    assert (tiny_model / "judge" / "atelier.json").read_bytes() == (
+        tiny.SHIPPED["judge"] / "atelier.json"
+    ).read_bytes()
+    assert tiny.install_shipped(tiny_model) == []  # already there: nothing copied again

@@ -1,0 +1,314 @@
+"""The built-in judge (`atelier-tiny/judge`): the partly trained tiny model, fully fine-tuned to grade the
+reverse demo task in the request format Atelier's judge sends (workers.training.judge: the score request
+of RLAIF and the review request of evaluation reports, with any rubric).
+
+A 1.1-million-parameter network cannot compare two spelled words in one step (judges answering with a
+single score token agreed with exact match on 42-63% of held-out pairs in our earlier trials), so it
+writes its check first, the way a person would: the expected letters beside the answer's, pair by pair,
+stopping at the first pair that differs, then the score, e.g. ``Check: e e b b y x`` then
+``Score: 0``. Each step of the check is local (the next letter of the reversal, the next letter of the
+answer, are they equal), which the network can learn; the score only reads the last pair.
+
+Trained from words of the SFT demo file; agreement is measured on the words of the eval and RLVR files,
+which it never saw, with answers that are correct half of the time. Seeded and deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from workers.training import tiny
+
+RUBRICS = (
+    "The answer is correct, complete and concise.",
+    "The letters are reversed.",
+    "The answer spells the word backwards, letter by letter.",
+    "The answer is the request's letters in reverse order.",
+    "Correct reversal of the letters, nothing else.",
+    "Reward answers that reverse the word exactly.",
+)
+MISSING = "-"
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+WORD = re.compile(r"reverse:\s*((?:[a-z]\s*)+)$")
+
+
+@dataclass(frozen=True)
+class JudgeRecipe:
+    steps: int = 1500
+    batch: int = 16
+    lr: float = 1e-3
+    warmup: int = 50
+    seed: int = 0
+    samples_per_word: int = 2  # answers of the partly trained model per training word, besides made-up ones
+
+
+def word_of(request: str) -> str | None:
+    match = WORD.search(request.strip())
+    return match.group(1).replace(" ", "") if match else None
+
+
+def check(word: str, answer: str) -> str:
+    """The judge's reply to `answer` for the request to reverse `word`: the pairs up to the first that
+    differs, then the score (10 when every letter matches and both end together, else 0)."""
+    expected = list(reversed(word))
+    given = answer.split()
+    pairs = []
+    for i in range(max(len(expected), len(given))):
+        e = expected[i] if i < len(expected) else MISSING
+        a = given[i][:12] if i < len(given) else MISSING
+        pairs.append(f"{e} {a}")
+        if e != a:
+            return f"Check: {' '.join(pairs)}\nScore: 0"
+    return f"Check: {' '.join(pairs)}\nScore: 10"
+
+
+def _wrong(word: str, rng: random.Random, near: bool = False) -> str:
+    """A made-up wrong answer of the kinds small models give; `near`: one letter off (swapped, changed,
+    dropped or added), most of the time."""
+    rev = list(reversed(word))
+    kind = rng.randrange(4) if near and rng.random() < 0.75 else rng.randrange(9)
+    if kind == 0 and len(rev) > 1:  # two neighbours swapped
+        i = rng.randrange(len(rev) - 1)
+        rev[i], rev[i + 1] = rev[i + 1], rev[i]
+    elif kind == 1:  # one letter changed
+        i = rng.randrange(len(rev))
+        rev[i] = rng.choice([c for c in LETTERS if c != rev[i]])
+    elif kind == 2 and len(rev) > 1:  # one letter dropped
+        del rev[rng.randrange(len(rev))]
+    elif kind == 3:  # one letter added
+        rev.insert(rng.randrange(len(rev) + 1), rng.choice(LETTERS))
+    elif kind == 4:  # the word itself
+        rev = list(word)
+    elif kind == 5:  # the reversal, then more
+        rev += [rng.choice(LETTERS) for _ in range(rng.randint(1, 12))]
+    elif kind == 6:  # stopped short
+        rev = rev[: rng.randrange(1, len(rev))] if len(rev) > 1 else [rng.choice(LETTERS)]
+    elif kind == 7:  # letters run together
+        return "".join(rev)
+    else:  # random letters
+        rev = [rng.choice(LETTERS) for _ in range(rng.randint(1, 10))]
+    answer = " ".join(rev)
+    return answer if answer != " ".join(reversed(word)) else _wrong(word, rng, near)
+
+
+def request_messages(word: str, answer: str, rubric: str, kind: str) -> list[dict[str, str]]:
+    """Exactly what workers.training.judge sends for a score ("score") or a review ("review" with the
+    reference answer, "review-bare" without)."""
+    from workers.training import judge
+
+    request = [{"role": "user", "content": "reverse: " + " ".join(word)}]
+    if kind == "score":
+        return judge.score_messages(rubric, request, answer)
+    return judge.review_messages(
+        rubric, request, answer, " ".join(reversed(word)) if kind == "review" else None
+    )
+
+
+def sampled_answers(
+    model: Any, tokenizer: Any, words: list[str], per_word: int, seed: int
+) -> list[list[str]]:
+    """Answers the model gives when sampled at temperature 1 (as GRPO samples), `per_word` per word."""
+    import torch
+
+    torch.manual_seed(seed)
+    model.eval()
+    tokenizer.padding_side = "left"
+    out: list[list[str]] = [[] for _ in words]
+    prompts = [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": "reverse: " + " ".join(w)}],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        for w in words
+    ]
+    with torch.no_grad():
+        for start in range(0, len(words), 256):
+            batch = tokenizer(
+                prompts[start : start + 256], return_tensors="pt", padding=True, add_special_tokens=False
+            )
+            generated = model.generate(
+                **batch, max_new_tokens=16, do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
+                num_return_sequences=per_word, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+            )  # fmt: skip
+            texts = tokenizer.batch_decode(
+                generated[:, batch["input_ids"].shape[1] :], skip_special_tokens=True
+            )
+            for i, t in enumerate(texts):
+                out[start + i // per_word].append(t.strip())
+    return out
+
+
+def examples(words: list[str], sampled: list[list[str]], seed: int) -> list[tuple[list[dict[str, str]], str]]:
+    """(request, reply) pairs, correct and wrong answers balanced, over the three request kinds."""
+    rng = random.Random(seed)
+    rows = []
+    for word, answers in zip(words, sampled, strict=True):
+        right = " ".join(reversed(word))
+        wrong = [a for a in answers if a and a != right]
+        # Near misses weigh most: a judge that copies the answer into its check instead of reversing the
+        # request is right on correct answers only, and near misses are what it must tell apart.
+        candidates = [
+            right,
+            right,
+            *(wrong[:1] or [_wrong(word, rng, near=True)]),
+            _wrong(word, rng, near=True),
+        ]
+        for answer in candidates:
+            kind = rng.choice(("score", "score", "review", "review-bare"))
+            rows.append((request_messages(word, answer, rng.choice(RUBRICS), kind), check(word, answer)))
+    rng.shuffle(rows)
+    return rows
+
+
+def _encode(tokenizer: Any, messages: list[dict[str, str]], reply: str) -> tuple[list[int], list[int]]:
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    a = tokenizer(reply + "<|im_end|>", add_special_tokens=False)["input_ids"]
+    return p + a, [-100] * len(p) + a
+
+
+def train(model: Any, tokenizer: Any, rows: list[tuple[list[dict[str, str]], str]], recipe: JudgeRecipe,
+          log: Any = None) -> None:  # fmt: skip
+    import torch
+
+    encoded = [_encode(tokenizer, m, r) for m, r in rows]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.0)
+    total = recipe.steps
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: min(1.0, (s + 1) / recipe.warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)),
+    )
+    rng = random.Random(recipe.seed)
+    order: list[int] = []
+    model.train()
+    for step in range(1, total + 1):
+        if len(order) < recipe.batch:
+            order += rng.sample(range(len(encoded)), len(encoded))
+        chunk = [encoded[i] for i in order[: recipe.batch]]
+        del order[: recipe.batch]
+        width = max(len(ids) for ids, _ in chunk)
+        input_ids = torch.tensor([ids + [tokenizer.pad_token_id] * (width - len(ids)) for ids, _ in chunk])
+        labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in chunk])
+        mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in chunk])
+        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        if log and (step % 100 == 0 or step == total):
+            log(step, float(loss.detach()))
+
+
+def agreement(model: Any, tokenizer: Any, cases: list[tuple[str, str]], kind: str = "score",
+              rubric: str = RUBRICS[0]) -> dict[str, Any]:  # fmt: skip
+    """How often the judge's parsed score (≥ 5 means right) agrees with exact match on (word, answer)."""
+    from workers.training import judge
+    from workers.training.evaluate import generate
+
+    prompts = [request_messages(w, a, rubric, kind) for w, a in cases]
+    replies = generate(model, tokenizer, prompts, max_new_tokens=48, batch_size=64)
+    agree = parsed = 0
+    wrong_examples: list[tuple[str, str, str]] = []
+    for (word, answer), reply in zip(cases, replies, strict=True):
+        match = judge.LAST_SCORE.search(reply) or judge.SCORE.search(reply)
+        truth = " ".join(answer.split()).casefold() == " ".join(reversed(word))
+        if match:
+            parsed += 1
+            if (float(match.group(1)) >= 5) == truth:
+                agree += 1
+            elif len(wrong_examples) < 8:
+                wrong_examples.append((word, answer, reply))
+    return {"n": len(cases), "agreement": agree / len(cases), "parsed": parsed / len(cases),
+            "misses": wrong_examples}  # fmt: skip
+
+
+def held_out_cases(model: Any, tokenizer: Any, seed: int = 1) -> list[tuple[str, str]]:
+    """The eval and RLVR demo files' words, each with one correct answer and one wrong answer (the
+    partly trained model's own when it gave one, else a made-up one): balanced."""
+    words = list(dict.fromkeys(_prompt_words("eval.jsonl") + _prompt_words("rlvr.jsonl")))
+    sampled = sampled_answers(model, tokenizer, words, 4, seed)
+    rng = random.Random(seed)
+    cases = []
+    for word, answers in zip(words, sampled, strict=True):
+        right = " ".join(reversed(word))
+        wrong = [a for a in answers if a and a != right]
+        cases += [(word, right), (word, wrong[0] if wrong else _wrong(word, rng))]
+    return cases
+
+
+def _prompt_words(name: str, unique: bool = True) -> list[str]:
+    words = []
+    for row in tiny.read_jsonl(tiny.DEMO / "reverse" / name):
+        prompt = row["messages"][0]["content"] if "messages" in row else row["prompt"]
+        w = word_of(prompt if isinstance(prompt, str) else prompt[-1]["content"])
+        if w and not (unique and w in words):
+            words.append(w)
+    return words
+
+
+def held_out_words() -> list[str]:
+    """The words of the eval and RLVR demo files (and DPO's, which are RLVR's): never trained on."""
+    return list(
+        dict.fromkeys(_prompt_words("eval.jsonl") + _prompt_words("rlvr.jsonl") + _prompt_words("dpo.jsonl"))
+    )
+
+
+def training_words() -> list[str]:
+    """The SFT demo file's words (a word there twice is trained on twice), without any held-out word."""
+    held = set(held_out_words())
+    return [w for w in _prompt_words("sft.jsonl", unique=False) if w not in held]
+
+
+def build(partial: Path, recipe: JudgeRecipe | None = None, log: Any = None) -> tuple[Any, Any]:
+    """The judge, trained from `partial` (in memory)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    recipe = recipe or JudgeRecipe()
+    tiny._seed(recipe.seed)
+    tokenizer = AutoTokenizer.from_pretrained(partial)
+    model = AutoModelForCausalLM.from_pretrained(partial)
+    words = training_words()
+    sampled = sampled_answers(model, tokenizer, words, recipe.samples_per_word, recipe.seed)
+    train(model, tokenizer, examples(words, sampled, recipe.seed), recipe, log)
+    return model, tokenizer
+
+
+def build_and_save(
+    partial: Path, out: Path, recipe: JudgeRecipe | None = None, log: Any = None
+) -> dict[str, Any]:
+    """Train the judge, measure its agreement on held-out pairs for each request kind, save it to `out`
+    with the numbers in atelier.json; the meta."""
+    import json
+    import shutil
+    import time
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    recipe = recipe or JudgeRecipe()
+    started = time.monotonic()
+    model, tokenizer = build(partial, recipe, log)
+    seconds = round(time.monotonic() - started, 1)
+    cases = held_out_cases(
+        AutoModelForCausalLM.from_pretrained(partial), AutoTokenizer.from_pretrained(partial)
+    )
+    measured = {kind: agreement(model, tokenizer, cases, kind) for kind in ("score", "review", "review-bare")}
+    meta = {
+        "variant": "judge",
+        "build_version": tiny.BUILD_VERSION,
+        "recipe": asdict(recipe),
+        "train_seconds": seconds,
+        "held_out_pairs": len(cases),
+        "agreement": {kind: round(m["agreement"], 4) for kind, m in measured.items()},
+        "parsed": {kind: round(m["parsed"], 4) for kind, m in measured.items()},
+    }
+    shutil.rmtree(out, ignore_errors=True)
+    tiny.save(model, tokenizer, out, meta)
+    (out / "atelier.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return meta
