@@ -196,14 +196,9 @@ def train(model: Any, tokenizer: Any, rows: list[tuple[list[dict[str, str]], str
         input_ids = torch.tensor([ids + [tokenizer.pad_token_id] * (width - len(ids)) for ids, _ in chunk])
         labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in chunk])
         mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in chunk])
-        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad()
+        loss = tiny.train_step(model, optimizer, schedule, input_ids, mask, labels)
         if log and (step % 100 == 0 or step == total):
-            log(step, float(loss.detach()))
+            log(step, loss)
 
 
 def agreement(model: Any, tokenizer: Any, cases: list[tuple[str, str]], kind: str = "score",

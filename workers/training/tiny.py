@@ -189,6 +189,19 @@ def _completion_batches(
             yield torch.tensor(input_ids), torch.tensor(labels), torch.tensor(mask)
 
 
+def train_step(model: Any, optimizer: Any, schedule: Any, input_ids: Any, mask: Any, labels: Any) -> float:
+    """One optimizer step on a batch with the loss on `labels` (clipped at norm 1); the loss."""
+    import torch
+
+    loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    schedule.step()
+    optimizer.zero_grad()
+    return float(loss.detach())
+
+
 def _partly_train(model: Any, tokenizer: Any, recipe: TinyRecipe) -> tuple[int, float]:
     """Full fine-tuning on the reverse task until held-out exact match first lands in PARTIAL_RANGE."""
     import torch
@@ -205,12 +218,7 @@ def _partly_train(model: Any, tokenizer: Any, recipe: TinyRecipe) -> tuple[int, 
     for step in range(1, recipe.partial_max_steps + 1):
         input_ids, labels, mask = next(batches)
         model.train()
-        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad()
+        train_step(model, optimizer, schedule, input_ids, mask, labels)
         if step >= 50 and step % 10 == 0:
             score = reverse_score(model, tokenizer, held_out, max_new_tokens=16)
             if PARTIAL_RANGE[0] <= score <= PARTIAL_RANGE[1]:
