@@ -147,19 +147,14 @@ def _pretrain(model: Any, tokenizer: Any, recipe: TinyRecipe) -> float:
         optimizer, recipe.pretrain_lr, total_steps=recipe.pretrain_steps
     )
     model.train()
-    loss = torch.tensor(0.0)
+    loss = 0.0
     for _ in range(recipe.pretrain_steps):
         starts = torch.randint(
             0, len(ids) - recipe.pretrain_window - 1, (recipe.pretrain_batch,), generator=generator
         )
         batch = torch.stack([ids[s : s + recipe.pretrain_window] for s in starts])
-        loss = model(input_ids=batch, labels=batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad()
-    return float(loss.detach())
+        loss = train_step(model, optimizer, schedule, batch, None, batch)
+    return loss
 
 
 def _completion_batches(
