@@ -280,7 +280,6 @@ def build_and_save(
 ) -> dict[str, Any]:
     """Train the judge, measure its agreement on held-out pairs for each request kind, save it to `out`
     with the numbers in atelier.json; the meta."""
-    import json
     import shutil
     import time
 
@@ -305,5 +304,4 @@ def build_and_save(
     }
     shutil.rmtree(out, ignore_errors=True)
     tiny.save(model, tokenizer, out, meta)
-    (out / "atelier.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return meta
