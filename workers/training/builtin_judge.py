@@ -166,18 +166,11 @@ def examples(words: list[str], sampled: list[list[str]], seed: int) -> list[tupl
     return rows
 
 
-def _encode(tokenizer: Any, messages: list[dict[str, str]], reply: str) -> tuple[list[int], list[int]]:
-    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    a = tokenizer(reply + "<|im_end|>", add_special_tokens=False)["input_ids"]
-    return p + a, [-100] * len(p) + a
-
-
 def train(model: Any, tokenizer: Any, rows: list[tuple[list[dict[str, str]], str]], recipe: JudgeRecipe,
           log: Any = None) -> None:  # fmt: skip
     import torch
 
-    encoded = [_encode(tokenizer, m, r) for m, r in rows]
+    encoded = [tiny.encode_completion(tokenizer, m, r) for m, r in rows]
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.0)
     total = recipe.steps
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -192,10 +185,7 @@ def train(model: Any, tokenizer: Any, rows: list[tuple[list[dict[str, str]], str
             order += rng.sample(range(len(encoded)), len(encoded))
         chunk = [encoded[i] for i in order[: recipe.batch]]
         del order[: recipe.batch]
-        width = max(len(ids) for ids, _ in chunk)
-        input_ids = torch.tensor([ids + [tokenizer.pad_token_id] * (width - len(ids)) for ids, _ in chunk])
-        labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in chunk])
-        mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in chunk])
+        input_ids, labels, mask = tiny.pad_batch(tokenizer, chunk)
         loss = tiny.train_step(model, optimizer, schedule, input_ids, mask, labels)
         if log and (step % 100 == 0 or step == total):
             log(step, loss)
@@ -206,17 +196,18 @@ def agreement(model: Any, tokenizer: Any, cases: list[tuple[str, str]], kind: st
     """How often the judge's parsed score (≥ 5 means right) agrees with exact match on (word, answer)."""
     from workers.training import judge
     from workers.training.evaluate import generate
+    from workers.training.graders import exact_match
 
     prompts = [request_messages(w, a, rubric, kind) for w, a in cases]
-    replies = generate(model, tokenizer, prompts, max_new_tokens=48, batch_size=64)
+    replies = generate(model, tokenizer, prompts, max_new_tokens=judge.SCORE_TOKENS, batch_size=64)
+    truths = exact_match([a for _, a in cases], [" ".join(reversed(w)) for w, _ in cases])
     agree = parsed = 0
     wrong_examples: list[tuple[str, str, str]] = []
-    for (word, answer), reply in zip(cases, replies, strict=True):
+    for (word, answer), reply, truth in zip(cases, replies, truths, strict=True):
         match = judge.LAST_SCORE.search(reply) or judge.SCORE.search(reply)
-        truth = " ".join(answer.split()).casefold() == " ".join(reversed(word))
         if match:
             parsed += 1
-            if (float(match.group(1)) >= 5) == truth:
+            if (float(match.group(1)) >= 5) == (truth == 1.0):
                 agree += 1
             elif len(wrong_examples) < 8:
                 wrong_examples.append((word, answer, reply))

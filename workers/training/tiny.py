@@ -157,31 +157,40 @@ def _pretrain(model: Any, tokenizer: Any, recipe: TinyRecipe) -> float:
     return loss
 
 
+def encode_completion(
+    tokenizer: Any, messages: list[dict[str, str]], answer: str
+) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) of the chat prompt `messages` and the assistant's `answer`, the loss on the
+    answer (and its end token) only."""
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    a = tokenizer(answer + "<|im_end|>", add_special_tokens=False)["input_ids"]
+    return p + a, [-100] * len(p) + a
+
+
+def pad_batch(tokenizer: Any, chunk: list[tuple[list[int], list[int]]]) -> tuple[Any, Any, Any]:
+    """Right-padded tensors (input_ids, labels, attention mask) of encoded examples."""
+    import torch
+
+    width = max(len(ids) for ids, _ in chunk)
+    input_ids = [ids + [tokenizer.pad_token_id] * (width - len(ids)) for ids, _ in chunk]
+    labels = [lab + [-100] * (width - len(lab)) for _, lab in chunk]
+    mask = [[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in chunk]
+    return torch.tensor(input_ids), torch.tensor(labels), torch.tensor(mask)
+
+
 def _completion_batches(
     tokenizer: Any, rows: list[dict[str, Any]], batch: int, seed: int
 ) -> Iterator[tuple[Any, Any, Any]]:
-    """Endless shuffled batches of (input_ids, labels) with the loss on the assistant's answer only."""
-    import torch
-
-    examples = []
-    for row in rows:
-        prompt = tokenizer.apply_chat_template(
-            row["messages"][:1], tokenize=False, add_generation_prompt=True
-        )
-        answer = row["messages"][1]["content"] + "<|im_end|>"
-        p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        a = tokenizer(answer, add_special_tokens=False)["input_ids"]
-        examples.append((p + a, [-100] * len(p) + a))
+    """Endless shuffled batches of (input_ids, labels, mask) with the loss on the assistant's answer only."""
+    examples = [
+        encode_completion(tokenizer, row["messages"][:1], row["messages"][1]["content"]) for row in rows
+    ]
     rng = random.Random(seed)
     while True:
         rng.shuffle(examples)
         for start in range(0, len(examples) - batch + 1, batch):
-            chunk = examples[start : start + batch]
-            width = max(len(ids) for ids, _ in chunk)
-            input_ids = [ids + [tokenizer.pad_token_id] * (width - len(ids)) for ids, _ in chunk]
-            labels = [lab + [-100] * (width - len(lab)) for _, lab in chunk]
-            mask = [[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in chunk]
-            yield torch.tensor(input_ids), torch.tensor(labels), torch.tensor(mask)
+            yield pad_batch(tokenizer, examples[start : start + batch])
 
 
 def train_step(model: Any, optimizer: Any, schedule: Any, input_ids: Any, mask: Any, labels: Any) -> float:
