@@ -2,7 +2,7 @@
 
 build-tiny [--out DIR] [--force]        build the built-in tiny model (base and partly trained; the
                                         shipped judge copied beside them)
-build-judge [--out DIR]                 retrain the built-in judge from partial (maintainers; ~10 min)
+build-judge [--out DIR]                 retrain the built-in judge from partial (maintainers; ~40 min)
 validate DATASET --technique T          check a dataset row by row against a technique's columns
 try SPEC.json [--rows N]                the model answers N rows; the RLVR graders or RLAIF judge score them
 evaluate SPEC.json                      compare models on held-out rows (report.json, samples.jsonl)

@@ -21,7 +21,7 @@ from typing import Any
 ASSETS = Path(__file__).parent / "assets"
 DEMO = ASSETS / "demo"
 # The built-in judge's trained weights, shipped (workers.training.builtin_judge trains them from
-# `partial` in about ten minutes on 2 cores, too long for a first start): copied beside the others.
+# `partial` in about 40 minutes on 2 cores, far too long for a first start): copied beside the others.
 SHIPPED = {"judge": ASSETS / "judge"}
 # Bump when anything below changes what is built: a folder of another version is rebuilt.
 BUILD_VERSION = 4
