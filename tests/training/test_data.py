@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from workers.training import tiny
+from workers.training import data, tiny
 from workers.training.data import DataError, load, read_rows, validate
 
 
@@ -92,3 +92,24 @@ def test_other_file_types_and_missing_files_are_named(tmp_path):
         read_rows(tmp_path / "d.txt")
     with pytest.raises(DataError, match="No dataset file at"):
         read_rows(tmp_path / "nope.jsonl")
+
+
+def test_plain_text_rows_are_trained_as_chat_turns_where_the_model_has_a_chat_template(tiny_model):
+    """What the Data step previews (the row through the chat template), the held-out scoring and the
+    endpoint ask is what training sees: TRL trains plain-text rows without the template otherwise."""
+    from transformers import AutoTokenizer
+
+    rows = [{"prompt": "reverse: c a t", "completion": "t a c", "source": "mine"},
+            {"prompt": "reverse: d o g", "chosen": "g o d", "rejected": "d o g"},
+            {"messages": [{"role": "user", "content": "reverse: o x"}, {"role": "assistant", "content": "x o"}]},
+            {"prompt": [{"role": "user", "content": "reverse: a b"}], "answer": "b a"}]  # fmt: skip
+    chat = data.for_model(rows, AutoTokenizer.from_pretrained(tiny_model / "partial"))
+    assert chat[0] == {"prompt": [{"role": "user", "content": "reverse: c a t"}],
+                       "completion": [{"role": "assistant", "content": "t a c"}], "source": "mine"}  # fmt: skip
+    assert chat[1]["rejected"] == [{"role": "assistant", "content": "d o g"}]
+    assert chat[2:] == rows[2:]  # chat already, and a reference answer is not a turn
+
+    class NoTemplate:
+        chat_template = None
+
+    assert data.for_model(rows, NoTemplate()) == rows

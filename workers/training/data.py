@@ -130,6 +130,26 @@ def load(
     return check.rows
 
 
+def as_chat(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows whose prompt, completion, chosen or rejected is plain text, as chat turns (the prompt the
+    user's, the answers the assistant's): for a model with a chat template, so that training sees each
+    row through the template as the Data step's preview shows it, and as the held-out scoring and the
+    endpoint ask the model. TRL would otherwise train plain-text rows without the template."""
+    roles = {"prompt": "user", "completion": "assistant", "chosen": "assistant", "rejected": "assistant"}
+    return [
+        {
+            k: [{"role": roles[k], "content": v}] if k in roles and isinstance(v, str) else v
+            for k, v in row.items()
+        }
+        for row in rows
+    ]
+
+
+def for_model(rows: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
+    """The rows as training feeds them to this tokenizer's model: as_chat where it has a chat template."""
+    return as_chat(rows) if getattr(tokenizer, "chat_template", None) else rows
+
+
 def _chat(value: Any) -> list[dict[str, str]]:
     return value if isinstance(value, list) else [{"role": "user", "content": str(value)}]
 

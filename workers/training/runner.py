@@ -247,6 +247,7 @@ def run(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
         before = scoring.full(scorer, scorer_tokenizer)
         del scorer
     tokenizer = load_tokenizer(base)
+    train_rows = data_module.for_model(train_rows, tokenizer)
     # On a GPU a LoRA base is frozen in bf16; full fine-tuning keeps fp32 weights under bf16 autocast
     # (the Trainer's bf16=True). estimate.py assumes the same.
     bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
@@ -587,6 +588,7 @@ def estimate_spec(
     if rows is None:
         rows = data_module.load(spec.dataset, spec.technique, spec.column_map)
     tokenizer = load_tokenizer(spec.model)
+    rows = data_module.for_model(rows, tokenizer)
     try:
         config = AutoConfig.from_pretrained(resolve_model(spec.model)["base"], trust_remote_code=False)
     except OSError as exc:

@@ -162,6 +162,7 @@ def run_replica(
     # comes first), so a LoRA result names a base every tool loads, as in a plain run.
     base = training_base(spec.model, scratch=spec.output / "base")
     tokenizer = load_tokenizer(base)
+    rows = data_module.for_model(rows, tokenizer)
     torch.manual_seed(spec.training.seed)  # every replica starts from the same LoRA initialisation
     model = load_model(base, method="full")
     hparams, lengths = _plan(spec, tokenizer, rows, model.num_parameters(), model.config, False)
