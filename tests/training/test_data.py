@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -99,7 +100,7 @@ def test_plain_text_rows_are_trained_as_chat_turns_where_the_model_has_a_chat_te
     endpoint ask is what training sees: TRL trains plain-text rows without the template otherwise."""
     from transformers import AutoTokenizer
 
-    rows = [{"prompt": "reverse: c a t", "completion": "t a c", "source": "mine"},
+    rows: list[dict[str, Any]] = [{"prompt": "reverse: c a t", "completion": "t a c", "source": "mine"},
             {"prompt": "reverse: d o g", "chosen": "g o d", "rejected": "d o g"},
             {"messages": [{"role": "user", "content": "reverse: o x"}, {"role": "assistant", "content": "x o"}]},
             {"prompt": [{"role": "user", "content": "reverse: a b"}], "answer": "b a"}]  # fmt: skip
