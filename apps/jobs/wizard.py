@@ -31,8 +31,8 @@ TINY = ("base", "partial")  # the built-in models offered to customize
 HELPERS = tuple(v for v in VARIANTS if v not in TINY)
 HELPER_LABELS = {"judge": "Built-in judge", "teacher": "Built-in teacher"}
 HELPER_PURPOSE = {  # one line each, on the catalog
-    "judge": "Scores answers for RLAIF and evaluation reports.",
-    "teacher": "Writes datasets in Generate data.",
+    "judge": "Scores answers to the reverse demo task, for RLAIF and evaluation reports.",
+    "teacher": "Writes reverse-task datasets in Generate data.",
 }
 
 

@@ -30,8 +30,10 @@ def test_the_rlaif_step_deploys_the_built_in_judge_and_refuses_one_that_reads_to
     login(page, "alice")
     page.goto(f"/projects/{project.pk}/models/")
     block = page.get_by_test_id("builtin-helpers")
-    expect(block).to_contain_text("Scores answers for RLAIF and evaluation reports.")
-    expect(block).to_contain_text("Writes datasets in Generate data.")
+    expect(block).to_contain_text(
+        "Scores answers to the reverse demo task, for RLAIF and evaluation reports."
+    )
+    expect(block).to_contain_text("Writes reverse-task datasets in Generate data.")
     page.screenshot(path=artifacts_dir / "builtin-catalog.png", full_page=True)
 
     page.get_by_role("link", name="Customize a model").first.click()
@@ -115,3 +117,40 @@ def test_generate_data_deploys_the_built_in_teacher_and_refuses_one_that_reads_t
         r"\(.+\) reads at most 256 tokens\. Shorten the description, give fewer seeds, or choose a teacher that reads more\."
     ))  # fmt: skip
     page.screenshot(path=artifacts_dir / "builtin-generate-teacher-refused.png", full_page=True)
+
+
+@pytest.mark.services
+def test_try_the_judge_shows_the_built_in_judges_real_scores_through_the_gateway(
+    asgi_page, alice, artifacts_dir, tiny_model, engine_supervisor
+):
+    """The Try table with the deployed built-in judge's own scores (served by the built-in engine, asked
+    through the gateway with a key for that try): every answer scored 0 or 1, none unparsed."""
+    from apps.endpoints.services import endpoint_deploy_builtin
+    from tests.endpoints.conftest import wait_ready
+
+    page = asgi_page
+    project = project_create(user=alice, name="Judged")
+    judge = endpoint_deploy_builtin(project=project, user=alice, variant="judge")
+    wait_ready(judge.pk)
+    login(page, "alice")
+    page.goto(f"/projects/{project.pk}/customize/")
+    page.get_by_label(re.compile("Atelier tiny \\(partly trained\\)")).check()
+    page.get_by_role("button", name="Next: data").click()
+    page.get_by_label("…or choose a dataset").select_option("demo:reverse/rlvr.jsonl")
+    page.get_by_label("No evaluation").check()
+    page.get_by_role("button", name="Next: technique").click()
+    expect(page.get_by_test_id("step-technique")).to_be_visible()
+    page.wait_for_load_state("load")
+    page.get_by_label(re.compile(r"\(RLAIF\)")).check()
+    expect(page.get_by_role("heading", name="RLAIF settings")).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("combobox", name="Judge endpoint")).to_have_value(str(judge.pk))
+    page.get_by_role("button", name="Try on 4 rows").click()
+    rows = page.get_by_test_id("trial").locator("tbody tr")
+    expect(rows).to_have_count(4, timeout=120_000)
+    for i in range(4):
+        expect(rows.nth(i)).to_contain_text(re.compile(r"judge: (0\.00|1\.00)"))
+        expect(rows.nth(i)).not_to_contain_text("no score")
+    page.get_by_test_id("try").scroll_into_view_if_needed()
+    page.screenshot(path=artifacts_dir / "builtin-try-the-judge.png", full_page=True)
+    judge.refresh_from_db()
+    assert judge.requests >= 4

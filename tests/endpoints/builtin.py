@@ -1,10 +1,11 @@
 """The built-in judge and teacher folders for the app's tests, and small models that read less.
 
-The app's tests need only that `atelier-tiny/judge` and `atelier-tiny/teacher` exist as model folders
-(same architecture and tokenizer as the others); none of them depends on what those models answer. The
-judge is shipped and installed by tiny.build (workers.training.builtin_judge); the teacher is not built
-yet, so `helpers` puts a copy of `partial` in its place with atelier.json's "variant" changed. Where a
-real folder is there, it is used as it is.
+The app's tests here need only that `atelier-tiny/judge` and `atelier-tiny/teacher` exist as model
+folders (same architecture and tokenizer as the others); none of them depends on what those models
+answer. Both are shipped and installed by tiny.build (workers.training.builtin_judge and
+builtin_teacher); what they answer is tested in tests/training/test_builtin_judge.py and
+test_builtin_teacher.py, and end to end in tests/training/test_automatic.py (RLAIF) and
+tests/synthetic/test_teacher_end_to_end.py (Generate data).
 """
 
 from __future__ import annotations
@@ -16,18 +17,11 @@ from pathlib import Path
 
 
 def helpers(tiny_model: Path) -> dict[str, Path]:
-    """{"judge": folder, "teacher": folder} in the built-in models' folder, made from `partial` when missing."""
-    found = {}
-    for variant in ("judge", "teacher"):
-        folder = tiny_model / variant
-        if not (folder / "config.json").is_file():
-            shutil.rmtree(folder, ignore_errors=True)
-            shutil.copytree(tiny_model / "partial", folder)
-            meta = json.loads((folder / "atelier.json").read_text())
-            (folder / "atelier.json").write_text(
-                json.dumps({**meta, "variant": variant}, indent=2, sort_keys=True)
-            )
-        found[variant] = folder
+    """{"judge": folder, "teacher": folder} in the built-in models' folder, as tiny.build installed them."""
+    found = {variant: tiny_model / variant for variant in ("judge", "teacher")}
+    for variant, folder in found.items():
+        meta = json.loads((folder / "atelier.json").read_text())
+        assert meta["variant"] == variant, meta
     return found
 
 

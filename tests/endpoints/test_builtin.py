@@ -36,8 +36,8 @@ def test_the_catalog_says_what_each_helper_is_for_and_deploys_it_once(client, al
     catalog = client.get(reverse("model-catalog", args=[alice_project.pk])).content.decode()
     assert "Built-in judge and teacher" in catalog
     assert (
-        "Scores answers for RLAIF and evaluation reports." in catalog
-        and "Writes datasets in Generate data." in catalog
+        "Scores answers to the reverse demo task, for RLAIF and evaluation reports." in catalog
+        and "Writes reverse-task datasets in Generate data." in catalog
     )
     assert "Deploy the built-in judge" in catalog and "Deploy the built-in teacher" in catalog
     assert "<td>2048</td>" in catalog  # the context, read from the models' config (it said 256)

@@ -1,8 +1,9 @@
 """python -m workers.training: the training layer's command line.
 
 build-tiny [--out DIR] [--force]        build the built-in tiny model (base and partly trained; the
-                                        shipped judge copied beside them)
+                                        shipped judge and teacher copied beside them)
 build-judge [--out DIR]                 retrain the built-in judge from partial (maintainers; ~40 min)
+build-teacher [--out DIR]               retrain the built-in teacher from partial (maintainers; ~15 min)
 validate DATASET --technique T          check a dataset row by row against a technique's columns
 try SPEC.json [--rows N]                the model answers N rows; the RLVR graders or RLAIF judge score them
 evaluate SPEC.json                      compare models on held-out rows (report.json, samples.jsonl)
@@ -49,17 +50,20 @@ def _build_tiny(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build_judge(args: argparse.Namespace) -> int:
-    from workers.training import builtin_judge, tiny
+def _build_helper(args: argparse.Namespace) -> int:
+    """build-judge and build-teacher: train the helper from the built `partial` into its shipped folder."""
+    from workers.training import builtin_judge, builtin_teacher, tiny
 
+    builder = {"judge": builtin_judge, "teacher": builtin_teacher}[args.variant]
     models = default_models_dir() / "atelier-tiny"
     tiny.build(models)
-    out = Path(args.out) if args.out else tiny.SHIPPED["judge"]
-    print(f"Training the built-in judge from {models / 'partial'} into {out} ...", flush=True)
-    meta = builtin_judge.build_and_save(
+    out = Path(args.out) if args.out else tiny.SHIPPED[args.variant]
+    print(f"Training the built-in {args.variant} from {models / 'partial'} into {out} ...", flush=True)
+    meta = builder.build_and_save(
         models / "partial", out, log=lambda step, loss: print(step, round(loss, 4), flush=True)
     )
-    print(f"Built-in judge: agreement with exact match on held-out pairs {meta['agreement']} ({out})")
+    measured = {k: meta[k] for k in ("agreement", "kept", "correct", "topic_trees_parsed") if k in meta}
+    print(f"Built-in {args.variant}: {measured} on held-out requests ({out})")
     return 0
 
 
@@ -191,9 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="folder (default: $ATELIER_DATA_DIR/models/atelier-tiny)")
     p.add_argument("--force", action="store_true", help="rebuild even if built")
     p.set_defaults(func=_build_tiny)
-    p = sub.add_parser("build-judge", help="train the built-in judge from the built tiny model (maintainers)")
-    p.add_argument("--out", help="folder (default: the shipped judge, workers/training/assets/judge)")
-    p.set_defaults(func=_build_judge)
+    for variant, minutes in (("judge", 40), ("teacher", 15)):
+        p = sub.add_parser(f"build-{variant}", help=f"train the built-in {variant} from the built tiny model "
+                           f"(maintainers; about {minutes} min on 2 cores)")  # fmt: skip
+        p.add_argument(
+            "--out", help=f"folder (default: the shipped {variant}, workers/training/assets/{variant})"
+        )
+        p.set_defaults(func=_build_helper, variant=variant)
     p = sub.add_parser("validate", help="check a dataset against a technique")
     p.add_argument("dataset")
     p.add_argument("--technique", required=True, choices=["sft", "dpo", "rlvr", "rlaif"])

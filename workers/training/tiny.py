@@ -20,9 +20,10 @@ from typing import Any
 
 ASSETS = Path(__file__).parent / "assets"
 DEMO = ASSETS / "demo"
-# The built-in judge's trained weights, shipped (workers.training.builtin_judge trains them from
-# `partial` in about 40 minutes on 2 cores, far too long for a first start): copied beside the others.
-SHIPPED = {"judge": ASSETS / "judge"}
+# The built-in judge's and teacher's trained weights, shipped (workers.training.builtin_judge and
+# builtin_teacher train them from `partial` in about 40 and 15 minutes on 2 cores, far too long for a
+# first start): copied beside the others.
+SHIPPED = {"judge": ASSETS / "judge", "teacher": ASSETS / "teacher"}
 # Bump when anything below changes what is built: a folder of another version is rebuilt.
 BUILD_VERSION = 4
 ALPHABET_WEIGHT = 2000
@@ -266,7 +267,7 @@ def build_base(recipe: TinyRecipe) -> tuple[Any, Any, float]:
 
 
 def install_shipped(out: Path) -> list[str]:
-    """Copy the shipped variants (the judge) into `out` where they are missing or another version; the
+    """Copy the shipped variants (the judge and the teacher) into `out` where they are missing or another version; the
     variants copied. Their tokenizer is the one this build makes (seeded), so they are checked against
     `partial`'s before they are used."""
     import shutil
