@@ -1,6 +1,7 @@
-"""Synthetic data in Chromium: generate rows with a teacher (tests/training/teacher_server.py, a
-stand-in for a capable model), review the topics, curate the rows (accept some, reject some, edit one),
-save them as a dataset and launch SFT on it from the wizard, on the real training worker."""
+"""Synthetic data in Chromium: generate rows with the built-in teacher (deployed as an endpoint, served by
+the built-in engine, asked through the gateway), review the topics it proposes, curate its real rows
+(accept some, reject some, edit one), save them as a dataset and launch SFT on it from the wizard, on the
+real training worker."""
 
 from __future__ import annotations
 
@@ -11,25 +12,30 @@ import pytest
 from playwright.sync_api import expect
 
 from apps.datasets.models import Dataset
+from apps.endpoints.services import endpoint_deploy_builtin
 from apps.jobs.models import Job, Kind
 from apps.projects.services import project_create
 from tests.conftest import login
+from tests.endpoints.conftest import wait_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
 def test_generate_curate_save_and_train_on_synthetic_data(
-    page,
+    asgi_page,
     alice,
     artifacts_dir,
     tiny_model,
-    teacher_url,
+    engine_supervisor,
     celery_worker,
     celery_trainer,
     mlflow_service,
     tmp_path,
 ):
+    page = asgi_page
     project = project_create(user=alice, name="Reverser")
+    teacher = endpoint_deploy_builtin(project=project, user=alice, variant="teacher")
+    wait_ready(teacher.pk)
     document = tmp_path / "guide.md"
     document.write_text("# Reversing\n\nRead the letters of the word from the last to the first.")
     login(page, "alice")
@@ -40,23 +46,23 @@ def test_generate_curate_save_and_train_on_synthetic_data(
     page.get_by_label("Rows").fill("8")
     page.get_by_label("Seeds:", exact=True).fill('{"prompt": "reverse: s u n", "completion": "n u s"}')
     page.get_by_label("Documents").set_input_files(document)
-    page.get_by_label(re.compile("An OpenAI-compatible URL")).check()
-    page.get_by_label("Base URL").fill(teacher_url)
-    page.get_by_label("Model name").fill("teacher")
+    # The deployed built-in teacher is the teacher unless the person chooses another.
+    expect(page.get_by_label("One of this project's endpoints")).to_be_checked()
+    expect(page.get_by_role("combobox", name="Endpoint:", exact=True)).to_have_value(str(teacher.pk))
     page.screenshot(path=artifacts_dir / "synthetic-1-form.png", full_page=True)
     page.get_by_test_id("propose-topics").click()
 
     topics = page.get_by_label("Topics")
-    expect(topics).to_have_value(re.compile("Short words"), timeout=120_000)
-    topics.fill("Short words\n- three letters\n- four letters\nLong words\n- six letters")
+    expect(topics).to_have_value(re.compile("short words\n- 3 letters"), timeout=120_000)
+    topics.fill("short words\n- 3 letters\n- 4 letters\nlonger words\n- 6 letters")  # a person drops one
     page.screenshot(path=artifacts_dir / "synthetic-2-topics.png", full_page=True)
     page.get_by_test_id("generate-rows").click()
 
     expect(page.get_by_test_id("curation")).to_be_visible(timeout=120_000)
     expect(page.get_by_test_id("rows-made")).to_have_text("8")
-    expect(page.get_by_test_id("dropped")).to_contain_text("near-duplicate")
     rows = page.get_by_test_id("generated-row")
     expect(rows).to_have_count(8)
+    expect(rows.first).to_contain_text("reverse: ")  # the teacher's own rows
     for i in (0, 1, 2, 3, 4):
         rows.nth(i).get_by_test_id("select-row").check()
     page.get_by_test_id("accept-selected").click()
