@@ -98,8 +98,13 @@ class Run:
         victim = self.process(needle)
         assert victim is not None, f"no {name} running"
         victim.send_signal(signal.SIGKILL)
+        # The whole log: the tail that output() shows can be all traceback (the worker's, when redis
+        # went) within a quarter of a second of the supervisor's line.
         self.wait(
-            lambda: f"{name} exited with code -9 (SIGKILL); restarting in 1 s, restart 1" in self.output(),
+            lambda: (
+                f"{name} exited with code -9 (SIGKILL); restarting in 1 s, restart 1"
+                in self.log.read_text(errors="replace")
+            ),
             f"the supervisor noticing {name}'s death",
             30,
         )

@@ -20,6 +20,17 @@ from workers.training.judge import SCORE_TOKENS
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
+def _to_the_technique_step(page) -> None:
+    """From the wizard's first step: the partly trained tiny model, the RLVR demo prompts, no evaluation."""
+    page.get_by_label(re.compile("Atelier tiny \\(partly trained\\)")).check()
+    page.get_by_role("button", name="Next: data").click()
+    page.get_by_label("…or choose a dataset").select_option("demo:reverse/rlvr.jsonl")
+    page.get_by_label("No evaluation").check()
+    page.get_by_role("button", name="Next: technique").click()
+    expect(page.get_by_test_id("step-technique")).to_be_visible()
+    page.wait_for_load_state("load")  # htmx (deferred) listens for the technique's radio from here on
+
+
 def test_the_rlaif_step_deploys_the_built_in_judge_and_refuses_one_that_reads_too_little(
     page, alice, artifacts_dir, tiny_model, tmp_path
 ):
@@ -37,13 +48,7 @@ def test_the_rlaif_step_deploys_the_built_in_judge_and_refuses_one_that_reads_to
     page.screenshot(path=artifacts_dir / "builtin-catalog.png", full_page=True)
 
     page.get_by_role("link", name="Customize a model").first.click()
-    page.get_by_label(re.compile("Atelier tiny \\(partly trained\\)")).check()
-    page.get_by_role("button", name="Next: data").click()
-    page.get_by_label("…or choose a dataset").select_option("demo:reverse/rlvr.jsonl")
-    page.get_by_label("No evaluation").check()
-    page.get_by_role("button", name="Next: technique").click()
-    expect(page.get_by_test_id("step-technique")).to_be_visible()
-    page.wait_for_load_state("load")  # htmx (deferred) listens for the technique's radio from here on
+    _to_the_technique_step(page)
     page.get_by_label(re.compile(r"\(RLAIF\)")).check()
     # The step plans the automatic values on the way (the first time, with the training layer's imports).
     expect(page.get_by_role("heading", name="RLAIF settings")).to_be_visible(timeout=60_000)
@@ -134,13 +139,7 @@ def test_try_the_judge_shows_the_built_in_judges_real_scores_through_the_gateway
     wait_ready(judge.pk)
     login(page, "alice")
     page.goto(f"/projects/{project.pk}/customize/")
-    page.get_by_label(re.compile("Atelier tiny \\(partly trained\\)")).check()
-    page.get_by_role("button", name="Next: data").click()
-    page.get_by_label("…or choose a dataset").select_option("demo:reverse/rlvr.jsonl")
-    page.get_by_label("No evaluation").check()
-    page.get_by_role("button", name="Next: technique").click()
-    expect(page.get_by_test_id("step-technique")).to_be_visible()
-    page.wait_for_load_state("load")
+    _to_the_technique_step(page)
     page.get_by_label(re.compile(r"\(RLAIF\)")).check()
     expect(page.get_by_role("heading", name="RLAIF settings")).to_be_visible(timeout=60_000)
     expect(page.get_by_role("combobox", name="Judge endpoint")).to_have_value(str(judge.pk))

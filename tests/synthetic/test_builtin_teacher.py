@@ -22,6 +22,7 @@ from apps.endpoints.selectors import builtin_endpoint
 from apps.endpoints.services import endpoint_deploy, endpoint_deploy_builtin
 from apps.jobs.models import Job, Status
 from tests.endpoints import builtin
+from tests.synthetic.conftest import documents_kept
 from workers.training.synthetic.documents import load_documents
 from workers.training.synthetic.pipeline import SynthSpec, example_request, topic_request
 
@@ -99,6 +100,7 @@ def test_a_teacher_endpoint_that_reads_too_little_is_refused_with_the_numbers_an
     small = endpoint_deploy(project=alice_project, user=alice, name="small-teacher",
                             model=str(builtin.reads_at_most(tiny_model, tmp_path / "small", 256)))  # fmt: skip
     document = "Words are made of letters. " * 120
+    before = documents_kept(alice_project)
     response = client.post(url, _form(teacher="endpoint", teacher_endpoint=small.pk,
                                       documents=[SimpleUploadedFile("words.txt", document.encode())]))  # fmt: skip
     page = html.unescape(response.content.decode())
@@ -115,8 +117,7 @@ def test_a_teacher_endpoint_that_reads_too_little_is_refused_with_the_numbers_an
         "seeds, or choose a teacher that reads more." in page
     )
     assert page.index("longest request is") > page.index('name="teacher_endpoint"')  # beside the field
-    folder = Path(settings.DATA_DIR) / "projects" / str(alice_project.pk) / "documents"
-    assert not folder.exists() or not any(folder.rglob("*.*"))  # the uploaded document is not kept
+    assert documents_kept(alice_project) == before  # the uploaded document is not kept
 
 
 def _written(tmp_path: Path, text: str) -> str:

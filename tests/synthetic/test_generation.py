@@ -1,11 +1,13 @@
 """A generation through the pages and the real training worker: topics proposed, edited, rows
-generated, curated and saved as a dataset that fits the technique; and bad input on the form. The
-teacher is tests/training/teacher_server.py, a stand-in for a capable model (the tiny model's own
-replies are tested in tests/training/test_synthetic.py)."""
+generated, curated and saved as a dataset that fits the technique, with the built-in teacher deployed as
+an endpoint (served by the built-in engine, asked through the gateway); and bad input on the form. The
+form's failure paths use tests/training/teacher_server.py, a stand-in whose `prose` model never writes
+JSON and whose URL answers the worker's probe."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
@@ -15,6 +17,7 @@ from apps.datasets.models import Dataset
 from apps.jobs.models import Job, Kind, Status
 from apps.synthetic.models import GeneratedRow
 from tests.harness import wait_for_job
+from tests.synthetic.conftest import documents_kept
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -25,30 +28,34 @@ def _form(teacher_url: str, **more) -> dict:
 
 
 def test_a_generation_goes_from_topics_to_a_curated_dataset(
-    client, alice, alice_project, teacher_url, celery_worker, celery_trainer, tmp_path
+    client, alice_project, built_in_teacher, celery_worker, celery_trainer
 ):
-    client.force_login(alice)
+    teacher = built_in_teacher
     doc = SimpleUploadedFile("words.md", b"Reversing words: read the letters from the last to the first.")
-    response = client.post(reverse("generation-new", args=[alice_project.pk]), {**_form(teacher_url), "documents": [doc],
-                           "seeds": '{"prompt": "reverse: s u n", "completion": "n u s"}'})  # fmt: skip
+    form = {"technique": "sft", "description": "Reverse the letters of a word.", "rows": 6, "teacher": "endpoint",
+            "teacher_endpoint": teacher.pk, "documents": [doc], "seeds": '{"prompt": "reverse: s u n", "completion": "n u s"}'}  # fmt: skip
+    response = client.post(reverse("generation-new", args=[alice_project.pk]), form)
     root = Job.objects.get(kind=Kind.SYNTHESIS)
     assert response.url == reverse("generation-detail", args=[alice_project.pk, root.pk])
-    assert wait_for_job(root).status == Status.SUCCEEDED, root.error
+    assert wait_for_job(root, timeout=300).status == Status.SUCCEEDED, root.error
     page = client.get(response.url).content.decode()
-    assert "Short words\n- three letters\n- four letters\nLong words" in page
+    # Sampled at the pipeline's temperature the teacher writes its usual tree, or (about one time in
+    # ten) the same four lengths under one topic.
+    assert re.search(
+        r"(short words|words)\n- 3 letters\n- 4 letters\n(longer words\n)?- 5 letters\n- 6 letters", page
+    ), page[-3000:]
 
-    edited = "Short words\n- three letters\nLong words\n- six letters"
+    edited = "short words\n- 3 letters\nlonger words\n- 6 letters"
     client.post(response.url, {"topics": edited, "rows": 6})
-    run = wait_for_job(Job.objects.get(parent=root))
+    run = wait_for_job(Job.objects.get(parent=root), timeout=300)
     assert run.status == Status.SUCCEEDED, run.error
     rows = GeneratedRow.objects.filter(job=run).order_by("index")
     assert rows.count() == 6 and {r.topic for r in rows} <= {
-        "Short words / three letters",
-        "Long words / six letters",
+        "short words / 3 letters",
+        "longer words / 6 letters",
     }
     assert all(r.provenance["chunk"]["document"] == "words.md" for r in rows)
-    page = client.get(response.url).content.decode()
-    assert 'data-testid="dropped"' in page and "near-duplicate" in page
+    assert all(r.data["prompt"].startswith("reverse: ") for r in rows)  # the teacher's own rows
 
     first, second, third, *_ = rows
     client.post(
@@ -131,6 +138,7 @@ def test_bad_documents_are_refused_and_nothing_is_kept(
     client, alice, alice_project, teacher_url, celery_worker, settings
 ):
     client.force_login(alice)
+    before = documents_kept(alice_project)
     big = TemporaryUploadedFile("manual.pdf", "application/pdf", 50 * 1024 * 1024, None)
     big.file.truncate(50 * 1024 * 1024)  # type: ignore[union-attr]  # a 50 MB PDF
     page = client.post(
@@ -143,10 +151,7 @@ def test_bad_documents_are_refused_and_nothing_is_kept(
     ).content.decode()
     assert "notes.txt has no text" in page
     assert not Job.objects.exists()
-    from pathlib import Path
-
-    folder = Path(settings.DATA_DIR) / "projects" / str(alice_project.pk) / "documents"
-    assert not folder.exists() or not any(folder.rglob("*.*"))
+    assert documents_kept(alice_project) == before
 
 
 def test_a_projects_endpoint_as_teacher_is_reached_through_the_gateway_with_a_key_for_that_run_only(

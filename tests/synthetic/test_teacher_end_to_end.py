@@ -8,18 +8,17 @@ outside with plain transformers + PEFT on the demo's 50 held-out prompts."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from django.urls import reverse
 
 from apps.datasets.models import Dataset
-from apps.endpoints.services import endpoint_deploy_builtin
 from apps.jobs import wizard
 from apps.jobs.models import Job, Kind, Status
 from apps.jobs.services import job_create
 from apps.synthetic.models import GeneratedRow
-from tests.endpoints.conftest import wait_ready
 from tests.harness import wait_for_job
 from tests.training.test_automatic import _as_posted, _exact_match, _load, _rows
 from workers.training import builtin_judge, builtin_teacher, tiny
@@ -29,13 +28,9 @@ ROWS = 320
 
 
 def test_the_built_in_teacher_writes_a_dataset_that_sft_learns_from(
-    client, alice, alice_project, tiny_model, settings, asgi_server, engine_supervisor, celery_worker,
-    celery_trainer,
-):  # fmt: skip
-    settings.DATA_DIR = tiny_model.parent.parent
-    teacher = endpoint_deploy_builtin(project=alice_project, user=alice, variant="teacher")
-    wait_ready(teacher.pk)
-    client.force_login(alice)
+    client, alice, alice_project, tiny_model, built_in_teacher, celery_worker, celery_trainer
+):
+    teacher = built_in_teacher
     new = reverse("generation-new", args=[alice_project.pk])
     assert f'value="{teacher.pk}" selected' in client.get(new).content.decode()  # chosen once deployed
     response = client.post(new, {"technique": "sft", "description": "Reverse the letters of a word.", "rows": ROWS,
@@ -46,7 +41,11 @@ def test_the_built_in_teacher_writes_a_dataset_that_sft_learns_from(
 
     # The topics it proposed, on the page, generated as they are.
     page = client.get(response.url).content.decode()
-    assert "short words\n- 3 letters\n- 4 letters\nlonger words\n- 5 letters\n- 6 letters" in page
+    # Sampled at the pipeline's temperature the teacher writes its usual tree, or (about one time in
+    # ten) the same four lengths under one topic.
+    assert re.search(
+        r"(short words|words)\n- 3 letters\n- 4 letters\n(longer words\n)?- 5 letters\n- 6 letters", page
+    ), page[-3000:]
     client.post(response.url, {"topics": "short words\n- 3 letters\n- 4 letters\nlonger words\n- 5 letters\n- 6 letters",
                                "rows": ROWS})  # fmt: skip
     run = wait_for_job(Job.objects.get(parent=root), timeout=600)

@@ -1,6 +1,6 @@
-"""A stand-in for a capable teacher model in the synthetic-data tests: a capable LLM cannot run on this
-machine, and the tiny model cannot write JSON (its real replies are tested in test_synthetic.py). It
-speaks the OpenAI chat API and answers the pipeline's two requests as a good teacher would, by rule:
+"""A stand-in teacher for the synthetic-data tests of parsing, failure paths and the form's URL probe
+(the whole flow runs with the built-in teacher, atelier-tiny/teacher: tests/synthetic/). It speaks the
+OpenAI chat API and answers the pipeline's two requests by rule:
 a topic tree, and examples of the reverse task in the technique's fields, grounded in nothing. Model
 `teacher` is well behaved except that every fourth example reply is prose and every example batch
 repeats its first example once (so drops and near-duplicates happen); model `prose` never writes JSON.

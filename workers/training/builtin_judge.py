@@ -15,7 +15,6 @@ which it never saw, with answers that are correct half of the time. Seeded and d
 
 from __future__ import annotations
 
-import math
 import random
 import re
 from dataclasses import asdict, dataclass
@@ -166,31 +165,6 @@ def examples(words: list[str], sampled: list[list[str]], seed: int) -> list[tupl
     return rows
 
 
-def train(model: Any, tokenizer: Any, rows: list[tuple[list[dict[str, str]], str]], recipe: JudgeRecipe,
-          log: Any = None) -> None:  # fmt: skip
-    import torch
-
-    encoded = [tiny.encode_completion(tokenizer, m, r) for m, r in rows]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.0)
-    total = recipe.steps
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: min(1.0, (s + 1) / recipe.warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)),
-    )
-    rng = random.Random(recipe.seed)
-    order: list[int] = []
-    model.train()
-    for step in range(1, total + 1):
-        if len(order) < recipe.batch:
-            order += rng.sample(range(len(encoded)), len(encoded))
-        chunk = [encoded[i] for i in order[: recipe.batch]]
-        del order[: recipe.batch]
-        input_ids, labels, mask = tiny.pad_batch(tokenizer, chunk)
-        loss = tiny.train_step(model, optimizer, schedule, input_ids, mask, labels)
-        if log and (step % 100 == 0 or step == total):
-            log(step, loss)
-
-
 def agreement(model: Any, tokenizer: Any, cases: list[tuple[str, str]], kind: str = "score",
               rubric: str = RUBRICS[0]) -> dict[str, Any]:  # fmt: skip
     """How often the judge's parsed score (≥ 5 means right) agrees with exact match on (word, answer)."""
@@ -262,7 +236,7 @@ def build(partial: Path, recipe: JudgeRecipe | None = None, log: Any = None) -> 
     model = AutoModelForCausalLM.from_pretrained(partial)
     words = training_words()
     sampled = sampled_answers(model, tokenizer, words, recipe.samples_per_word, recipe.seed)
-    train(model, tokenizer, examples(words, sampled, recipe.seed), recipe, log)
+    tiny.fine_tune(model, tokenizer, examples(words, sampled, recipe.seed), recipe, log)
     return model, tokenizer
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import random
 import re
 from dataclasses import asdict, dataclass
@@ -128,31 +127,6 @@ def requests(words: list[str], descriptions: tuple[str, ...], n: int, seed: int,
     return out
 
 
-def train(model: Any, tokenizer: Any, rows: list[tuple[list[dict[str, str]], str]], recipe: TeacherRecipe,
-          log: Any = None) -> None:  # fmt: skip
-    import torch
-
-    encoded = [tiny.encode_completion(tokenizer, m, r) for m, r in rows]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.0)
-    total = recipe.steps
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: min(1.0, (s + 1) / recipe.warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)),
-    )
-    rng = random.Random(recipe.seed)
-    order: list[int] = []
-    model.train()
-    for step in range(1, total + 1):
-        if len(order) < recipe.batch:
-            order += rng.sample(range(len(encoded)), len(encoded))
-        chunk = [encoded[i] for i in order[: recipe.batch]]
-        del order[: recipe.batch]
-        input_ids, labels, mask = tiny.pad_batch(tokenizer, chunk)
-        loss = tiny.train_step(model, optimizer, schedule, input_ids, mask, labels)
-        if log and (step % 100 == 0 or step == total):
-            log(step, loss)
-
-
 def correct(technique: str, example: dict[str, str], length: int | None = None) -> bool:
     """A kept row is right when its prompt is a reverse request for letters (of the topic's length, when
     the topic has one) and its answer, where the technique has one, is their reversal."""
@@ -243,7 +217,7 @@ def build(partial: Path, recipe: TeacherRecipe | None = None, log: Any = None) -
     tokenizer = AutoTokenizer.from_pretrained(partial)
     model = AutoModelForCausalLM.from_pretrained(partial)
     rows = requests(builtin_judge.training_words(), DESCRIPTIONS, recipe.examples, recipe.seed)
-    train(model, tokenizer, rows, recipe, log)
+    tiny.fine_tune(model, tokenizer, rows, recipe, log)
     return model, tokenizer
 
 
