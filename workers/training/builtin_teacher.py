@@ -107,7 +107,10 @@ def requests(words: list[str], descriptions: tuple[str, ...], n: int, seed: int,
     from workers.training.synthetic.pipeline import example_request, topic_request
 
     rng = random.Random(seed)
-    by_length: dict[int, list[str]] = {n: [w for w in words if len(w) == n] for n in LENGTHS}
+    by_length = {size: [w for w in words if len(w) == size] for size in LENGTHS}
+    known = [f"{t['name']} / {s}" for t in TREE for s in t["subtopics"]] + [
+        f"words / {size} letters" for size in LENGTHS
+    ]
     out = []
     for _ in range(n):
         technique = rng.choice(tuple(schema.FIELDS))
@@ -116,9 +119,6 @@ def requests(words: list[str], descriptions: tuple[str, ...], n: int, seed: int,
         if rng.random() < topic_share:
             out.append((topic_request(spec, []), tree_reply(spec.max_topics)))
             continue
-        known = [f"{t['name']} / {s}" for t in TREE for s in t["subtopics"]] + [
-            f"words / {n} letters" for n in LENGTHS
-        ]
         topic = rng.choice(known) if rng.random() < 0.8 else rng.choice(OTHER_TOPICS)
         length = topic_length(topic)
         count = rng.choice((1, 2, 3, 4, 4, 4))
