@@ -10,7 +10,7 @@ import re
 
 from workers.training import builtin_judge, builtin_teacher, tiny
 from workers.training.synthetic import schema
-from workers.training.synthetic.pipeline import example_request, topic_request
+from workers.training.synthetic.pipeline import FORMAT_HINTS, example_request, topic_request
 
 
 def test_it_is_taught_the_pipelines_own_requests_with_replies_its_checks_accept():
@@ -26,7 +26,7 @@ def test_it_is_taught_the_pipelines_own_requests_with_replies_its_checks_accept(
         if (messages, reply) in topics:
             assert schema.leaves(schema.topics_in(reply))
             continue
-        technique = next(t for t, hint in _hints().items() if hint in spec_like)
+        technique = next(t for t, hint in FORMAT_HINTS.items() if hint in spec_like)
         good, reasons = schema.examples_in(reply, technique)
         count = int(re.search(r"\nWrite (\d+) new", spec_like).group(1))  # type: ignore[union-attr]
         assert len(good) == count and not reasons
@@ -35,12 +35,6 @@ def test_it_is_taught_the_pipelines_own_requests_with_replies_its_checks_accept(
     held = set(builtin_judge.held_out_words())
     assert not {builtin_judge.word_of(e["prompt"]) for _, r in pairs if "examples" in r
                 for e in json.loads(r)["examples"]} & held  # fmt: skip
-
-
-def _hints() -> dict[str, str]:
-    from workers.training.synthetic.pipeline import FORMAT_HINTS
-
-    return FORMAT_HINTS
 
 
 def test_a_row_is_right_when_its_answer_reverses_its_prompts_letters():

@@ -63,15 +63,13 @@ class TeacherRecipe:
 
 
 def row(technique: str, word: str) -> dict[str, str]:
-    """One example in the technique's fields (workers.training.synthetic.schema.FIELDS)."""
-    prompt = "reverse: " + " ".join(word)
-    answer = " ".join(reversed(word))
-    return {
-        "sft": {"prompt": prompt, "completion": answer},
-        "dpo": {"prompt": prompt, "chosen": answer},
-        "rlvr": {"prompt": prompt, "answer": answer},
-        "rlaif": {"prompt": prompt},
-    }[technique]
+    """One example in the technique's fields (workers.training.synthetic.schema.FIELDS: the prompt, then
+    the answer where the technique has one)."""
+    from workers.training.synthetic.schema import FIELDS
+
+    return dict(
+        zip(FIELDS[technique], ("reverse: " + " ".join(word), " ".join(reversed(word))), strict=False)
+    )
 
 
 def tree_reply(max_topics: int) -> str:
@@ -133,8 +131,9 @@ def correct(technique: str, example: dict[str, str], length: int | None = None) 
     word = builtin_judge.word_of(example["prompt"])
     if not word or (length is not None and len(word) != length):
         return False
-    answer = {"sft": "completion", "dpo": "chosen", "rlvr": "answer"}.get(technique)
-    return answer is None or example[answer] == " ".join(reversed(word))
+    from workers.training.synthetic.schema import FIELDS
+
+    return all(example[answer] == " ".join(reversed(word)) for answer in FIELDS[technique][1:])
 
 
 def measure(model: Any, tokenizer: Any, seed: int = 1, per_technique: int = 48) -> dict[str, Any]:
@@ -143,6 +142,7 @@ def measure(model: Any, tokenizer: Any, seed: int = 1, per_technique: int = 48) 
     topic trees parsed."""
     import torch
 
+    from workers.training.evaluate import generate
     from workers.training.synthetic import schema
     from workers.training.synthetic.dedupe import NearDuplicates
     from workers.training.synthetic.pipeline import SynthSpec, example_request, topic_request
@@ -162,7 +162,7 @@ def measure(model: Any, tokenizer: Any, seed: int = 1, per_technique: int = 48) 
             topic = leaves[i % len(leaves)]
             prompts.append(example_request(spec, topic, None, 4))
             lengths.append(topic_length(topic))
-        replies = _sample(model, tokenizer, prompts, SynthSpec.temperature, SynthSpec.max_tokens)
+        replies = generate(model, tokenizer, prompts, SynthSpec.max_tokens, 32, SynthSpec.temperature)
         for reply, length in zip(replies, lengths, strict=True):
             asked += 4
             good, _ = schema.examples_in(reply, technique)
@@ -172,8 +172,8 @@ def measure(model: Any, tokenizer: Any, seed: int = 1, per_technique: int = 48) 
                 kept += 1
                 right += correct(technique, example, length)
         result[technique] = {"asked": asked, "kept": kept, "correct": right}
-    trees = _sample(model, tokenizer, [topic_request(_spec("sft", d, []), []) for d in HELD_OUT_DESCRIPTIONS] * 4,
-                    SynthSpec.temperature, SynthSpec.max_tokens)  # fmt: skip
+    trees = generate(model, tokenizer, [topic_request(_spec("sft", d, []), []) for d in HELD_OUT_DESCRIPTIONS] * 4,
+                     SynthSpec.max_tokens, 32, SynthSpec.temperature)  # fmt: skip
     parsed = 0
     for reply in trees:
         with contextlib.suppress(ValueError):
@@ -183,29 +183,6 @@ def measure(model: Any, tokenizer: Any, seed: int = 1, per_technique: int = 48) 
     right = sum(r["correct"] for r in result.values())
     return {"by_technique": result, "kept": round(kept / asked, 4), "correct": round(right / max(1, kept), 4),
             "topic_trees_parsed": round(parsed / len(trees), 4)}  # fmt: skip
-
-
-def _sample(model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], temperature: float,
-            max_tokens: int) -> list[str]:  # fmt: skip
-    import torch
-
-    model.eval()
-    tokenizer.padding_side = "left"
-    texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
-    out: list[str] = []
-    with torch.no_grad():
-        for start in range(0, len(texts), 32):
-            batch = tokenizer(
-                texts[start : start + 32], return_tensors="pt", padding=True, add_special_tokens=False
-            )
-            generated = model.generate(
-                **batch, max_new_tokens=max_tokens, do_sample=True, temperature=temperature,
-                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-            )  # fmt: skip
-            out += tokenizer.batch_decode(
-                generated[:, batch["input_ids"].shape[1] :], skip_special_tokens=True
-            )
-    return out
 
 
 def build(partial: Path, recipe: TeacherRecipe | None = None, log: Any = None) -> tuple[Any, Any]:

@@ -12,8 +12,9 @@ def generate(
     prompts: list[list[dict[str, str]]],
     max_new_tokens: int = 24,
     batch_size: int = 64,
+    temperature: float = 0.0,
 ) -> list[str]:
-    """Greedy completions of chat prompts, batched with left padding."""
+    """Completions of chat prompts, batched with left padding: greedy, or sampled at `temperature`."""
     import torch
 
     was_training = model.training
@@ -31,7 +32,8 @@ def generate(
             generated = model.generate(
                 **batch,
                 max_new_tokens=max_new_tokens,
-                do_sample=False,
+                do_sample=temperature > 0,
+                **({"temperature": temperature} if temperature > 0 else {}),
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
             )
