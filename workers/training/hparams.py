@@ -34,13 +34,23 @@ MIN_EPOCHS, MAX_EPOCHS = 1.0, 25.0
 # file), read off a 692-step run whose held-out sample was at 0.98 after 3,072 examples; but that was in
 # the middle of a cosine schedule over 692 steps. A plan of 300 steps ends its schedule there and scored
 # 0.83 on the wizard's held-out rows (200 of them; bench/early_stopping.py; 400 steps 0.85, 500 steps 0.94), where
-# the three epochs (692 steps) score 0.985, and early stopping ends them at step 630, when the held-out
-# sample reaches 100% (40.8 s against 43.7 s on 2 cores: bench/results/early_stopping.json).
+# the three epochs (692 steps) score 0.985, and early stopping ends them at step 490 at 0.965, when the
+# held-out sample has scored 100% twice in a row (45.7 s against 58.3 s on 2 cores, partial model of
+# build 4: bench/results/early_stopping.json).
 # GRPO counts epochs over prompts; each prompt is answered `num_generations` times, and a step holds a
-# batch of answers. One pass over the prompts: the sweep's RLVR points (100 steps of 16 answers = one pass
-# over 200 prompts at 8 answers each) had done what they would by then (their curves are flat after
-# step 60). The old plan counted answers as rows: three "epochs" were 0.75 of a pass at 4 answers.
+# batch of answers. Larger models: one pass over the prompts. The tiny model: up to two passes in batches of 32
+# answers (4 prompts a step) at a LoRA rate of 1e-3 (bench/grpo_plan.py, 200 prompts, seeds 42/7/1; the
+# reward's mean over the second half of the steps against the first, and the held-out exact match from
+# 0.32): 0.14 → 0.19, 0.17 → 0.27, 0.15 → 0.21, held-out 0.40/0.46/0.38. The plan before it (one pass in
+# batches of 16, 2 prompts a step, 3e-4) moved its reward either way (0.13 → 0.18, 0.23 → 0.16,
+# 0.17 → 0.20) and held-out 0.40/0.34/0.34: with 2 prompts a step, which words came up outweighed what
+# was learnt, and 1e-3 at that batch fell (0.28/0.38, bench/results/hparams_sweep.json).
+# On a larger prompt file the tiny model gets one pass too, as long as it sees GRPO_MIN_PROMPTS_TINY
+# prompts (the demo's 3,690 prompts: one pass, 922 steps, the answers the plan before sampled).
 GRPO_EPOCHS = 1.0
+GRPO_EPOCHS_TINY = 2.0
+GRPO_MIN_PROMPTS_TINY = 400
+GRPO_BATCH_TINY = 32
 
 
 @dataclass(frozen=True)
@@ -95,20 +105,25 @@ LEARNING_RATES: dict[tuple[str, str], tuple[float, float]] = {
     # accuracy 0.94 → 1.00 against 0.96; one seed). Larger: 1e-6, TRL's DPOConfig default
     # (trl/trainer/dpo_config.py).
     ("dpo", "full"): (2e-4, 1e-6),
-    # Tiny: 3e-4 of 3e-4, 1e-3, 3e-3 (200 prompts, 100 steps of 8 answers; seeds 42/7): held-out exact
-    # match 0.36 → 0.40/0.44, 0.28/0.38, and 0.00 at 3e-3, the old automatic value, which collapsed GRPO
-    # (reward 0 by the last tenth), as the issue saw. Larger: 1e-5, ten times TRL's full-model GRPO
+    # Tiny, in batches of 32 answers (GRPO_BATCH_TINY): 1e-3 (bench/grpo_plan.py; see GRPO_EPOCHS_TINY).
+    # In batches of 16, 3e-3 (the old automatic value) collapsed GRPO (held-out 0.36 → 0.00, reward 0 by
+    # the last tenth; bench/results/hparams_sweep.json). Larger: 1e-5, ten times TRL's full-model GRPO
     # default (adapters start from zero and move few weights; the same ratio as Unsloth's 2e-4 LoRA
     # against TRL's 2e-5 full SFT rate).
-    ("rlvr", "lora"): (3e-4, 1e-5),
-    # Tiny (200 prompts, 100 steps of 8 answers): at temperature 1.0, 1e-4 and 2e-4 fell from 0.36 to 0.34
-    # and 0.26 (tests/training/test_learning.py gets 0.68 from 2e-4 only with batches of 32 for 300
-    # steps); at the automatic 0.7, 3e-5 reached 0.38/0.46 and 1e-4 0.38/0.40 (seeds 42/7). Larger: 1e-6,
-    # TRL's GRPOConfig default (trl/trainer/grpo_config.py).
-    ("rlvr", "full"): (3e-5, 1e-6),
+    ("rlvr", "lora"): (1e-3, 1e-5),
+    # Tiny, in batches of 32 answers: 1e-4 raised the reward (0.16 → 0.26) and held-out (0.32 → 0.44; one
+    # seed, bench/grpo_plan.py); in batches of 16 at temperature 1.0, 1e-4 and 2e-4 fell from 0.36 to 0.34
+    # and 0.26 (hparams_sweep.json). Larger: 1e-6, TRL's GRPOConfig default (trl/trainer/grpo_config.py).
+    ("rlvr", "full"): (1e-4, 1e-6),
 }
 # RLAIF is GRPO with a judge for reward: the same optimisation as RLVR.
 LEARNING_RATES |= {("rlaif", m): LEARNING_RATES[("rlvr", m)] for m in ("lora", "full")}
+# Except the tiny model's LoRA rate: judged by the built-in judge through the gateway (tests/training/
+# test_automatic.py), 1e-3 raised the judge's reward from 0.30 to 0.48 (first and second half of the
+# steps) while held-out exact match went 0.32 → 0.30: the policy found the answers the judge wrongly
+# passes (it agrees with exact match on 93% of pairs). At 3e-4 the reward rose less (0.32 → 0.41) and
+# held-out went 0.32 → 0.36. A learned reward is gamed the faster the policy moves (DESIGN.md).
+LEARNING_RATES[("rlaif", "lora")] = (3e-4, 1e-5)
 
 
 def _learning_rate(technique: str, method: str, n_params: int) -> float:
@@ -136,11 +151,13 @@ def grpo_sampling(n_params: int) -> Sampling:
     return Sampling(num_generations=8, temperature=1.0, kl_beta=0.0)
 
 
-def _epochs(n_rows: int, technique: str) -> float:
+def _epochs(n_rows: int, technique: str, n_params: int) -> float:
     """OpenAI's automatic epochs (see TARGET_EPOCHS); early stopping ends them sooner when the held-out
     sample stops rising."""
     if technique in GRPO_TECHNIQUES:
-        return GRPO_EPOCHS
+        if n_params >= TINY:
+            return GRPO_EPOCHS
+        return min(GRPO_EPOCHS_TINY, max(GRPO_EPOCHS, GRPO_MIN_PROMPTS_TINY / max(n_rows, 1)))
     rows = max(n_rows, 1)
     if rows * TARGET_EPOCHS < MIN_EXAMPLES:
         return min(MAX_EPOCHS, MIN_EXAMPLES / rows)
@@ -162,7 +179,10 @@ def resolve(
 ) -> HParams:
     """The run's hyperparameters. `params` (the technique's parameters dataclass, optional) lets GRPO's
     values that the person set count in the plan: the answers sampled per prompt set the steps."""
-    batch = training.batch_size or (16 if n_params < TINY else 8 if n_params < 3_000_000_000 else 4)
+    grpo_tiny = technique in GRPO_TECHNIQUES and n_params < TINY
+    batch = training.batch_size or (
+        GRPO_BATCH_TINY if grpo_tiny else 16 if n_params < TINY else 8 if n_params < 3_000_000_000 else 4
+    )
     accumulation = training.gradient_accumulation or max(1, 16 // batch)
     effective = batch * accumulation
     sampling = None
@@ -178,7 +198,7 @@ def resolve(
     if training.max_steps:
         steps = training.max_steps
     else:
-        epochs = training.epochs or _epochs(n_rows, technique)
+        epochs = training.epochs or _epochs(n_rows, technique, n_params)
         # GRPO's batch holds answers, `num_generations` to a prompt: an epoch is rows × answers.
         per_row = sampling.num_generations if sampling else 1
         steps = max(10, min(5000, math.ceil(n_rows * epochs * per_row / effective)))
