@@ -108,9 +108,15 @@ def test_streaming_sends_chunks_ends_with_done_and_gives_usage_when_asked(client
 
 
 def test_completions_and_a_one_token_limit(client):
-    # Greedy, so that the one token is never the end of text (sampled, it was about 2% of the time).
+    # A prompt the model was trained to answer (its chat turn, written out), greedy: the first token is
+    # the answer's, never the end of text. On the bare "reverse: a b c" it was the end of text about 2% of
+    # the time sampled, and always, greedy, with the partial model as this machine's CPU builds it (the
+    # build's floating point differs between CPU types).
     answer = client.completions.create(
-        model="tiny-base", prompt="reverse: a b c", max_tokens=1, temperature=0
+        model="tiny-base",
+        prompt="<|im_start|>user\nreverse: a b c<|im_end|>\n<|im_start|>assistant\n",
+        max_tokens=1,
+        temperature=0,
     )
     assert (
         answer.choices[0].finish_reason == "length" and answer.usage and answer.usage.completion_tokens == 1
