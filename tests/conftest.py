@@ -224,7 +224,7 @@ def teacher_url(tmp_path_factory) -> Iterator[str]:
         "teacher", [sys.executable, str(Path(__file__).parent / "training" / "teacher_server.py"), str(port)],
         tmp_path_factory.mktemp("teacher"),
     )  # fmt: skip
-    service.wait_until(lambda: _listening(port), 30, "listening")
+    service.wait_until(lambda: port_open(port), 30, "listening")
     yield f"http://127.0.0.1:{port}/v1"
     service.stop()
 
@@ -280,7 +280,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _listening(port: int) -> bool:
+def port_open(port: int) -> bool:
     with socket.create_connection(("127.0.0.1", port), timeout=0.5):
         return True
 
@@ -317,7 +317,7 @@ def asgi_server(redis_service, test_db_url) -> Iterator[str]:
         LOGS,
         env={"DATABASE_URL": db_url},
     )  # fmt: skip
-    service.wait_until(lambda: _listening(port), 60, "listening")
+    service.wait_until(lambda: port_open(port), 60, "listening")
     yield f"http://127.0.0.1:{port}"
     service.stop()
 

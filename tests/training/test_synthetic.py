@@ -183,14 +183,15 @@ def test_a_run_against_the_real_tiny_teacher_completes_and_drops_what_it_cannot_
     tmp_path, tiny_model, mlflow_service
 ):
     """The real local teacher process: the built-in engine serving the tiny model, over HTTP."""
-    from tests.conftest import LOGS, free_port
+    from tests.conftest import LOGS, free_port, port_open
     from tests.harness import Service, mlflow_runs, python
 
     port = free_port()
     engine = Service("tiny-teacher", python("-m", "workers.serving", "engine", "--model", str(tiny_model / "partial"),
                                            "--port", str(port)), LOGS)  # fmt: skip
     try:
-        engine.wait_until(lambda: "listening" in engine.log_tail(), 90, "listening")
+        # The port itself: the engine logs "listening" just before uvicorn binds it (refused once in CI).
+        engine.wait_until(lambda: port_open(port), 90, "listening")
         spec = _spec(tmp_path, rows=4, attempts=2, per_request=2, max_tokens=48,
                      teacher={"base_url": f"http://127.0.0.1:{port}/v1", "model": "base"},
                      tracking={"uri": mlflow_service, "experiment": "synthetic-tests"})  # fmt: skip
