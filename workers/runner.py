@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -537,15 +538,23 @@ def _finish(job: Job, code: int, tail: _Tail, log_path: Path) -> None:
             "outcome": outcome,
             "outcome_reason": str(result.get("verdict_reason") or "") if outcome else "",
         }
-        done = transition(job, Status.SUCCEEDED, where=mine, result=result,
-                          artifacts=last.get("artifacts") or {},
-                          mlflow_run_id=(last.get("mlflow") or {}).get("run_id") or job.mlflow_run_id, **common)  # fmt: skip
-        if done:
-            from apps.evaluations.services import evaluation_after_training
-            from apps.synthetic.services import generation_after_run
+        from apps.evaluations.services import evaluation_after_training
+        from apps.synthetic.services import generation_after_run
 
-            evaluation_after_training(job)
-            generation_after_run(job)
+        # One transaction: whoever sees the job succeeded sees its automatic evaluation and its generated
+        # rows too (a test read the job before its evaluation existed), and a worker that dies between
+        # the two cannot leave a success without them.
+        with transaction.atomic():
+            done = transition(job, Status.SUCCEEDED, where=mine, result=result,
+                              artifacts=last.get("artifacts") or {},
+                              mlflow_run_id=(last.get("mlflow") or {}).get("run_id") or job.mlflow_run_id, **common)  # fmt: skip
+            if done:
+                try:
+                    with transaction.atomic():  # a savepoint: a hook's failure never undoes the success
+                        evaluation_after_training(job)
+                        generation_after_run(job)
+                except Exception:
+                    log.exception("job %s: the after-success work failed", job.pk)
     elif cancelling or (kind == "finished" and last.get("cancelled")):
         done = transition(job, Status.CANCELLED, where=mine, artifacts=last.get("artifacts") or {}, **common)
     elif kind == "failed":
