@@ -16,18 +16,17 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cli import run_spec  # noqa: E402  (bench/cli.py)
+
 from workers.training import data as data_module  # noqa: E402
 from workers.training import tiny  # noqa: E402
-from workers.training.events import read_events  # noqa: E402
 
 
 def split(folder: Path, rows: int | None) -> tuple[Path, Path, int]:
@@ -49,13 +48,7 @@ def run(folder: Path, model: Path, train: Path, evaluation: Path, early_stopping
     spec = {"technique": "sft", "model": str(model), "dataset": str(train), "eval_dataset": str(evaluation),
             "output_dir": str(out), "training": {"method": "lora", "early_stopping": early_stopping, **training},
             "tracking": {"enabled": False}}  # fmt: skip
-    path = folder / f"spec-{out.name}.json"
-    path.write_text(json.dumps(spec))
-    began = time.monotonic()
-    subprocess.run([sys.executable, "-m", "workers.training", "run", str(path)], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "2"})  # fmt: skip
-    wall = time.monotonic() - began
-    events = read_events(out / "events.jsonl")
+    events, wall = run_spec(spec, folder, out.name)
     configured = next(e for e in events if e["event"] == "configured")
     m = events[-1]["metrics"]
     return {

@@ -16,18 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cli import run_spec  # noqa: E402  (bench/cli.py)
+
 from workers.training import tiny  # noqa: E402
-from workers.training.events import read_events  # noqa: E402
 
 PLANS: dict[str, dict[str, Any]] = {
     "automatic": {},
@@ -42,13 +41,7 @@ def run(
     spec = {"technique": "rlvr", "model": str(model), "dataset": str(train),
             "eval_dataset": str(tiny.DEMO / "reverse" / "eval.jsonl"), "output_dir": str(out),
             "training": {"method": "lora", "seed": seed, **training}, "tracking": {"enabled": False}}  # fmt: skip
-    path = folder / f"spec-{out.name}.json"
-    path.write_text(json.dumps(spec))
-    began = time.monotonic()
-    subprocess.run([sys.executable, "-m", "workers.training", "run", str(path)], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "2"})  # fmt: skip
-    wall = time.monotonic() - began
-    events = read_events(out / "events.jsonl")
+    events, wall = run_spec(spec, folder, out.name)
     hparams = next(e for e in events if e["event"] == "configured")["hparams"]
     rewards = [
         e["metrics"]["reward"] for e in events if e["event"] == "step" and "reward" in e.get("metrics", {})
