@@ -178,8 +178,8 @@ def run_spec(folder: Path, spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def full_sft(tmp_path_factory, tiny_model) -> tuple[Path, list[dict[str, Any]]]:
-    """Full SFT of the base model on the reverse task: asserted on by test_learning, and the stronger
-    model that the RLAIF tests' judge serves (one training run for both)."""
+    """Full SFT of the base model on the reverse task: asserted on by test_learning, and the customized
+    model of the report tests (one training run for both)."""
     from workers.training import tiny
 
     folder = tmp_path_factory.mktemp("full-sft")
@@ -192,28 +192,31 @@ def full_sft(tmp_path_factory, tiny_model) -> tuple[Path, list[dict[str, Any]]]:
 
 
 @pytest.fixture(scope="session")
-def judge_url(tmp_path_factory, full_sft) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def judge_url(tmp_path_factory) -> Iterator[str]:
+    """tests/training/judge_server.py: judges that answer garbage, slowly, or always "A" (its docstring),
+    for the unit tests of reading a judge's replies."""
+    port = free_port()
     service = Service(
-        "judge",
-        [
-            sys.executable,
-            str(Path(__file__).parent / "training" / "judge_server.py"),
-            str(port),
-            str(full_sft[0]),
-        ],
+        "judge", [sys.executable, str(Path(__file__).parent / "training" / "judge_server.py"), str(port)],
         tmp_path_factory.mktemp("judge"),
-    )
-
-    def up() -> bool:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-
-    service.wait_until(up, 60, "listening")
+    )  # fmt: skip
+    service.wait_until(lambda: port_open(port), 30, "listening")
     yield f"http://127.0.0.1:{port}/v1"
     service.stop()
+
+
+@pytest.fixture(scope="session")
+def builtin_judge_url(tiny_model) -> Iterator[str]:
+    """The built-in judge (`atelier-tiny/judge`) served by the built-in engine as the model `judge`: the
+    judge of the training and report tests that run without the web app (those with it deploy it as an
+    endpoint and reach it through the gateway)."""
+    port = free_port()
+    engine = Service("builtin-judge", python("-m", "workers.serving", "engine", "--model", str(tiny_model / "judge"),
+                                             "--port", str(port), "--name", "judge"), LOGS)  # fmt: skip
+    # The port itself: the engine logs "listening" just before uvicorn binds it.
+    engine.wait_until(lambda: port_open(port), 90, "listening")
+    yield f"http://127.0.0.1:{port}/v1"
+    engine.stop()
 
 
 @pytest.fixture(scope="session")
@@ -242,10 +245,10 @@ def run_evaluation(folder: Path, spec: dict[str, Any]) -> tuple[int, list[dict[s
 
 
 @pytest.fixture(scope="session")
-def evaluated(tmp_path_factory, tiny_model, full_sft, judge_url) -> Path:
+def evaluated(tmp_path_factory, tiny_model, full_sft, builtin_judge_url) -> Path:
     """The base model against the fully fine-tuned one on the reverse task's held-out rows, with graders,
-    text metrics and the judge (rubric scores and pairwise): one evaluation for the report tests and
-    the pages that show it. Its output folder."""
+    text metrics and the built-in judge (rubric scores and pairwise): one evaluation for the report tests
+    and the pages that show it. Its output folder."""
     from workers.training import tiny
 
     folder = tmp_path_factory.mktemp("evaluated")
@@ -253,7 +256,7 @@ def evaluated(tmp_path_factory, tiny_model, full_sft, judge_url) -> Path:
         "models": [{"label": "base", "model": str(tiny_model / "base")},
                    {"label": "customized", "model": str(full_sft[0])}],
         "dataset": str(tiny.DEMO / "reverse" / "eval.jsonl"), "graders": ["exact_match", "contains"],
-        "judge": {"base_url": judge_url, "model": "tiny-judge", "rubric": "The letters are reversed."},
+        "judge": {"base_url": builtin_judge_url, "model": "judge", "rubric": "The letters are reversed."},
         "max_new_tokens": 24,
     })  # fmt: skip
     assert code == 0, events[-1]

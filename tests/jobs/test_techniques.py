@@ -59,11 +59,11 @@ def test_rlvr_from_the_wizard_succeeds_on_the_worker(
 
 
 def test_rlaif_from_the_wizard_succeeds_on_the_worker(
-    alice, alice_project, tiny_in_data_dir, celery_trainer, mlflow_service, judge_url
+    alice, alice_project, tiny_in_data_dir, celery_trainer, mlflow_service, builtin_judge_url
 ):
     params = {
-        "judge_url": judge_url,
-        "judge_model": "tiny-judge",
+        "judge_url": builtin_judge_url,
+        "judge_model": "judge",
         "rubric": "The letters are reversed.",
         "num_generations": 4,
     }

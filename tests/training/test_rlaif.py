@@ -1,6 +1,7 @@
-"""RLAIF's judge against a judge server running as a separate local process (tests/training/judge_server.py:
-a minimal OpenAI-compatible server that scores with a local model, the fully trained tiny model of the
-`full_sft` fixture, until Atelier's own engine serves one)."""
+"""RLAIF's judge, in process: the built-in judge (`atelier-tiny/judge`) served by the built-in engine for
+judgements that grade, and tests/training/judge_server.py for judges that answer garbage or slowly.
+RLAIF learning from the automatic settings, with the built-in judge deployed as an endpoint and reached
+through the gateway, is tests/training/test_automatic.py's."""
 
 from __future__ import annotations
 
@@ -20,11 +21,16 @@ REVERSE = tiny.DEMO / "reverse"
 PROMPT = [{"role": "user", "content": "reverse: c a t"}]
 
 
-def test_the_judge_model_scores_right_answers_above_wrong_ones(judge_url):
-    judge = Judge(judge_url, "tiny-judge", "The letters are reversed.")
-    scores = judge([PROMPT] * 3, [[{"role": "assistant", "content": "t a c"}], "t a x", "c a t"])
-    assert judge.failures == []
-    assert scores[0] >= 0.8 and scores[0] > scores[1] > scores[2] >= 0
+def test_the_built_in_judge_scores_right_answers_10_and_wrong_ones_0(builtin_judge_url):
+    """Through the engine, as RLAIF asks. How often it is right on near misses (one letter off, where it
+    errs most) is measured on held-out words in test_builtin_judge; here, answers it must not miss."""
+    judge = Judge(builtin_judge_url, "judge", "The letters are reversed.")
+    words = ["cat", "house", "river", "garden"]
+    prompts = [[{"role": "user", "content": "reverse: " + " ".join(w)}] for w in words]
+    right = [[{"role": "assistant", "content": " ".join(reversed(w))}] for w in words]
+    unreversed = [" ".join(w) for w in words]
+    scores = judge(prompts * 2, right + unreversed)
+    assert judge.failures == [] and scores == [1.0] * 4 + [0.0] * 4
 
 
 def test_a_judge_that_answers_garbage_times_out_or_is_unreachable_gives_zero_with_a_reason(judge_url):
@@ -53,10 +59,10 @@ def test_a_judge_failing_on_more_than_half_of_its_first_calls_fails_with_its_own
     assert all(v.value is None for v in verdicts) and verdicts[-1].problem == report_judge.broken
 
 
-def test_a_judge_that_grades_is_not_stopped_by_a_few_failures(judge_url):
-    judge = Judge(judge_url, "tiny-judge", "The letters are reversed.")
+def test_a_judge_that_grades_is_not_stopped(builtin_judge_url):
+    judge = Judge(builtin_judge_url, "judge", "The letters are reversed.")
     scores = judge([PROMPT] * 4, ["t a c", "t a c", "t a c", "t a c"])
-    assert judge.broken is None and judge.failures == [] and min(scores) > 0
+    assert judge.broken is None and judge.failures == [] and scores == [1.0] * 4
 
 
 def _rlaif(
@@ -75,11 +81,10 @@ def _rlaif(
     return read_events(tmp_path / "out" / "events.jsonl")
 
 
-def test_rlaif_trains_on_the_judges_scores(tmp_path, tiny_model, judge_url):
-    """The judge's scores are GRPO's reward, step by step. Whether RLAIF *learns* from the automatic
-    settings is a test for a judge that grades through the real gateway (issue 17's built-in judge): a run
-    with hand-picked settings against this likelihood-scoring stand-in proved only that such settings exist."""
-    events = _rlaif(tmp_path, tiny_model / "partial", judge_url, "tiny-judge")
+def test_rlaif_trains_on_the_judges_scores(tmp_path, tiny_model, builtin_judge_url):
+    """The built-in judge's scores are GRPO's reward, step by step (whether RLAIF *learns* from the
+    automatic settings is test_automatic's, through the gateway)."""
+    events = _rlaif(tmp_path, tiny_model / "partial", builtin_judge_url, "judge")
     steps = [e["metrics"] for e in events if "rewards/judge/mean" in e.get("metrics", {})]
     assert len(steps) == 4 and all(m["rewards/judge/mean"] > 0 for m in steps), steps
     assert any(m["reward_std"] > 0 for m in steps)  # answers scored apart: something to learn from
@@ -115,7 +120,7 @@ def test_rlaif_without_a_judge_or_reward_model_fails_clearly(tmp_path, tiny_mode
 
 
 def test_the_judge_server_speaks_the_chat_completions_protocol(judge_url):
-    body = json.dumps({"model": "tiny-judge", "messages": [{"role": "user", "content": "x"}]}).encode()
+    body = json.dumps({"model": "garbage", "messages": [{"role": "user", "content": "x"}]}).encode()
     request = urllib.request.Request(
         f"{judge_url}/chat/completions", data=body, headers={"Content-Type": "application/json"}
     )

@@ -9,12 +9,18 @@ stopping at the first pair that differs, then the score, e.g. ``Check: e e b b y
 ``Score: 0``. Each step of the check is local (the next letter of the reversal, the next letter of the
 answer, are they equal), which the network can learn; the score only reads the last pair.
 
+Asked to compare two answers (an evaluation report's pairwise judgement), it checks each the same way and
+names the one that is right: ``Check A: …``, ``Check B: …``, then ``Verdict: A``, ``B`` or ``tie`` (both
+right or both wrong). That is taught in a second stage, from the scoring judge, on comparisons mixed
+with the scoring requests again so that scoring is not forgotten.
+
 Trained from words of the SFT demo file; agreement is measured on the words of the eval and RLVR files,
 which it never saw, with answers that are correct half of the time. Seeded and deterministic.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from dataclasses import asdict, dataclass
@@ -32,6 +38,9 @@ RUBRICS = (
     "Reward answers that reverse the word exactly.",
 )
 MISSING = "-"
+# A comparison's reply: two checks (each at most about 40 tokens, workers.training.judge.SCORE_TOKENS)
+# and the verdict.
+COMPARE_TOKENS = 112
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 WORD = re.compile(r"reverse:\s*((?:[a-z]\s*)+)$")
 
@@ -44,6 +53,20 @@ class JudgeRecipe:
     warmup: int = 50
     seed: int = 0
     samples_per_word: int = 2  # answers of the partly trained model per training word, besides made-up ones
+    # The second stage: comparisons of two answers, with the first stage's requests mixed in again.
+    pair_steps: int = 1500
+    pair_lr: float = 7e-4
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """What tiny.fine_tune reads of a recipe, for one stage."""
+
+    steps: int
+    batch: int
+    lr: float
+    warmup: int
+    seed: int
 
 
 def word_of(request: str) -> str | None:
@@ -64,6 +87,18 @@ def check(word: str, answer: str) -> str:
         if e != a:
             return f"Check: {' '.join(pairs)}\nScore: 0"
     return f"Check: {' '.join(pairs)}\nScore: 10"
+
+
+def compare(word: str, first: str, second: str) -> str:
+    """The judge's reply when asked which of two answers is better: each answer's check, then the verdict
+    (the right one; a tie when both are right or both wrong)."""
+    lines, right = [], []
+    for label, answer in (("A", first), ("B", second)):
+        pairs, score = check(word, answer).split("\n")
+        lines.append(pairs.replace("Check:", f"Check {label}:", 1))
+        right.append(score == "Score: 10")
+    verdict = "tie" if right[0] == right[1] else "A" if right[0] else "B"
+    return "\n".join([*lines, f"Verdict: {verdict}"])
 
 
 def _wrong(word: str, rng: random.Random, near: bool = False) -> str:
@@ -165,6 +200,71 @@ def examples(words: list[str], sampled: list[list[str]], seed: int) -> list[tupl
     return rows
 
 
+def pair_examples(
+    words: list[str], sampled: list[list[str]], seed: int
+) -> list[tuple[list[dict[str, str]], str]]:
+    """(comparison request, reply) pairs: per word, the right answer first, then second, then a tie (both
+    right, or two different wrong answers), so that A, B and tie are equally common."""
+    from workers.training import judge
+
+    rng = random.Random(seed)
+    rows = []
+    for word, answers in zip(words, sampled, strict=True):
+        right = " ".join(reversed(word))
+        wrong = [a for a in answers if a and a != right] or [_wrong(word, rng, near=True)]
+        other = _wrong(word, rng, near=True)
+        request = [{"role": "user", "content": "reverse: " + " ".join(word)}]
+        tie = (
+            (right, right) if rng.random() < 0.5 else (wrong[0], other if other != wrong[0] else right + " x")
+        )
+        either = [*wrong, other]
+        for first, second in ((right, rng.choice(either)), (rng.choice(either), right), tie):
+            messages = judge.compare_messages(rng.choice(RUBRICS), request, first, second)
+            rows.append((messages, compare(word, first, second)))
+    rng.shuffle(rows)
+    return rows
+
+
+def pair_agreement(model: Any, tokenizer: Any, cases: list[tuple[str, str]], rubric: str = RUBRICS[0]
+                   ) -> dict[str, Any]:  # fmt: skip
+    """How often the judge's verdict, asked as workers.training.judge asks, is the one exact match gives,
+    on pairs made from held-out (word, answer) cases: each word's right and wrong answer in both orders,
+    and, for every other word, its two answers as a tie (the right one twice)."""
+    from workers.training import judge
+    from workers.training.evaluate import generate
+
+    by_word: dict[str, list[str]] = {}
+    for word, answer in cases:
+        by_word.setdefault(word, []).append(answer)
+    pairs: list[tuple[str, str, str]] = []
+    for i, (word, answers) in enumerate(by_word.items()):
+        right = " ".join(reversed(word))
+        wrong = next((a for a in answers if a != right), None)
+        if wrong is None:
+            continue
+        pairs += [(word, right, wrong), (word, wrong, right)]
+        if i % 2:
+            pairs.append((word, right, right))
+    prompts = [
+        judge.compare_messages(rubric, [{"role": "user", "content": "reverse: " + " ".join(w)}], a, b)
+        for w, a, b in pairs
+    ]
+    replies = generate(model, tokenizer, prompts, max_new_tokens=COMPARE_TOKENS, batch_size=64)
+    agree = parsed = 0
+    misses: list[tuple[str, str, str, str]] = []
+    for (word, first, second), reply in zip(pairs, replies, strict=True):
+        match = judge.VERDICT.search(reply)
+        expected = compare(word, first, second).rsplit("Verdict: ", 1)[1]
+        if match:
+            parsed += 1
+            if (match.group(1) or match.group(2)).lower() == expected.lower():
+                agree += 1
+                continue
+        if len(misses) < 8:
+            misses.append((word, first, second, reply))
+    return {"n": len(pairs), "agreement": agree / len(pairs), "parsed": parsed / len(pairs), "misses": misses}
+
+
 def agreement(model: Any, tokenizer: Any, cases: list[tuple[str, str]], kind: str = "score",
               rubric: str = RUBRICS[0]) -> dict[str, Any]:  # fmt: skip
     """How often the judge's parsed score (≥ 5 means right) agrees with exact match on (word, answer)."""
@@ -237,14 +337,31 @@ def build(partial: Path, recipe: JudgeRecipe | None = None, log: Any = None) -> 
     words = training_words()
     sampled = sampled_answers(model, tokenizer, words, recipe.samples_per_word, recipe.seed)
     tiny.fine_tune(model, tokenizer, examples(words, sampled, recipe.seed), recipe, log)
+    learn_to_compare(model, tokenizer, recipe, log, words, sampled)
     return model, tokenizer
 
 
+def learn_to_compare(model: Any, tokenizer: Any, recipe: JudgeRecipe, log: Any = None,
+                     words: list[str] | None = None, sampled: list[list[str]] | None = None) -> None:  # fmt: skip
+    """The second stage, on the scoring judge (in memory): comparisons, with as many of the first stage's
+    requests (drawn again with another seed) mixed in."""
+    if words is None or sampled is None:
+        words = training_words()
+        sampled = sampled_answers(model, tokenizer, words, recipe.samples_per_word, recipe.seed)
+    pairs = pair_examples(words, sampled, recipe.seed + 1)
+    replay = examples(words, sampled, recipe.seed + 2)[: len(pairs)]
+    rows = pairs + replay
+    random.Random(recipe.seed + 3).shuffle(rows)
+    stage = _Stage(recipe.pair_steps, recipe.batch, recipe.pair_lr, recipe.warmup, recipe.seed + 1)
+    tiny.fine_tune(model, tokenizer, rows, stage, log)
+
+
 def build_and_save(
-    partial: Path, out: Path, recipe: JudgeRecipe | None = None, log: Any = None
+    partial: Path, out: Path, recipe: JudgeRecipe | None = None, log: Any = None, scoring: Path | None = None
 ) -> dict[str, Any]:
     """Train the judge, measure its agreement on held-out pairs for each request kind, save it to `out`
-    with the numbers in atelier.json; the meta."""
+    with the numbers in atelier.json; the meta. With `scoring` (a judge folder of the first stage, such
+    as a shipped judge from before comparisons were taught), only the second stage is trained, from it."""
     import shutil
     import time
 
@@ -252,18 +369,30 @@ def build_and_save(
 
     recipe = recipe or JudgeRecipe()
     started = time.monotonic()
-    model, tokenizer = build(partial, recipe, log)
-    seconds = round(time.monotonic() - started, 1)
+    stages: dict[str, Any] = {}
+    if scoring is None:
+        model, tokenizer = build(partial, recipe, log)
+        stages["both"] = round(time.monotonic() - started, 1)
+    else:
+        tiny._seed(recipe.seed)
+        model = AutoModelForCausalLM.from_pretrained(scoring)
+        tokenizer = AutoTokenizer.from_pretrained(scoring)
+        earlier = json.loads((scoring / "atelier.json").read_text())
+        learn_to_compare(model, tokenizer, recipe, log)
+        stages = {"score": earlier.get("train_seconds"), "compare": round(time.monotonic() - started, 1)}
     cases = held_out_cases(
         AutoModelForCausalLM.from_pretrained(partial), AutoTokenizer.from_pretrained(partial)
     )
     measured = {kind: agreement(model, tokenizer, cases, kind) for kind in ("score", "review", "review-bare")}
+    measured["compare"] = pair_agreement(model, tokenizer, cases)
     meta = {
         "variant": "judge",
         "build_version": tiny.BUILD_VERSION,
         "recipe": asdict(recipe),
-        "train_seconds": seconds,
+        "train_seconds": round(sum(v or 0 for v in stages.values()), 1),
+        "stage_seconds": stages,
         "held_out_pairs": len(cases),
+        "held_out_comparisons": measured["compare"]["n"],
         "agreement": {kind: round(m["agreement"], 4) for kind, m in measured.items()},
         "parsed": {kind: round(m["parsed"], 4) for kind, m in measured.items()},
     }
