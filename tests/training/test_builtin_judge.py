@@ -59,6 +59,16 @@ def _answers(request: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
+def test_prose_answers_are_checked_on_their_first_word_and_lose():
+    prose = builtin_judge._prose(random.Random(0))
+    assert prose[0].isupper() and prose.endswith(".") and len(prose.split()) >= 2
+    first = prose.split()[0][:12]
+    assert builtin_judge.check("cat", prose) == f"Check: t {first}\nScore: 0"
+    assert builtin_judge.compare("cat", prose, "t a c").endswith("Verdict: B")
+    rows = builtin_judge.prose_examples(["cat", "dog"], seed=0)
+    assert [r.endswith("Score: 0") for _, r in rows] == [True, True]
+
+
 def test_made_up_wrong_answers_are_wrong_and_near_misses_mostly_one_letter_off():
     rng = random.Random(0)
     words = builtin_judge.training_words()[:200]
@@ -89,8 +99,8 @@ def test_the_shipped_judge_agrees_with_exact_match_on_held_out_words(tiny_model)
 
     The wrong answers are sampled from `partial` as this machine's CPU computes it, so the numbers move
     with the CPU: the scoring judge agreed on 92.9% where it was built (AMD EPYC) and 85.7% on an Intel
-    Xeon; with comparisons taught it agrees on 88.4% of score requests and names the right answer of two
-    in 79.8% of comparisons there (both checks must be right). The issue's aim, 90%, is not reached on
+    Xeon; with comparisons taught it agrees on 88.6% of score requests and names the right answer of two
+    in 81.3% of comparisons there (both checks must be right). The issue's aim, 90%, is not reached on
     every CPU; these bounds are what the shipped judge holds, with room for another CPU's answers."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -71,7 +71,9 @@ def test_a_pairwise_judge_process_judges_each_pair_in_both_orders_and_reports_di
     assert pair["judged"] + pair["unjudged"] == 50 and pair["judged"] > 0
     assert pair["win"] + pair["tie"] + pair["loss"] == pytest.approx(1.0)
     assert 0.0 <= pair["disagreement"] <= 1.0
-    assert pair["win"] > pair["loss"]  # the built-in judge prefers right reversals
+    # The built-in judge prefers the right reversal to the base model's prose in both orders (measured:
+    # 98% won, 2% of pairs with orders disagreeing; before it was taught prose, 36% and 64%).
+    assert pair["win"] >= 0.9 and pair["disagreement"] <= 0.1, pair
     sample = next(s for s in _samples(evaluated) if s["pairwise"]["customized"])
     orders = sample["pairwise"]["customized"]["orders"]
     assert len(orders) == 2 and all(

@@ -130,6 +130,24 @@ def _wrong(word: str, rng: random.Random, near: bool = False) -> str:
     return answer if answer != " ".join(reversed(word)) else _wrong(word, rng, near)
 
 
+def _prose(rng: random.Random) -> str:
+    """A made-up answer in words, as a model that never learned the task writes (the base model answers
+    "Return the class. Anames." to "reverse: g o o d"): a few words of the corpus, as a sentence."""
+    words = _corpus_words()
+    text = " ".join(rng.choice(words) for _ in range(rng.randint(2, 7)))
+    return text[0].upper() + text[1:] + "."
+
+
+_CORPUS_WORDS: list[str] = []
+
+
+def _corpus_words() -> list[str]:
+    if not _CORPUS_WORDS:
+        text = (tiny.ASSETS / "corpus.txt").read_text()
+        _CORPUS_WORDS.extend(sorted(set(re.findall(r"[A-Za-z]{2,}", text))))
+    return _CORPUS_WORDS
+
+
 def request_messages(word: str, answer: str, rubric: str, kind: str) -> list[dict[str, str]]:
     """Exactly what workers.training.judge sends for a score ("score") or a review ("review" with the
     reference answer, "review-bare" without)."""
@@ -204,7 +222,8 @@ def pair_examples(
     words: list[str], sampled: list[list[str]], seed: int
 ) -> list[tuple[list[dict[str, str]], str]]:
     """(comparison request, reply) pairs: per word, the right answer first, then second, then a tie (both
-    right, or two different wrong answers), so that A, B and tie are equally common."""
+    right, or two different wrong answers), so that A, B and tie are equally common. One wrong answer in
+    four is prose (`_prose`), the answer of a base model that an evaluation compares against."""
     from workers.training import judge
 
     rng = random.Random(seed)
@@ -212,7 +231,7 @@ def pair_examples(
     for word, answers in zip(words, sampled, strict=True):
         right = " ".join(reversed(word))
         wrong = [a for a in answers if a and a != right] or [_wrong(word, rng, near=True)]
-        other = _wrong(word, rng, near=True)
+        other = _prose(rng) if rng.random() < 0.25 else _wrong(word, rng, near=True)
         request = [{"role": "user", "content": "reverse: " + " ".join(word)}]
         tie = (
             (right, right) if rng.random() < 0.5 else (wrong[0], other if other != wrong[0] else right + " x")
@@ -225,14 +244,27 @@ def pair_examples(
     return rows
 
 
+def prose_examples(words: list[str], seed: int) -> list[tuple[list[dict[str, str]], str]]:
+    """Score and review requests whose answer is prose, one per word (the first stage saw none)."""
+    rng = random.Random(seed)
+    rows = []
+    for word in words:
+        answer = _prose(rng)
+        kind = rng.choice(("score", "score", "review", "review-bare"))
+        rows.append((request_messages(word, answer, rng.choice(RUBRICS), kind), check(word, answer)))
+    return rows
+
+
 def pair_agreement(model: Any, tokenizer: Any, cases: list[tuple[str, str]], rubric: str = RUBRICS[0]
                    ) -> dict[str, Any]:  # fmt: skip
     """How often the judge's verdict, asked as workers.training.judge asks, is the one exact match gives,
     on pairs made from held-out (word, answer) cases: each word's right and wrong answer in both orders,
-    and, for every other word, its two answers as a tie (the right one twice)."""
+    for every other word the right answer twice (a tie), and for every third the right answer against
+    prose in both orders."""
     from workers.training import judge
     from workers.training.evaluate import generate
 
+    rng = random.Random(1)
     by_word: dict[str, list[str]] = {}
     for word, answer in cases:
         by_word.setdefault(word, []).append(answer)
@@ -245,6 +277,9 @@ def pair_agreement(model: Any, tokenizer: Any, cases: list[tuple[str, str]], rub
         pairs += [(word, right, wrong), (word, wrong, right)]
         if i % 2:
             pairs.append((word, right, right))
+        if i % 3 == 0:  # prose against the right answer, as an evaluation's base model answers
+            prose = _prose(rng)
+            pairs += [(word, right, prose), (word, prose, right)]
     prompts = [
         judge.compare_messages(rubric, [{"role": "user", "content": "reverse: " + " ".join(w)}], a, b)
         for w, a, b in pairs
@@ -349,8 +384,9 @@ def learn_to_compare(model: Any, tokenizer: Any, recipe: JudgeRecipe, log: Any =
         words = training_words()
         sampled = sampled_answers(model, tokenizer, words, recipe.samples_per_word, recipe.seed)
     pairs = pair_examples(words, sampled, recipe.seed + 1)
-    replay = examples(words, sampled, recipe.seed + 2)[: len(pairs)]
-    rows = pairs + replay
+    prose = prose_examples(words, recipe.seed + 4)[: len(pairs) // 6]
+    replay = examples(words, sampled, recipe.seed + 2)[: len(pairs) - len(prose)]
+    rows = pairs + prose + replay
     random.Random(recipe.seed + 3).shuffle(rows)
     stage = _Stage(recipe.pair_steps, recipe.batch, recipe.pair_lr, recipe.warmup, recipe.seed + 1)
     tiny.fine_tune(model, tokenizer, rows, stage, log)
