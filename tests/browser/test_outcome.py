@@ -5,6 +5,8 @@ list shows the state too. Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
@@ -82,7 +84,9 @@ def test_a_real_run_at_a_far_too_high_learning_rate_ends_early_and_worse_on_its_
     expect(page.get_by_test_id("job-worse")).to_contain_text(job.outcome_reason)
     guardrails = page.get_by_test_id("guardrail")
     expect(guardrails.first).to_be_visible()
-    expect(page.get_by_test_id("guardrails")).to_contain_text("lower the learning rate")
+    # Which guardrail fires first depends on the CPU's arithmetic (on an Intel Xeon, the reward stuck at
+    # 0: "… Lower the learning rate if it was higher before, …"); those that can fire here say to lower it.
+    expect(page.get_by_test_id("guardrails")).to_contain_text(re.compile("lower the learning rate", re.I))
     expect(page.get_by_test_id("stopped-early")).to_contain_text(job.result["stopped_early"])
     expect(page.get_by_test_id("job-chart").locator(".u-legend")).to_contain_text("Held-out score (sample)")
     page.screenshot(path=artifacts_dir / "job-collapsed-real.png", full_page=True)
