@@ -3,8 +3,8 @@
 - The trainer's before → after is the evaluation report's base → customized, exactly (one function,
   workers.training.heldout, on the same rows, answer length and batches).
 - A run that reaches 100% on its held-out sample stops there; the result is the best checkpoint.
-- GRPO at a far too high learning rate (1e-1): the answers run to the length limit, no reward is earned,
-  guardrails say so while it happens, the run stops early and ends as worse than its base.
+- GRPO at a far too high learning rate (1e-1): no reward is earned, guardrails say so while it happens,
+  the run stops early and ends as worse than its base.
 - A run whose reward is 0 for the first 20% of its steps stops with that explanation.
 - A run killed after some held-out checks and resumed ends with the same best checkpoint and curve.
 """
@@ -106,11 +106,11 @@ def test_grpo_at_a_far_too_high_learning_rate_gets_guardrails_stops_early_and_en
         "training": {"method": "full", "max_steps": 40, "learning_rate": 0.1, "save_steps": 1000},
     })  # fmt: skip
     guardrails = _events_of(events, "guardrail")
-    codes = {g["code"] for g in guardrails}
-    assert {"reward_zero", "clipped"} <= codes, guardrails
-    clipped = next(g for g in guardrails if g["code"] == "clipped")
-    assert "cut off at the maximum length of 16 tokens" in clipped["message"]
-    assert "lower the learning rate" in clipped["message"] and clipped["level"] == "warning"
+    # No answer earns a reward, and the guardrail says to lower the learning rate. Whether the answers also
+    # run to the length limit first ("clipped", tests/training/test_guardrails.py) depends on the CPU's
+    # arithmetic: they did on an AMD EPYC, not on an Intel Xeon.
+    zero = [g for g in guardrails if g["code"] == "reward_zero"]
+    assert zero and "Lower the learning rate" in zero[0]["message"], guardrails
     metrics = events[-1]["metrics"]
     assert metrics["global_step"] < 40 and metrics["stopped_early"]
     assert metrics["verdict"] == "worse", metrics

@@ -36,6 +36,16 @@ def test_kl_running_away_and_entropy_collapsing_are_reported_with_what_to_change
     assert any("raise the" in a.message and "temperature" in a.message for a in alarms)
 
 
+def test_answers_cut_off_at_the_length_limit_say_so_with_the_limit_and_what_to_change():
+    guards = Guardrails(max_steps=100, max_completion_length=16)
+    logs = [_log()] * 2 + [_log(**{"completions/clipped_ratio": 1.0})] * RUN
+    assert _codes(guards, logs) == [(2 + RUN, "clipped", "warning")]
+    guards = Guardrails(max_steps=100, max_completion_length=16)
+    (alarm,) = [a for s, log in enumerate(logs, 1) for a in guards.on_log(s, log)]
+    assert "cut off at the maximum length of 16 tokens" in alarm.message
+    assert "lower the learning rate" in alarm.message
+
+
 def test_a_reward_of_one_everywhere_says_there_is_nothing_left_to_learn():
     guards = Guardrails(max_steps=100)
     assert _codes(guards, [_log(reward=1.0, frac_reward_zero_std=1.0)] * RUN) == [
