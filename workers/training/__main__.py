@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if variant == "judge":
             p.add_argument("--compare-from", metavar="JUDGE_DIR", help="train only the second stage "
-                           "(comparisons, about 17 min) from this scoring judge")  # fmt: skip
+                           "(comparisons, about 10 min) from this scoring judge")  # fmt: skip
         p.set_defaults(func=_build_helper, variant=variant)
     p = sub.add_parser("validate", help="check a dataset against a technique")
     p.add_argument("dataset")

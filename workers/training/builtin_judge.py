@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 import random
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -56,17 +57,6 @@ class JudgeRecipe:
     # The second stage: comparisons of two answers, with the first stage's requests mixed in again.
     pair_steps: int = 1500
     pair_lr: float = 7e-4
-
-
-@dataclass(frozen=True)
-class _Stage:
-    """What tiny.fine_tune reads of a recipe, for one stage."""
-
-    steps: int
-    batch: int
-    lr: float
-    warmup: int
-    seed: int
 
 
 def word_of(request: str) -> str | None:
@@ -138,14 +128,14 @@ def _prose(rng: random.Random) -> str:
     return text[0].upper() + text[1:] + "."
 
 
-_CORPUS_WORDS: list[str] = []
-
-
+@cache
 def _corpus_words() -> list[str]:
-    if not _CORPUS_WORDS:
-        text = (tiny.ASSETS / "corpus.txt").read_text()
-        _CORPUS_WORDS.extend(sorted(set(re.findall(r"[A-Za-z]{2,}", text))))
-    return _CORPUS_WORDS
+    return sorted(set(re.findall(r"[A-Za-z]{2,}", (tiny.ASSETS / "corpus.txt").read_text())))
+
+
+def _request(word: str) -> list[dict[str, str]]:
+    """The demo task's request for `word`, as a chat turn."""
+    return [{"role": "user", "content": "reverse: " + " ".join(word)}]
 
 
 def request_messages(word: str, answer: str, rubric: str, kind: str) -> list[dict[str, str]]:
@@ -153,7 +143,7 @@ def request_messages(word: str, answer: str, rubric: str, kind: str) -> list[dic
     reference answer, "review-bare" without)."""
     from workers.training import judge
 
-    request = [{"role": "user", "content": "reverse: " + " ".join(word)}]
+    request = _request(word)
     if kind == "score":
         return judge.score_messages(rubric, request, answer)
     return judge.review_messages(
@@ -173,7 +163,7 @@ def sampled_answers(
     out: list[list[str]] = [[] for _ in words]
     prompts = [
         tokenizer.apply_chat_template(
-            [{"role": "user", "content": "reverse: " + " ".join(w)}],
+            _request(w),
             tokenize=False,
             add_generation_prompt=True,
         )
@@ -232,7 +222,7 @@ def pair_examples(
         right = " ".join(reversed(word))
         wrong = [a for a in answers if a and a != right] or [_wrong(word, rng, near=True)]
         other = _prose(rng) if rng.random() < 0.25 else _wrong(word, rng, near=True)
-        request = [{"role": "user", "content": "reverse: " + " ".join(word)}]
+        request = _request(word)
         tie = (
             (right, right) if rng.random() < 0.5 else (wrong[0], other if other != wrong[0] else right + " x")
         )
@@ -280,10 +270,7 @@ def pair_agreement(model: Any, tokenizer: Any, cases: list[tuple[str, str]], rub
         if i % 3 == 0:  # prose against the right answer, as an evaluation's base model answers
             prose = _prose(rng)
             pairs += [(word, right, prose), (word, prose, right)]
-    prompts = [
-        judge.compare_messages(rubric, [{"role": "user", "content": "reverse: " + " ".join(w)}], a, b)
-        for w, a, b in pairs
-    ]
+    prompts = [judge.compare_messages(rubric, _request(w), a, b) for w, a, b in pairs]
     replies = generate(model, tokenizer, prompts, max_new_tokens=COMPARE_TOKENS, batch_size=64)
     agree = parsed = 0
     misses: list[tuple[str, str, str, str]] = []
@@ -388,7 +375,7 @@ def learn_to_compare(model: Any, tokenizer: Any, recipe: JudgeRecipe, log: Any =
     replay = examples(words, sampled, recipe.seed + 2)[: len(pairs) - len(prose)]
     rows = pairs + prose + replay
     random.Random(recipe.seed + 3).shuffle(rows)
-    stage = _Stage(recipe.pair_steps, recipe.batch, recipe.pair_lr, recipe.warmup, recipe.seed + 1)
+    stage = replace(recipe, steps=recipe.pair_steps, lr=recipe.pair_lr, seed=recipe.seed + 1)
     tiny.fine_tune(model, tokenizer, rows, stage, log)
 
 
