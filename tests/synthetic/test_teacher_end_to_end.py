@@ -24,7 +24,7 @@ from tests.training.test_automatic import _as_posted, _exact_match, _load, _rows
 from workers.training import builtin_judge, builtin_teacher, tiny
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
-ROWS = 320
+ROWS = 1000
 
 
 def test_the_built_in_teacher_writes_a_dataset_that_sft_learns_from(
@@ -78,10 +78,11 @@ def test_the_built_in_teacher_writes_a_dataset_that_sft_learns_from(
     job = wait_for_job(job, timeout=900)
     assert job.status == Status.SUCCEEDED, job.error or job.log_tail[-2000:]
     after = _exact_match(*_load(Path(str(job.model_artifact))), held_out)
-    # Not worse than its start beyond the interval (the job's own verdict). On an Intel Xeon it went
-    # 36% → 44%, → 36% and → 34% in three runs: the teacher samples, and SFT on about 280 rows moves the
-    # score within the interval. Issue 17 stays open on "an SFT on it that improves held-out exact match".
-    assert job.outcome != "worse", (start, after, job.outcome_reason)
+    # Better than its start beyond the interval (the job's own verdict): with about 880 kept rows it went
+    # 36% → 90%, 76% and 78% in three runs on an AMD EPYC. With 320 rows asked for (about 280 kept, 52
+    # steps) it moved within the interval (36% → 44%, 36%, 34% on an Intel Xeon; 44%, 54% here): too few
+    # rows for the automatic plan to be sure to improve, as with any dataset that small.
+    assert job.outcome == "better" and after > start, (start, after, job.outcome_reason)
     assert (job.result["heldout_before"], job.result["heldout_after"]) == (start, after)
 
 
