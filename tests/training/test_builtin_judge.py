@@ -22,19 +22,24 @@ def _score(reply: str) -> float:
 @pytest.mark.parametrize(
     ("answer", "reply", "score"),
     [
-        ("e b y a m", "Check: e e b b y y a a m m\nScore: 10", 10),
-        ("e b y x m", "Check: e e b b y y a x\nScore: 0", 0),
-        ("e b y a m q", "Check: e e b b y y a a m m - q\nScore: 0", 0),
-        ("e b y a", "Check: e e b b y y a a m -\nScore: 0", 0),
-        ("ebyam", "Check: e ebyam\nScore: 0", 0),
-        ("", "Check: e -\nScore: 0", 0),
+        ("e b y a m", "Check: e e b b y y a a m m: right\nScore: 10", 10),
+        ("e b y x m", "Check: e e b b y y a x: wrong\nScore: 0", 0),
+        ("e b y a x", "Check: e e b b y y a a m x: wrong\nScore: 0", 0),
+        ("e b y a m q", "Check: e e b b y y a a m m - q: wrong\nScore: 0", 0),
+        ("e b y a", "Check: e e b b y y a a m -: wrong\nScore: 0", 0),
+        ("ebyam", "Check: e ebyam: wrong\nScore: 0", 0),
+        ("", "Check: e -: wrong\nScore: 0", 0),
     ],
 )
-def test_the_check_stops_at_the_first_pair_that_differs_and_ends_with_a_score_the_judge_parses(
+def test_the_check_stops_at_the_first_pair_that_differs_and_ends_with_its_mark_and_a_score_the_judge_parses(
     answer, reply, score
 ):
     assert builtin_judge.check("maybe", answer) == reply
     assert _score(reply) == score
+    # The first two stages were taught the check without its mark.
+    assert builtin_judge.check("maybe", answer, marked=False) == reply.replace(": right\n", "\n").replace(
+        ": wrong\n", "\n"
+    )
     assert len(reply) <= judge.SCORE_TOKENS  # every character at most one token: it fits the request's limit
 
 
@@ -63,10 +68,30 @@ def test_prose_answers_are_checked_on_their_first_word_and_lose():
     prose = builtin_judge._prose(random.Random(0))
     assert prose[0].isupper() and prose.endswith(".") and len(prose.split()) >= 2
     first = prose.split()[0][:12]
-    assert builtin_judge.check("cat", prose) == f"Check: t {first}\nScore: 0"
+    assert builtin_judge.check("cat", prose) == f"Check: t {first}: wrong\nScore: 0"
     assert builtin_judge.compare("cat", prose, "t a c").endswith("Verdict: B")
     rows = builtin_judge.prose_examples(["cat", "dog"], seed=0)
     assert [r.endswith("Score: 0") for _, r in rows] == [True, True]
+
+
+def test_the_third_stage_teaches_the_mark_on_answers_wrong_only_in_their_last_letter():
+    rows = builtin_judge.last_letter_examples(["cat", "dog"], seed=0)
+    scored = [r for _, r in rows if r.startswith("Check:")]
+    assert len(scored) == 4 and sum(r.startswith("Check A:") for _, r in rows) == 2  # one comparison a word
+    wrong = [r for r in scored if r.endswith("Score: 0")]
+    assert len(wrong) == 2 and all(r.endswith(": right\nScore: 10") for r in scored if r not in wrong)
+    for word, reply in zip(("cat", "dog"), wrong, strict=True):
+        letters = reply.split("\n")[0].removeprefix("Check: ").removesuffix(": wrong").split()
+        pairs = list(zip(letters[::2], letters[1::2], strict=True))
+        # As long as a right answer's check, every pair equal but the last, whose expected letter is the
+        # word's first.
+        assert len(pairs) == len(word) and all(e == a for e, a in pairs[:-1])
+        assert pairs[-1][0] == word[0] != pairs[-1][1]
+    cases = builtin_judge.last_letter_cases()
+    assert not set(builtin_judge.training_words()) & {w for w, _ in cases}
+    for (word, right), (_, wrong_answer) in zip(cases[::2], cases[1::2], strict=True):
+        assert right == " ".join(reversed(word)) and wrong_answer.split()[:-1] == right.split()[:-1]
+        assert wrong_answer != right
 
 
 def test_made_up_wrong_answers_are_wrong_and_near_misses_mostly_one_letter_off():
@@ -98,15 +123,15 @@ def test_the_shipped_judge_agrees_with_exact_match_on_held_out_words(tiny_model)
     model gave (or a made-up one). A sample of 300 pairs here; atelier.json records all of them.
 
     The wrong answers are sampled from `partial` as this machine's CPU computes it, so the numbers move
-    with the CPU: the scoring judge agreed on 92.9% where it was built (AMD EPYC) and 85.7% on an Intel
-    Xeon; with comparisons taught it agrees on 88.6% of score requests and names the right answer of two
-    in 81.3% of comparisons there (both checks must be right). The issue's aim, 90%, is not reached on
-    every CPU; these bounds are what the shipped judge holds, with room for another CPU's answers."""
+    with the CPU: the judge of the first two stages agreed on 88.6% of score requests on an Intel Xeon
+    and 92.4% on an AMD EPYC; with the mark taught, 97.4% on the AMD EPYC (atelier.json), and it names
+    the right answer of two in 88.6% of comparisons there (both checks must be right). The bounds leave
+    room for another CPU's answers."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = tiny_model / "judge"
     meta = json.loads((folder / "atelier.json").read_text())
-    assert meta["variant"] == "judge" and meta["agreement"]["score"] >= 0.85, meta
+    assert meta["variant"] == "judge" and meta["agreement"]["score"] >= 0.95, meta
     partial = tiny_model / "partial"
     cases = builtin_judge.held_out_cases(
         AutoModelForCausalLM.from_pretrained(partial), AutoTokenizer.from_pretrained(partial)
@@ -115,13 +140,21 @@ def test_the_shipped_judge_agrees_with_exact_match_on_held_out_words(tiny_model)
     assert not held  # none of the held-out words was trained on
     sample = random.Random(0).sample(cases, 300)
     model = AutoModelForCausalLM.from_pretrained(folder)
-    result = builtin_judge.agreement(model, AutoTokenizer.from_pretrained(folder), sample, "score")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    result = builtin_judge.agreement(model, tokenizer, sample, "score")
     assert result["parsed"] == 1.0
-    assert result["agreement"] >= 0.83, result["misses"]
+    assert result["agreement"] >= 0.9, result["misses"]
     # Comparisons as an evaluation report asks them: each word's right and wrong answer in both orders.
-    pairs = builtin_judge.pair_agreement(model, AutoTokenizer.from_pretrained(folder), sample[:200])
-    assert pairs["parsed"] == 1.0 and meta["agreement"]["compare"] >= 0.75, meta
-    assert pairs["agreement"] >= 0.7, pairs["misses"]
+    pairs = builtin_judge.pair_agreement(model, tokenizer, sample[:200])
+    assert pairs["parsed"] == 1.0 and meta["agreement"]["compare"] >= 0.85, meta
+    assert pairs["agreement"] >= 0.78, pairs["misses"]
+    # Answers wrong only in their last letter, which the judge before the mark passed every time (the
+    # right answer of each word beside them: 50%). Made up, so the same on every CPU.
+    last = builtin_judge.agreement(model, tokenizer, builtin_judge.last_letter_cases()[:300], "score")
+    assert meta["agreement"]["last-letter"] >= 0.85 and last["agreement"] >= 0.8, last["misses"]
+    # The longest check (a 12-letter word and one letter more) fits the score request's token limit.
+    longest = builtin_judge.check("abcdefghijkl", " ".join("lkjihgfedcbax"))
+    assert len(tokenizer(longest + "<|im_end|>")["input_ids"]) <= judge.SCORE_TOKENS
 
 
 def test_tiny_build_installs_the_shipped_judge_beside_the_others(tiny_model):

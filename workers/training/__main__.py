@@ -2,7 +2,9 @@
 
 build-tiny [--out DIR] [--force]        build the built-in tiny model (base and partly trained; the
                                         shipped judge and teacher copied beside them)
-build-judge [--out DIR]                 retrain the built-in judge from partial (maintainers; ~50 min)
+build-judge [--out DIR] [--compare-from DIR | --mark-from DIR]
+                                        retrain the built-in judge from partial (maintainers; ~56 min;
+                                        from a saved judge of its first one or two stages: ~16 or ~7 min)
 build-teacher [--out DIR]               retrain the built-in teacher from partial (maintainers; ~15 min)
 validate DATASET --technique T          check a dataset row by row against a technique's columns
 try SPEC.json [--rows N]                the model answers N rows; the RLVR graders or RLAIF judge score them
@@ -59,7 +61,11 @@ def _build_helper(args: argparse.Namespace) -> int:
     tiny.build(models)
     out = Path(args.out) if args.out else tiny.SHIPPED[args.variant]
     print(f"Training the built-in {args.variant} from {models / 'partial'} into {out} ...", flush=True)
-    more = {"scoring": Path(args.compare_from)} if getattr(args, "compare_from", None) else {}
+    more = {}
+    if getattr(args, "compare_from", None):
+        more["scoring"] = Path(args.compare_from)
+    if getattr(args, "mark_from", None):
+        more["comparing"] = Path(args.mark_from)
     meta = builder.build_and_save(
         models / "partial", out, log=lambda step, loss: print(step, round(loss, 4), flush=True), **more
     )
@@ -196,15 +202,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="folder (default: $ATELIER_DATA_DIR/models/atelier-tiny)")
     p.add_argument("--force", action="store_true", help="rebuild even if built")
     p.set_defaults(func=_build_tiny)
-    for variant, minutes in (("judge", 50), ("teacher", 15)):
+    for variant, minutes in (("judge", 56), ("teacher", 15)):
         p = sub.add_parser(f"build-{variant}", help=f"train the built-in {variant} from the built tiny model "
                            f"(maintainers; about {minutes} min on 2 cores)")  # fmt: skip
         p.add_argument(
             "--out", help=f"folder (default: the shipped {variant}, workers/training/assets/{variant})"
         )
         if variant == "judge":
-            p.add_argument("--compare-from", metavar="JUDGE_DIR", help="train only the second stage "
-                           "(comparisons, about 10 min) from this scoring judge")  # fmt: skip
+            stages = p.add_mutually_exclusive_group()
+            stages.add_argument("--compare-from", metavar="JUDGE_DIR", help="train only the second and third "
+                                "stages (comparisons, then the mark; about 16 min) from this scoring judge")  # fmt: skip
+            stages.add_argument("--mark-from", metavar="JUDGE_DIR", help="train only the third stage "
+                                "(each check ends with its mark; about 7 min) from this comparing judge")  # fmt: skip
         p.set_defaults(func=_build_helper, variant=variant)
     p = sub.add_parser("validate", help="check a dataset against a technique")
     p.add_argument("dataset")

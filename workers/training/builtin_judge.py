@@ -5,14 +5,21 @@ of RLAIF and the review request of evaluation reports, with any rubric).
 A 1.1-million-parameter network cannot compare two spelled words in one step (judges answering with a
 single score token agreed with exact match on 42-63% of held-out pairs in our earlier trials), so it
 writes its check first, the way a person would: the expected letters beside the answer's, pair by pair,
-stopping at the first pair that differs, then the score, e.g. ``Check: e e b b y x`` then
-``Score: 0``. Each step of the check is local (the next letter of the reversal, the next letter of the
-answer, are they equal), which the network can learn; the score only reads the last pair.
+stopping at the first pair that differs, then that last pair's mark, then the score, e.g.
+``Check: e e b b y x: wrong`` then ``Score: 0``. Each step of the check is local (the next letter of the
+reversal, the next letter of the answer, are they equal), which the network can learn, and so is the
+mark (the two letters just written); the score copies the mark.
 
 Asked to compare two answers (an evaluation report's pairwise judgement), it checks each the same way and
 names the one that is right: ``Check A: …``, ``Check B: …``, then ``Verdict: A``, ``B`` or ``tie`` (both
 right or both wrong). That is taught in a second stage, from the scoring judge, on comparisons mixed
 with the scoring requests again so that scoring is not forgotten.
+
+The first two stages' checks had no mark, and the judge they made passed every answer wrong only in its
+last letter (0 of 300 held-out words: ``Check: g g u u b h`` then ``Score: 10`` for "g u h"): a check
+that ran the whole word had almost always ended in 10, so the score followed the check's length, not
+its last pair, eight tokens back. Taught to end each check with the mark (a third stage, on such near
+misses and the earlier requests), it marks and scores them right 74% of the time.
 
 Trained from words of the SFT demo file; agreement is measured on the words of the eval and RLVR files,
 which it never saw, with answers that are correct half of the time. Seeded and deterministic.
@@ -20,6 +27,7 @@ which it never saw, with answers that are correct half of the time. Seeded and d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
@@ -57,6 +65,9 @@ class JudgeRecipe:
     # The second stage: comparisons of two answers, with the first stage's requests mixed in again.
     pair_steps: int = 1500
     pair_lr: float = 7e-4
+    # The third stage: each check ends with its last pair's mark (`learn_the_mark`).
+    mark_steps: int = 1000
+    mark_lr: float = 7e-4
 
 
 def word_of(request: str) -> str | None:
@@ -64,27 +75,31 @@ def word_of(request: str) -> str | None:
     return match.group(1).replace(" ", "") if match else None
 
 
-def check(word: str, answer: str) -> str:
+def check(word: str, answer: str, marked: bool = True) -> str:
     """The judge's reply to `answer` for the request to reverse `word`: the pairs up to the first that
-    differs, then the score (10 when every letter matches and both end together, else 0)."""
+    differs, the mark of that last pair (`: right` or `: wrong`; not `marked`: none, as the first two
+    stages were taught), then the score (10 when every letter matches and both end together, else 0)."""
     expected = list(reversed(word))
     given = answer.split()
     pairs = []
+    right = True
     for i in range(max(len(expected), len(given))):
         e = expected[i] if i < len(expected) else MISSING
         a = given[i][:12] if i < len(given) else MISSING
         pairs.append(f"{e} {a}")
         if e != a:
-            return f"Check: {' '.join(pairs)}\nScore: 0"
-    return f"Check: {' '.join(pairs)}\nScore: 10"
+            right = False
+            break
+    mark = (": right" if right else ": wrong") if marked else ""
+    return f"Check: {' '.join(pairs)}{mark}\nScore: {10 if right else 0}"
 
 
-def compare(word: str, first: str, second: str) -> str:
+def compare(word: str, first: str, second: str, marked: bool = True) -> str:
     """The judge's reply when asked which of two answers is better: each answer's check, then the verdict
     (the right one; a tie when both are right or both wrong)."""
     lines, right = [], []
     for label, answer in (("A", first), ("B", second)):
-        pairs, score = check(word, answer).split("\n")
+        pairs, score = check(word, answer, marked).split("\n")
         lines.append(pairs.replace("Check:", f"Check {label}:", 1))
         right.append(score == "Score: 10")
     verdict = "tie" if right[0] == right[1] else "A" if right[0] else "B"
@@ -186,7 +201,8 @@ def sampled_answers(
     return out
 
 
-def examples(words: list[str], sampled: list[list[str]], seed: int) -> list[tuple[list[dict[str, str]], str]]:
+def examples(words: list[str], sampled: list[list[str]], seed: int, marked: bool = True
+             ) -> list[tuple[list[dict[str, str]], str]]:  # fmt: skip
     """(request, reply) pairs, correct and wrong answers balanced, over the three request kinds."""
     rng = random.Random(seed)
     rows = []
@@ -203,13 +219,15 @@ def examples(words: list[str], sampled: list[list[str]], seed: int) -> list[tupl
         ]
         for answer in candidates:
             kind = rng.choice(("score", "score", "review", "review-bare"))
-            rows.append((request_messages(word, answer, rng.choice(RUBRICS), kind), check(word, answer)))
+            rows.append(
+                (request_messages(word, answer, rng.choice(RUBRICS), kind), check(word, answer, marked))
+            )
     rng.shuffle(rows)
     return rows
 
 
 def pair_examples(
-    words: list[str], sampled: list[list[str]], seed: int
+    words: list[str], sampled: list[list[str]], seed: int, marked: bool = True
 ) -> list[tuple[list[dict[str, str]], str]]:
     """(comparison request, reply) pairs: per word, the right answer first, then second, then a tie (both
     right, or two different wrong answers), so that A, B and tie are equally common. One wrong answer in
@@ -229,19 +247,21 @@ def pair_examples(
         either = [*wrong, other]
         for first, second in ((right, rng.choice(either)), (rng.choice(either), right), tie):
             messages = judge.compare_messages(rng.choice(RUBRICS), request, first, second)
-            rows.append((messages, compare(word, first, second)))
+            rows.append((messages, compare(word, first, second, marked)))
     rng.shuffle(rows)
     return rows
 
 
-def prose_examples(words: list[str], seed: int) -> list[tuple[list[dict[str, str]], str]]:
+def prose_examples(
+    words: list[str], seed: int, marked: bool = True
+) -> list[tuple[list[dict[str, str]], str]]:
     """Score and review requests whose answer is prose, one per word (the first stage saw none)."""
     rng = random.Random(seed)
     rows = []
     for word in words:
         answer = _prose(rng)
         kind = rng.choice(("score", "score", "review", "review-bare"))
-        rows.append((request_messages(word, answer, rng.choice(RUBRICS), kind), check(word, answer)))
+        rows.append((request_messages(word, answer, rng.choice(RUBRICS), kind), check(word, answer, marked)))
     return rows
 
 
@@ -325,6 +345,49 @@ def held_out_cases(model: Any, tokenizer: Any, seed: int = 1) -> list[tuple[str,
     return cases
 
 
+def _last_letter_wrong(word: str, rng: random.Random) -> str:
+    """The reversal with its last letter changed: the one wrong answer whose check is as long as a right
+    answer's (every pair before the last agrees)."""
+    rev = list(reversed(word))
+    rev[-1] = rng.choice([c for c in LETTERS if c != rev[-1]])
+    return " ".join(rev)
+
+
+def last_letter_examples(words: list[str], seed: int) -> list[tuple[list[dict[str, str]], str]]:
+    """Per word, the right answer and one wrong only in its last letter, as score or review requests, and
+    the two compared in one order or the other (marked checks)."""
+    from workers.training import judge
+
+    rng = random.Random(seed)
+    rows = []
+    for word in words:
+        right, wrong = " ".join(reversed(word)), _last_letter_wrong(word, rng)
+        for answer in (right, wrong):
+            kind = rng.choice(("score", "score", "review", "review-bare"))
+            rows.append((request_messages(word, answer, rng.choice(RUBRICS), kind), check(word, answer)))
+        first, second = (right, wrong) if rng.random() < 0.5 else (wrong, right)
+        messages = judge.compare_messages(rng.choice(RUBRICS), _request(word), first, second)
+        rows.append((messages, compare(word, first, second)))
+    return rows
+
+
+def _cpu() -> str:
+    """This machine's CPU model, as /proc/cpuinfo names it: the held-out wrong answers depend on it."""
+    import platform
+
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def last_letter_cases(seed: int = 1) -> list[tuple[str, str]]:
+    """Held-out words, each with its reversal and with the reversal wrong only in its last letter."""
+    rng = random.Random(seed)
+    return [(w, a) for w in held_out_words() for a in (" ".join(reversed(w)), _last_letter_wrong(w, rng))]
+
+
 def _prompt_words(name: str, unique: bool = True) -> list[str]:
     words = []
     for row in tiny.read_jsonl(tiny.DEMO / "reverse" / name):
@@ -358,9 +421,22 @@ def build(partial: Path, recipe: JudgeRecipe | None = None, log: Any = None) -> 
     model = AutoModelForCausalLM.from_pretrained(partial)
     words = training_words()
     sampled = sampled_answers(model, tokenizer, words, recipe.samples_per_word, recipe.seed)
-    tiny.fine_tune(model, tokenizer, examples(words, sampled, recipe.seed), recipe, log)
+    tiny.fine_tune(model, tokenizer, examples(words, sampled, recipe.seed, marked=False), recipe, log)
     learn_to_compare(model, tokenizer, recipe, log, words, sampled)
+    learn_the_mark(model, tokenizer, recipe, log, words, sampled)
     return model, tokenizer
+
+
+def partial_samples(partial: Path, recipe: JudgeRecipe) -> tuple[list[str], list[list[str]]]:
+    """The training words and the partly trained model's sampled answers to them: the wrong answers every
+    stage trains on (as `build` draws them, whichever stage starts from a saved judge)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tiny._seed(recipe.seed)
+    words = training_words()
+    model = AutoModelForCausalLM.from_pretrained(partial)
+    tokenizer = AutoTokenizer.from_pretrained(partial)
+    return words, sampled_answers(model, tokenizer, words, recipe.samples_per_word, recipe.seed)
 
 
 def learn_to_compare(model: Any, tokenizer: Any, recipe: JudgeRecipe, log: Any = None,
@@ -370,21 +446,58 @@ def learn_to_compare(model: Any, tokenizer: Any, recipe: JudgeRecipe, log: Any =
     if words is None or sampled is None:
         words = training_words()
         sampled = sampled_answers(model, tokenizer, words, recipe.samples_per_word, recipe.seed)
-    pairs = pair_examples(words, sampled, recipe.seed + 1)
-    prose = prose_examples(words, recipe.seed + 4)[: len(pairs) // 6]
-    replay = examples(words, sampled, recipe.seed + 2)[: len(pairs) - len(prose)]
+    pairs = pair_examples(words, sampled, recipe.seed + 1, marked=False)
+    prose = prose_examples(words, recipe.seed + 4, marked=False)[: len(pairs) // 6]
+    replay = examples(words, sampled, recipe.seed + 2, marked=False)[: len(pairs) - len(prose)]
     rows = pairs + prose + replay
     random.Random(recipe.seed + 3).shuffle(rows)
     stage = replace(recipe, steps=recipe.pair_steps, lr=recipe.pair_lr, seed=recipe.seed + 1)
     tiny.fine_tune(model, tokenizer, rows, stage, log)
 
 
+def learn_the_mark(model: Any, tokenizer: Any, recipe: JudgeRecipe, log: Any,
+                   words: list[str], sampled: list[list[str]]) -> None:  # fmt: skip
+    """The third stage, on the comparing judge (in memory): every check ends with its last pair's mark,
+    on `last_letter_examples` and as many of each of the first two stages' requests (drawn again with
+    other seeds), and a quarter as many prose answers."""
+    last = last_letter_examples(words, recipe.seed + 5)
+    rows = (last + examples(words, sampled, recipe.seed + 6)[: len(last)]
+            + pair_examples(words, sampled, recipe.seed + 7)[: len(last)]
+            + prose_examples(words, recipe.seed + 9)[: len(last) // 4])  # fmt: skip
+    random.Random(recipe.seed + 8).shuffle(rows)
+    stage = replace(recipe, steps=recipe.mark_steps, lr=recipe.mark_lr, warmup=30, seed=recipe.seed + 2)
+    tiny.fine_tune(model, tokenizer, rows, stage, log)
+
+
+def measure(model: Any, tokenizer: Any, cases: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """The judge's agreement with exact match on held-out `cases` for each request kind, on comparisons
+    made of them (`pair_agreement`) and on answers wrong only in their last letter."""
+    measured = {kind: agreement(model, tokenizer, cases, kind) for kind in ("score", "review", "review-bare")}
+    measured["compare"] = pair_agreement(model, tokenizer, cases)
+    measured["last-letter"] = agreement(model, tokenizer, last_letter_cases(), "score")
+    return measured
+
+
+def _rounded(measured: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    return {
+        "agreement": {kind: round(m["agreement"], 4) for kind, m in measured.items()},
+        "parsed": {kind: round(m["parsed"], 4) for kind, m in measured.items()},
+    }
+
+
 def build_and_save(
-    partial: Path, out: Path, recipe: JudgeRecipe | None = None, log: Any = None, scoring: Path | None = None
+    partial: Path,
+    out: Path,
+    recipe: JudgeRecipe | None = None,
+    log: Any = None,
+    scoring: Path | None = None,
+    comparing: Path | None = None,
 ) -> dict[str, Any]:
     """Train the judge, measure its agreement on held-out pairs for each request kind, save it to `out`
-    with the numbers in atelier.json; the meta. With `scoring` (a judge folder of the first stage, such
-    as a shipped judge from before comparisons were taught), only the second stage is trained, from it."""
+    with the numbers in atelier.json; the meta. With `scoring` (a judge folder of the first stage) only the
+    second and third stages are trained, from it; with `comparing` (a judge of the first two stages, such
+    as a shipped judge from before the third stage) only the third. Every stage's wrong answers are
+    sampled from `partial`."""
     import shutil
     import time
 
@@ -393,31 +506,44 @@ def build_and_save(
     recipe = recipe or JudgeRecipe()
     started = time.monotonic()
     stages: dict[str, Any] = {}
-    if scoring is None:
+    earlier_model = None
+    if scoring is None and comparing is None:
         model, tokenizer = build(partial, recipe, log)
-        stages["both"] = round(time.monotonic() - started, 1)
+        stages["all"] = round(time.monotonic() - started, 1)
     else:
+        earlier_dir = scoring or comparing
+        assert earlier_dir is not None
+        words, sampled = partial_samples(partial, recipe)
         tiny._seed(recipe.seed)
-        model = AutoModelForCausalLM.from_pretrained(scoring)
-        tokenizer = AutoTokenizer.from_pretrained(scoring)
-        earlier = json.loads((scoring / "atelier.json").read_text())
-        learn_to_compare(model, tokenizer, recipe, log)
-        stages = {"score": earlier.get("train_seconds"), "compare": round(time.monotonic() - started, 1)}
+        model = AutoModelForCausalLM.from_pretrained(earlier_dir)
+        tokenizer = AutoTokenizer.from_pretrained(earlier_dir)
+        earlier = json.loads((earlier_dir / "atelier.json").read_text())
+        earlier_model = AutoModelForCausalLM.from_pretrained(earlier_dir)
+        stages = dict(earlier.get("stage_seconds") or {"score": earlier.get("train_seconds")})
+        if scoring is not None:
+            begun = time.monotonic()
+            learn_to_compare(model, tokenizer, recipe, log, words, sampled)
+            stages["compare"] = round(time.monotonic() - begun, 1)
+        begun = time.monotonic()
+        learn_the_mark(model, tokenizer, recipe, log, words, sampled)
+        stages["mark"] = round(time.monotonic() - begun, 1)
     cases = held_out_cases(
         AutoModelForCausalLM.from_pretrained(partial), AutoTokenizer.from_pretrained(partial)
     )
-    measured = {kind: agreement(model, tokenizer, cases, kind) for kind in ("score", "review", "review-bare")}
-    measured["compare"] = pair_agreement(model, tokenizer, cases)
+    measured = measure(model, tokenizer, cases)
     meta = {
         "variant": "judge",
         "build_version": tiny.BUILD_VERSION,
+        "measured_on": _cpu(),
         "recipe": asdict(recipe),
         "train_seconds": round(sum(v or 0 for v in stages.values()), 1),
         "stage_seconds": stages,
+        # What it was trained from, when a stage started from a saved judge: that judge measured here on
+        # the same cases.
+        **({"trained_from": _rounded(measure(earlier_model, tokenizer, cases))} if earlier_model else {}),
         "held_out_pairs": len(cases),
         "held_out_comparisons": measured["compare"]["n"],
-        "agreement": {kind: round(m["agreement"], 4) for kind, m in measured.items()},
-        "parsed": {kind: round(m["parsed"], 4) for kind, m in measured.items()},
+        **_rounded(measured),
     }
     shutil.rmtree(out, ignore_errors=True)
     tiny.save(model, tokenizer, out, meta)
