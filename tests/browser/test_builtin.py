@@ -129,7 +129,8 @@ def test_try_the_judge_shows_the_built_in_judges_real_scores_through_the_gateway
     asgi_page, alice, artifacts_dir, tiny_model, engine_supervisor
 ):
     """The Try table with the deployed built-in judge's own scores (served by the built-in engine, asked
-    through the gateway with a key for that try): every answer scored 0 or 1, none unparsed."""
+    through the gateway with a key for that try): every answer scored 0 or 1, none unparsed, each with
+    the judge's reasoning."""
     from apps.endpoints.services import endpoint_deploy_builtin
     from tests.endpoints.conftest import wait_ready
 
@@ -149,6 +150,8 @@ def test_try_the_judge_shows_the_built_in_judges_real_scores_through_the_gateway
     for i in range(4):
         expect(rows.nth(i)).to_contain_text(re.compile(r"judge: (0\.00|1\.00)"))
         expect(rows.nth(i)).not_to_contain_text("no score")
+        # Its reasoning beside the score: the check, ending with the last pair's mark.
+        expect(rows.nth(i)).to_contain_text(re.compile(r"judge: Check: .*: (right|wrong)"))
     page.get_by_test_id("try").scroll_into_view_if_needed()
     page.screenshot(path=artifacts_dir / "builtin-try-the-judge.png", full_page=True)
     judge.refresh_from_db()

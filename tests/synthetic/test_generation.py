@@ -106,7 +106,9 @@ def test_a_teacher_that_never_writes_json_ends_with_every_output_counted(
     run = wait_for_job(Job.objects.get(parent=root))
     assert run.status == Status.SUCCEEDED and not GeneratedRow.objects.filter(job=run).exists()
     page = client.get(reverse("generation-detail", args=[alice_project.pk, root.pk])).content.decode()
-    assert 'data-testid="rows-made">0<' in page and "3 outputs were dropped:" in page and "not JSON: 3" in page
+    assert (
+        'data-testid="rows-made">0<' in page and "3 outputs were dropped:" in page and "not JSON: 3" in page
+    )
 
 
 @pytest.mark.parametrize(

@@ -127,6 +127,9 @@ class Judge:
     broken: str | None = None
     # Off for the wizard's Try, which shows every row's own reason rather than stopping at the first.
     fail_fast: bool = True
+    # A list for the wizard's Try: the reasoning the judge wrote beside each score it gave (its reply
+    # without the score), so a person sees why an answer passed or failed.
+    reasons: list[str] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
@@ -177,6 +180,8 @@ class Judge:
         if not match:
             return self._zero(f"the judge answered “{reply.strip()[:80]}”, which holds no score from 0 to 10")
         self._record(None)
+        if self.reasons is not None:
+            self.reasons.append(_reason(reply, match))
         return float(match.group(1)) / 10
 
     # Evaluation reports: a reason with every verdict, and None (not 0) when there is no verdict.

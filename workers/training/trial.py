@@ -1,6 +1,7 @@
 """Try the rewards before launch: the model answers a few rows (greedy), and the RLVR graders or the
-RLAIF judge score each answer, with the reasons they logged. What the wizard shows beside its "Try"
-button, so a person sees a grader's verdicts (and a judge that does not answer) before paying for a run."""
+RLAIF judge score each answer, with the reasons they logged and the judge's reasoning beside its score.
+What the wizard shows beside its "Try" button, so a person sees a grader's verdicts (and a judge that
+does not answer, or why it passed an answer) before paying for a run."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def _scorers(spec: JobSpec) -> dict[str, Any]:
         if judge is None:
             raise ValueError("RLAIF needs a judge: its URL and model name.")
         judge.fail_fast = False  # each row's own reason, beside it
+        judge.reasons = []  # and its reasoning when it scored
         return {"judge": judge}
     raise ValueError("Only RLVR and RLAIF have rewards to try.")
 
@@ -62,11 +64,14 @@ def try_rewards(spec: JobSpec, rows: int = 4) -> list[dict[str, Any]]:
         for name, scorer in scorers.items():
             for i, result in enumerate(results):
                 notes.messages = []
+                reasons = getattr(scorer, "reasons", None)
+                if reasons:
+                    reasons.clear()
                 one = {key: [values[i]] for key, values in columns.items()}
                 result["scores"][name] = float(
                     scorer(prompts=[prompts[i]], completions=[completions[i]], **one)[0]
                 )
-                result["notes"] += [f"{name}: {m}" for m in notes.messages]
+                result["notes"] += [f"{name}: {m}" for m in [*notes.messages, *(reasons or [])] if m]
     finally:
         for logger in loggers:
             logger.removeHandler(notes)
