@@ -50,7 +50,7 @@ def procfile() -> str:
     if env.uses_embedded_mlflow():
         lines.append(f"mlflow: {py} -m apps.launcher mlflow")
     # Turns deployed endpoints into inference engine processes (its children), restarts and scales them.
-    lines.append(f"engines: {py} -m workers.serving supervise")
+    lines.append(f"engines: {py} -m workers.engines")
     return "\n".join(lines) + "\n"
 
 

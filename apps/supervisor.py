@@ -14,7 +14,6 @@ and competes with the replacement. Imports nothing from Django.
 from __future__ import annotations
 
 import contextlib
-import os
 import shlex
 import shutil
 import signal
@@ -24,6 +23,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import IO
+
+from workers.processes import signal_group
 
 GRACE_SECONDS = 10.0
 BACKOFF_FIRST = 1.0
@@ -153,7 +154,7 @@ class Supervisor:
     def _exited(self, name: str, slot: _Slot) -> None:
         code = slot.child.returncode
         # What it started (a Celery pool child, MLflow's uvicorn) goes with it, before a replacement starts.
-        _signal_group(slot.child, signal.SIGKILL)
+        signal_group(slot.child, signal.SIGKILL)
         slot.pump.join(timeout=1.0)  # its last lines before ours
         now = time.monotonic()
         if slot.delay == 0.0 or now - slot.started >= self.stable_seconds:
@@ -171,7 +172,7 @@ class Supervisor:
     def _stop_all(self) -> None:
         running = {n: s for n, s in self._slots.items() if s.due is None}
         for slot in running.values():
-            _signal_group(slot.child, signal.SIGTERM)
+            signal_group(slot.child, signal.SIGTERM)
         deadline = time.monotonic() + GRACE_SECONDS
         for name, slot in running.items():
             try:
@@ -179,12 +180,7 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 self._print("system", f"{name} did not stop in {GRACE_SECONDS:.0f} s: killing it")
             # The leader may be gone while its group lives on (a shell's children): kill the group.
-            _signal_group(slot.child, signal.SIGKILL)
+            signal_group(slot.child, signal.SIGKILL)
             slot.child.wait()
             slot.pump.join(timeout=1.0)  # its last lines before ours
             self._print("system", f"{name} stopped")
-
-
-def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.pid, signum)

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from workers.training.folder import JobFolder
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -25,4 +27,4 @@ def run_spec(spec: dict[str, Any], folder: Path, name: str) -> tuple[list[dict[s
     subprocess.run([sys.executable, "-m", "workers.training", "run", str(path)], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "2"})  # fmt: skip
     wall = time.monotonic() - began
-    return read_events(Path(spec["output_dir"]) / "events.jsonl"), wall
+    return read_events(JobFolder(Path(spec["output_dir"])).events), wall

@@ -1,5 +1,5 @@
 """Batched generation against one prompt at a time, on the built-in tiny model: the evaluation's
-answers come from workers.training.evaluate.generate with left-padded batches. Samples/s of both on the
+answers come from workers.training.generation.generate with left-padded batches. Samples/s of both on the
 same held-out prompts in the same process, and their ratio. Prints a table and writes
 bench/results/evaluation.json (or --out).
 
@@ -39,7 +39,7 @@ def main() -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from workers.training.__main__ import default_models_dir
-    from workers.training.evaluate import generate
+    from workers.training.generation import generate
 
     folder = Path(args.model or default_models_dir() / "atelier-tiny" / "partial")
     if not folder.exists():

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from workers.training.folder import JobFolder
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -48,7 +50,7 @@ def run(method: str, args: argparse.Namespace, folder: Path) -> dict[str, object
         cwd=ROOT, capture_output=True, text=True, timeout=args.timeout,
     )  # fmt: skip
     wall = time.monotonic() - started
-    events = read_events(folder / "out" / "events.jsonl")
+    events = read_events(JobFolder(folder / "out").events)
     steps = [e["step"] for e in committed_steps(events)]
     ended = [e.get("params_sha256") for e in events if e["event"] in ("finished", "replica_done")
              and e.get("step", args.steps) == args.steps and e.get("params_sha256")]  # fmt: skip
@@ -97,7 +99,7 @@ def main() -> int:
             if args.events_dir:
                 args.events_dir.mkdir(parents=True, exist_ok=True)
                 shutil.copy(
-                    Path(tmp) / method / "out" / "events.jsonl", args.events_dir / f"{method}-events.jsonl"
+                    JobFolder(Path(tmp) / method / "out").events, args.events_dir / f"{method}-events.jsonl"
                 )
             result["runs"].append(row)  # type: ignore[attr-defined]
             args.out.parent.mkdir(parents=True, exist_ok=True)

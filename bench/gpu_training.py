@@ -36,6 +36,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from workers.training.folder import JobFolder
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -115,7 +117,7 @@ def run_sft(method: str, model_dir: Path, work: Path, steps: int, batch: int, gp
     )
     wall = time.perf_counter() - started
     (folder / "stderr.txt").write_text(proc.stderr)
-    events = read_events(Path(spec["output_dir"]) / "events.jsonl")
+    events = read_events(JobFolder(Path(spec["output_dir"])).events)
     last = events[-1] if events else {}
     configured = next((e for e in events if e["event"] == "configured"), {})
     steps_logged = [e for e in events if e["event"] == "step"]
@@ -160,8 +162,8 @@ def run_sft(method: str, model_dir: Path, work: Path, steps: int, batch: int, gp
 def _sft_estimate(spec: dict[str, Any], gpu: bool) -> dict[str, Any] | str:
     """The app's own estimate of the spec (what the wizard shows before launch)."""
     try:
-        from workers.training.runner import estimate_spec
         from workers.training.spec import JobSpec
+        from workers.training.train import estimate_spec
 
         guess = estimate_spec(JobSpec.from_dict(spec), gpu=gpu)["estimate"]
         return {"total_gb": guess["total_gb"], "seconds": guess["seconds"]}

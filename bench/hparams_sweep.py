@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from workers.training.folder import JobFolder
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -159,21 +161,21 @@ def score(
 
 def keep_every_checkpoint() -> None:
     """The runner keeps two checkpoints; the sweep scores them all (its learning curve)."""
-    from workers.training import runner
+    from workers.training.train import Context
 
-    original = runner.Context.trainer_args
+    original = Context.trainer_args
 
     def trainer_args(self: Any) -> dict[str, Any]:
         return {**original(self), "save_total_limit": None}
 
-    runner.Context.trainer_args = trainer_args  # type: ignore[method-assign]
+    Context.trainer_args = trainer_args  # type: ignore[method-assign]
 
 
 def run_point(
     group: str, g: dict[str, Any], lr: float, seed: int, base: Path, evaluation: list[dict[str, Any]]
 ) -> dict[str, Any]:
     from workers.training.events import read_events
-    from workers.training.runner import run_and_report
+    from workers.training.train import run_and_report
 
     source = _rows(REVERSE / g["data"])
     pairs = held_out_pairs(evaluation) if g["technique"] == "dpo" else None
@@ -196,7 +198,7 @@ def run_point(
         started = time.monotonic()
         code = run_and_report(folder / "spec.json")
         wall = time.monotonic() - started
-        events = read_events(folder / "out" / "events.jsonl")
+        events = read_events(JobFolder(folder / "out").events)
         if code != 0:
             return {"group": group, "lr": lr, "seed": seed, "failed": events[-1]}
         configured = next(e for e in events if e["event"] == "configured")["hparams"]
@@ -205,7 +207,8 @@ def run_point(
         ]
         curve = []
         for checkpoint in sorted(
-            (folder / "out" / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])
+            JobFolder(folder / "out").checkpoints.glob("checkpoint-*"),
+            key=lambda p: int(p.name.split("-")[1]),
         ):
             curve.append(
                 {"step": int(checkpoint.name.split("-")[1]), **score(checkpoint, base, evaluation, pairs)}

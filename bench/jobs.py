@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from workers.training.folder import JobFolder
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -92,14 +94,13 @@ def main() -> int:
         rows = []
         for repeat in range(args.repeats):
             out = data / f"cli-{repeat}"
-            out.mkdir()
-            (out / "spec.json").write_text(json.dumps({**spec, "output_dir": str(out)}))
+            spec_path = JobFolder(out).write_spec(spec)
             started = time.time()
-            subprocess.run([py, "-m", "workers.training", "run", str(out / "spec.json")], cwd=ROOT,
+            subprocess.run([py, "-m", "workers.training", "run", str(spec_path)], cwd=ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)  # fmt: skip
             cli_wall = time.time() - started
             cli_first = (
-                next(e["time"] for e in read_events(out / "events.jsonl") if e["event"] == "step") - started
+                next(e["time"] for e in read_events(JobFolder(out).events) if e["event"] == "step") - started
             )
 
             started = time.time()
@@ -110,8 +111,7 @@ def main() -> int:
             if job.status != Status.SUCCEEDED:  # a benchmark of a failed job means nothing
                 raise RuntimeError(f"the job {job.status}: {job.error}")
             job_first = (
-                next(e["time"] for e in read_events(job.output_dir / "events.jsonl") if e["event"] == "step")
-                - started
+                next(e["time"] for e in read_events(job.files.events) if e["event"] == "step") - started
             )
             rows.append({"cli_seconds": round(cli_wall, 2), "job_seconds": round(job_wall, 2),
                          "cli_first_step_seconds": round(cli_first, 2), "job_first_step_seconds": round(job_first, 2)})  # fmt: skip

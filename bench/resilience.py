@@ -61,6 +61,8 @@ from typing import Any
 
 import psutil
 
+from workers.training.folder import JobFolder
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -130,10 +132,10 @@ def _run(command: list[str], log: Path, timeout: float) -> tuple[float, int]:
 
 def _failure(out: Path, what: str) -> RuntimeError:
     """What a failed run said: its last `failed` event, and the end of its stderr (and its replicas')."""
-    events = read_events(out / "events.jsonl")
+    events = read_events(JobFolder(out).events)
     failed = [e for e in events if e.get("event") == "failed"]
     message = failed[-1].get("message") if failed else "no failed event"
-    logs = [out.with_suffix(".log"), out / "replicas.log"]
+    logs = [out.with_suffix(".log"), JobFolder(out).replicas_log]
     tail = "".join(log.read_text(errors="replace")[-2000:] for log in logs if log.exists())
     return RuntimeError(f"{what}: {message}\n{tail}")
 
@@ -155,7 +157,7 @@ def elastic(work: Path, model: Path, args: argparse.Namespace) -> dict[str, Any]
     wall, code = _run(command, work / "elastic.log", args.timeout)
     if code != 0:
         raise _failure(work / "elastic", f"elastic exited with {code}")
-    events = read_events(work / "elastic" / "events.jsonl")
+    events = read_events(JobFolder(work / "elastic").events)
     steps = committed_steps(events)
     phases: list[int] = []
     for e in steps:
@@ -190,7 +192,7 @@ def resilient(work: Path, name: str, model: Path, args: argparse.Namespace, *, k
     wall, code = _run(command, work / f"{name}.log", args.timeout)
     if code != 0:
         raise _failure(out, f"{name} exited with {code}")
-    events = read_events(out / "events.jsonl")
+    events = read_events(JobFolder(out).events)
     found: dict[str, Any] = next((e for e in reversed(events) if e["event"] == "goodput"), {})
     summary = {k: v for k, v in found.items() if k not in ("event", "time")}
     finished = [e for e in events if e["event"] == "finished"]
@@ -275,7 +277,7 @@ def plain(
     started = time.perf_counter()
     with (work / f"{name}.log").open("ab") as err:
         while True:
-            tail = _Tail(out / "events.jsonl")
+            tail = _Tail(JobFolder(out).events)
             proc = subprocess.Popen(
                 command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
             )
@@ -319,7 +321,7 @@ def plain(
         kill.pop("at")
         if "resumed_from" in kill:
             kill["recomputed_steps"] = kill["killed_at_step"] - kill["resumed_from"]
-    events = read_events(out / "events.jsonl")
+    events = read_events(JobFolder(out).events)
     finished = [e for e in events if e["event"] == "finished"]
     runtimes = [e["metrics"]["train_runtime"] for e in events
                 if e["event"] == "step" and "train_runtime" in (e.get("metrics") or {})]  # fmt: skip

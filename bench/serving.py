@@ -183,7 +183,7 @@ def main() -> int:
     py = sys.executable
     processes = [
         subprocess.Popen([py, "-m", "apps.launcher", "redis"], cwd=ROOT, stdout=logs, stderr=logs),
-        subprocess.Popen([py, "-m", "workers.serving", "supervise"], cwd=ROOT, stdout=logs, stderr=logs),
+        subprocess.Popen([py, "-m", "workers.engines"], cwd=ROOT, stdout=logs, stderr=logs),
         subprocess.Popen([py, "-m", "uvicorn", "apps.asgi:application", "--port", str(web_port), "--lifespan", "off",
                           "--no-access-log", "--log-level", "warning"], cwd=ROOT, stdout=logs, stderr=logs),
     ]  # fmt: skip

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import psutil
 
+from workers.training.folder import JobFolder
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -89,7 +91,7 @@ def bench(technique: str, model: Path, steps: int, work: Path) -> dict:
     cli_wall, cli_rss, _ = _peak_rss(
         [sys.executable, "-m", "workers.training", "run", str(spec_path)], work / f"{technique}.cli"
     )
-    events = read_events(work / technique / "events.jsonl")
+    events = read_events(JobFolder(work / technique).events)
     hparams = next(e["hparams"] for e in events if e["event"] == "configured")
     final = next(
         e["metrics"] for e in reversed(events) if e["event"] == "step" and "train_runtime" in e["metrics"]
@@ -110,8 +112,8 @@ def bench(technique: str, model: Path, steps: int, work: Path) -> dict:
         work / f"{technique}.bare",
     )
     bare = json.loads(bare_out.strip().splitlines()[-1])
-    from workers.training.runner import estimate_spec
     from workers.training.spec import JobSpec
+    from workers.training.train import estimate_spec
 
     estimate = estimate_spec(JobSpec.from_dict(spec), gpu=False)["estimate"]
     cli_sps = steps / final["train_runtime"]

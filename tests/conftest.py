@@ -23,6 +23,7 @@ from apps.projects.models import Project
 from apps.projects.services import project_create
 from tests.factories import PASSWORD, UserFactory
 from tests.harness import Service, database_url_of_test_db, python
+from workers.training.folder import JobFolder
 
 BASE_DIR = Path(settings.BASE_DIR)
 ARTIFACTS = Path(os.environ.get("ATELIER_TEST_ARTIFACTS") or BASE_DIR / "test-artifacts")
@@ -164,14 +165,14 @@ def run_spec(folder: Path, spec: dict[str, Any]) -> list[dict[str, Any]]:
     """Run a spec in this process (no tracking, the reverse task's held-out split); its events."""
     from workers.training import tiny
     from workers.training.events import read_events
-    from workers.training.runner import run_and_report
+    from workers.training.train import run_and_report
 
     spec = {"output_dir": str(folder / "out"), "tracking": {"enabled": False},
             "eval_dataset": str(tiny.DEMO / "reverse" / "eval.jsonl"), **spec}  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "spec.json").write_text(json.dumps(spec))
     code = run_and_report(folder / "spec.json")
-    events = read_events(folder / "out" / "events.jsonl")
+    events = read_events(JobFolder(folder / "out").events)
     assert code == 0, events[-1]
     return events
 
@@ -241,7 +242,7 @@ def run_evaluation(folder: Path, spec: dict[str, Any]) -> tuple[int, list[dict[s
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "spec.json").write_text(json.dumps(spec))
     code = evaluate_and_report(folder / "spec.json")
-    return code, read_events(folder / "out" / "events.jsonl")
+    return code, read_events(JobFolder(folder / "out").events)
 
 
 @pytest.fixture(scope="session")
@@ -333,7 +334,7 @@ def engine_supervisor(redis_service, test_db_url) -> Iterator[Service]:
     stand_in = Path(__file__).parent / "serving" / "vllm_stand_in"  # `vllm` for the vLLM engine's tests
     service = Service(
         "engines",
-        python("-m", "workers.serving", "supervise", "0.3"),
+        python("-m", "workers.engines", "0.3"),
         LOGS,
         env={"DATABASE_URL": db_url, "PATH": f"{stand_in}:{os.environ['PATH']}", "ATELIER_TEST_PYTHON": sys.executable,
              "ATELIER_TEST_VLLM_LOG": str(LOGS / "vllm-calls.jsonl")},

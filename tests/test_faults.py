@@ -25,6 +25,7 @@ from django.conf import settings
 
 from tests.harness import mlflow_get, python
 from workers.training import tiny
+from workers.training.folder import JobFolder
 
 pytestmark = pytest.mark.services
 STEPS, SAVE_EVERY = 24, 4
@@ -167,7 +168,7 @@ def test_the_trainer_redis_and_the_web_process_killed_in_turn_come_back_and_the_
         assert "(restarted); queued to resume" in said and "(lease expired)" not in said
 
         def resumed_from() -> int | None:
-            [events_file] = (data / "jobs").glob(f"{pk}-*/events.jsonl")
+            [events_file] = (data / "jobs").glob(f"{pk}-*/{JobFolder.EVENTS}")
             lines = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
             return next((e["step"] for e in lines if e["event"] == "resumed"), None)
 
@@ -182,7 +183,7 @@ def test_the_trainer_redis_and_the_web_process_killed_in_turn_come_back_and_the_
         job = run.wait(lambda: (j := run.job(pk))["finished_at"] and j, "the job ending", 400)
         assert job["status"] == "succeeded", (job["error"], job["log_tail"][-2000:])
         assert job["attempts"] == 2 and job["step"] == STEPS
-        [events_file] = (data / "jobs").glob(f"{pk}-*/events.jsonl")
+        [events_file] = (data / "jobs").glob(f"{pk}-*/{JobFolder.EVENTS}")
         events = [json.loads(line) for line in events_file.read_text().splitlines()]
         assert [e["event"] for e in events].count("finished") == 1
         assert [e["event"] for e in events].count("resumed") == 1

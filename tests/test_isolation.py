@@ -80,7 +80,7 @@ def _artifact_folder(job: Job) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "base", "r": 8}))
     (folder / "adapter_model.safetensors").write_bytes(b"\0" * 64)
-    (job.output_dir / "events.jsonl").write_text(json.dumps({"event": "done", "note": SECRET}) + "\n")
+    job.files.events.write_text(json.dumps({"event": "done", "note": SECRET}) + "\n")
     return folder
 
 
@@ -92,17 +92,15 @@ def _finish(job: Job, **fields: Any) -> Job:
 
 def _report(evaluation: Job) -> None:
     """A small report and its samples, in the shape the evaluation layer writes."""
-    from workers.training.evaluation import REPORT_FILE, SAMPLES_FILE
-
     evaluation.output_dir.mkdir(parents=True, exist_ok=True)
     report = {
         "models": [{"label": "base", "evaluated": True}, {"label": "customized", "evaluated": True}],
         "baseline": "base", "primary": None, "metrics": [], "rows": 1,
     }  # fmt: skip
-    (evaluation.output_dir / REPORT_FILE).write_text(json.dumps(report))
+    evaluation.files.report.write_text(json.dumps(report))
     sample = {"row": 0, "prompt": f"{SECRET} prompt", "reference": "r",
               "outputs": {"base": {"text": f"{SECRET} answer", "scores": {}}}}  # fmt: skip
-    (evaluation.output_dir / SAMPLES_FILE).write_text(json.dumps(sample) + "\n")
+    evaluation.files.samples.write_text(json.dumps(sample) + "\n")
 
 
 def _user(username: str, **fields: Any) -> User:

@@ -117,7 +117,7 @@ def test_the_launcher_starts_every_service_and_ctrl_c_stops_them_all(tmp_path):
             "beat",
             "redis-server",
             "mlflow",
-            "workers.serving supervise",
+            "workers.engines",
         ):
             assert part in names, part
     finally:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -29,8 +28,9 @@ from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
 from apps.jobs.models import WAITING, Job, Replica, Status
+from workers.processes import die_with_parent, kill_group
 from workers.training.events import EventWriter
-from workers.training.resilient import LIGHTHOUSE_FILE, REPLICAS_DIR
+from workers.training.folder import Exit
 
 log = logging.getLogger("atelier.replicas")
 
@@ -84,7 +84,7 @@ def replicas_wanted(queue: str) -> bool:
 
 def replica_claim_next(*, queue: str, worker: str) -> Replica | None:
     for job in _growing(queue):
-        if (job.output_dir / LIGHTHOUSE_FILE).exists() and (replica := replica_claim(job, worker)):
+        if job.files.lighthouse.exists() and (replica := replica_claim(job, worker)):
             return replica
     return None
 
@@ -104,14 +104,13 @@ class ReplicaProcess:
         return self.replica.job
 
     def start(self, step: int = 0) -> None:
-        from workers.runner import _die_with_parent
         from workers.training.resilient.group import spawn_replica
 
-        out = self.job.output_dir
-        lighthouse = (out / LIGHTHOUSE_FILE).read_text().strip()
-        with (out / "replicas.log").open("ab") as log_file:
-            self.proc = spawn_replica(out / "spec.json", self.replica.number, lighthouse, log_file,
-                                      preexec_fn=_die_with_parent)  # fmt: skip
+        folder = self.job.files
+        lighthouse = folder.lighthouse.read_text().strip()
+        with folder.replicas_log.open("ab") as log_file:
+            self.proc = spawn_replica(folder.spec, self.replica.number, lighthouse, log_file,
+                                      preexec_fn=die_with_parent)  # fmt: skip
         self.events.emit("replica_spawned", replica=self.replica.number, worker=self.replica.worker, step=step,
                          replacement=self.replica.restarts > 0)  # fmt: skip
 
@@ -123,7 +122,7 @@ class ReplicaProcess:
         if not row.update(lease_until=_lease()):
             return self._end("its lease ran out", kill=True)
         self.replica.refresh_from_db(fields=["leave_requested"])
-        leave = self.job.output_dir / REPLICAS_DIR / f"{self.replica.number}.leave"
+        leave = self.job.files.replica_flag(self.replica.number, "leave")
         if self.replica.leave_requested and not leave.exists():
             leave.parent.mkdir(exist_ok=True)
             leave.touch()
@@ -132,7 +131,7 @@ class ReplicaProcess:
         code = self.proc.poll()
         if code is None:
             return True
-        if code == 0:  # done, left, or finished the job
+        if code == Exit.OK:  # done, left, or finished the job
             return self._end("left for a waiting job" if self.replica.leave_requested else "done")
         self.events.emit("replica_died", replica=self.replica.number, step=step, exit_code=code,
                          reason=f"signal {-code}" if code < 0 else f"exit status {code}")  # fmt: skip
@@ -155,13 +154,11 @@ class ReplicaProcess:
         return False
 
     def stop(self, grace: float = 0.0) -> None:
-        from workers.runner import _signal_group
-
         if self.proc is None or self.proc.poll() is not None:
             return
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(grace)
-        _signal_group(self.proc, signal.SIGKILL)
+        kill_group(self.proc)
         self.proc.wait()
 
     def finish(self, reason: str) -> None:
@@ -172,7 +169,7 @@ class ReplicaProcess:
 
 def replica_run(replica: Replica) -> None:
     """Run a claimed replica until it is done, leaves, or its job ends."""
-    events = EventWriter(replica.job.output_dir / "events.jsonl", to_stdout=False)
+    events = EventWriter(replica.job.files.events, to_stdout=False)
     process = ReplicaProcess(replica, events)
     try:
         process.start(Job.objects.values_list("step", flat=True).get(pk=replica.job_id))

@@ -1,6 +1,8 @@
-"""The Django side of a training job: claim the next waiting job of a queue, run the training CLI in its
-own process group, tail its events into the job row, renew the lease, and honour cancellation. The
-training itself never runs in the worker process (a worker that ran torch before forking hung, DESIGN.md).
+"""The Django side of a job: claim the next waiting job of a queue, run its kind's training-layer command
+in its own process group, tail its events into the job row, renew the lease, and honour cancellation.
+The same for every kind of job: what differs (the command, the spec's worker-filled parts, keys, the
+after-success hook) is declared by the kind (apps.jobs.kinds). The training itself never runs in the
+worker process (a worker that ran torch before forking hung, DESIGN.md).
 
 Safe to run twice: claiming is a conditional UPDATE, and a task that finds nothing to claim returns.
 """
@@ -28,23 +30,20 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from apps.core.mlflow_proxy import experiment_name
+from apps.jobs.kinds import kind_of
 from apps.jobs.models import WAITING, Job, Outcome, Replica, Status
 from apps.jobs.services import enqueue, transition
 from apps.secrets.services import KeyUnavailable
+from workers.processes import die_with_parent, kill_group, signal_group
 from workers.replicas import (
-    ReplicaProcess,
-    replica_claim,
     replica_claim_next,
     replica_run,
     replicas_preempt,
     replicas_reap,
     replicas_wanted,
 )
-from workers.training.events import EventWriter, read_new_events
-from workers.training.keys import JUDGE_KEY_ENV, TEACHER_KEY_ENV
-from workers.training.resilient import LIGHTHOUSE_FILE
-from workers.training.runner import CANCEL_FILE, EXIT_INTERRUPTED  # light: torch loads only when training
+from workers.training.events import read_new_events
+from workers.training.folder import Exit, JobFolder
 
 log = logging.getLogger("atelier.runner")
 
@@ -52,13 +51,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LOG_TAIL_LINES = 60
 METRIC_KEYS = ("loss", "reward", "learning_rate", "grad_norm", "rewards/accuracies", "rewards/margins")
 POLL_SECONDS = 0.5
-# Held (flock) by a job's trainer process for as long as it lives; TRAINER_FILE says which one it is.
-LOCK_FILE = "trainer.lock"
-TRAINER_FILE = "trainer.json"
 # How long a new trainer waits for an earlier one of the same job to die after SIGKILL.
 LOCK_WAIT_SECONDS = 15.0
-# The training layer's command for each kind of job.
-COMMANDS = {"evaluation": "evaluate", "synthesis": "synthesize"}
 
 
 def lease_until() -> Any:
@@ -86,34 +80,12 @@ def job_claim_next(*, queue: str, worker: str) -> Job | None:
 
 
 def training_spec(job: Job) -> dict[str, Any]:
-    """The job's spec with what the runner owns filled in: its folder, its id and MLflow."""
+    """The job's spec with what the runner owns filled in: the job's id and what its kind fills in (the
+    tracking server, an endpoint's place behind the gateway). Its folder is filled in as the spec is
+    written there (JobFolder.write_spec)."""
     spec = copy.deepcopy(job.spec)  # the runner fills in nested parts (keys' variables); the row stays
-    spec["output_dir"] = str(job.output_dir)
     spec["job_id"] = str(job.pk)
-    if job.is_evaluation:
-        spec.setdefault("tracking_uri", settings.MLFLOW_TRACKING_URI)
-        return spec
-    if job.is_synthesis:
-        # A variable named in the row is never honoured: only the runner names one (below, _job_keys).
-        teacher = {k: v for k, v in (spec.get("teacher") or {}).items() if k != "api_key_env"}
-        spec["teacher"] = teacher
-        if teacher.get(
-            "endpoint"
-        ):  # one of the project's endpoints, through the gateway, with a key of its own
-            from apps.endpoints.models import Endpoint
-
-            endpoint = Endpoint.objects.filter(project_id=job.project_id, pk=teacher["endpoint"]).first()
-            spec["teacher"] = {"base_url": settings.GATEWAY_URL, "model": endpoint.name if endpoint else "",
-                               "api_key_env": TEACHER_KEY_ENV}  # fmt: skip
-        spec["tracking"] = {"tracking_uri": settings.MLFLOW_TRACKING_URI, "experiment": experiment_name(job.project_id),
-                            "run_name": f"synthetic-{job.pk}", **(spec.get("tracking") or {})}  # fmt: skip
-        return spec
-    tracking = dict(spec.get("tracking") or {})
-    tracking.setdefault("tracking_uri", settings.MLFLOW_TRACKING_URI)
-    tracking.setdefault("experiment", experiment_name(job.project_id))
-    tracking.setdefault("run_name", f"{job.technique}-{job.pk}")
-    tracking.setdefault("register_as", f"project-{job.project_id}-job-{job.pk}")
-    spec["tracking"] = tracking
+    kind_of(job).complete(job, spec)
     return spec
 
 
@@ -212,30 +184,13 @@ def _log_tail(path: Path) -> str:
     return "\n".join(lines[-LOG_TAIL_LINES:])
 
 
-def _die_with_parent() -> None:
-    """In the trainer, before exec: be killed when the worker dies, so that a worker killed by the OOM
-    killer or SIGKILL never leaves a trainer behind writing into a folder that the job's next worker will
-    resume from. Linux only; elsewhere the reaper's lease still applies."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, sig)
-
-
-def _folder_lock(out: Path) -> int | None:
+def _folder_lock(folder: JobFolder) -> int | None:
     """A descriptor holding the job folder's lock, for the new trainer to inherit; None when an earlier
     trainer of the job still holds it after being killed. The earlier one is alive when its worker died
     without taking it along (PR_SET_PDEATHSIG covers the worker's death, not a pool child that lives on
     after its worker's main process): two trainers writing checkpoints into one folder would run the job
     twice, so the newer one waits for the older to be gone."""
-    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(folder.lock, os.O_RDWR | os.O_CREAT, 0o600)
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     killed = False
     while True:
@@ -245,18 +200,19 @@ def _folder_lock(out: Path) -> int | None:
         except BlockingIOError:
             if not killed:
                 killed = True
-                _kill_earlier_trainer(out)
+                _kill_earlier_trainer(folder)
             if time.monotonic() > deadline:
                 os.close(fd)
                 return None
             time.sleep(0.2)
 
 
-def _kill_earlier_trainer(out: Path) -> None:
-    """SIGKILL the process group of the trainer that TRAINER_FILE names, if it runs on this machine and
-    is a trainer (a pid can be reused); on another machine its own worker's lease takes care of it."""
+def _kill_earlier_trainer(folder: JobFolder) -> None:
+    """SIGKILL the process group of the trainer that the folder's trainer file names, if it runs on this
+    machine and is a trainer (a pid can be reused); on another machine its own worker's lease takes care
+    of it."""
     try:
-        held = json.loads((out / TRAINER_FILE).read_text())
+        held = json.loads(folder.trainer.read_text())
         pgid = int(held["pgid"])
         if held.get("host") != socket.gethostname():
             return
@@ -264,116 +220,91 @@ def _kill_earlier_trainer(out: Path) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         return
     if b"workers.training" in cmdline:
-        log.warning("killing an earlier trainer (process group %s) that still held %s", pgid, out)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
+        log.warning("killing an earlier trainer (process group %s) that still held %s", pgid, folder.path)
+        kill_group(pgid)
 
 
 def job_run(job: Job) -> None:
-    """Run a claimed job to its end (or until it is taken away from this worker)."""
-    out = job.output_dir
-    out.mkdir(parents=True, exist_ok=True)
-    (out / CANCEL_FILE).unlink(missing_ok=True)
-    spec_path = out / "spec.json"
+    """Run a claimed job to its end (or until it is taken away from this worker): its kind's command,
+    supervised the same way whatever the kind."""
+    kind = kind_of(job)
+    folder = job.files
+    folder.path.mkdir(parents=True, exist_ok=True)
+    folder.cancel.unlink(missing_ok=True)
     spec = training_spec(job)
     try:
-        keys = _job_keys(job, spec)
-    except KeyUnavailable as exc:
-        transition(job, Status.FAILED, where={"worker": job.worker}, error=str(exc), finished_at=timezone.now(),
-                   lease_until=None, eta_seconds=None)  # fmt: skip
-        return
-    # The spec names the variables; their values (keys) are only in the trainer's environment.
-    spec_path.write_text(json.dumps(spec, indent=2))
-    try:
+        keys = kind.keys(job, spec)
+        # The spec names the variables; their values (keys) are only in the trainer's environment.
+        spec_path = folder.write_spec(spec)
         key, env = _run_key(job)
     except KeyUnavailable as exc:
         transition(job, Status.FAILED, where={"worker": job.worker}, error=str(exc), finished_at=timezone.now(),
                    lease_until=None, eta_seconds=None)  # fmt: skip
         return
     env = {**training_env(), **keys, **env}
-    events_path = out / "events.jsonl"
     # A resumed attempt reads the events file from its start and rebuilds the chart and the guardrails:
     # the worker that died may not have saved its last second of events (a step's point went missing from
     # the chart while MLflow had it). The file is the run's history in order, `resumed` events included.
     tail = _Tail()
-    if events_path.exists():
+    if folder.events.exists():
         job.metrics, job.guardrails = [], []
-    log_path = out / "train.log"
-    # A resilient job: this worker runs its coordinator (the torchft lighthouse) and a replica of its own;
-    # other workers join with replicas of theirs (workers.replicas).
-    resilient = job.is_training and bool(job.resilience)
-    own: ReplicaProcess | None = None
-    if resilient:
-        (out / LIGHTHOUSE_FILE).unlink(missing_ok=True)  # a dead coordinator's address
-        Replica.objects.filter(job=job, ended_at__isnull=True).update(
-            ended_at=timezone.now(), end_reason="the job started again"
-        )
-        replica_events = EventWriter(events_path, to_stdout=False)
-    command = "coordinate" if resilient else COMMANDS.get(job.kind, "run")
-    lock = _folder_lock(out)
+    lock = _folder_lock(folder)
     if lock is None:
         _run_key_revoke(job, key)
-        log.error("job %s: an earlier trainer still holds %s; giving the job back", job.pk, out)
+        log.error("job %s: an earlier trainer still holds %s; giving the job back", job.pk, folder.path)
         if transition(job, Status.INTERRUPTED, where={"worker": job.worker}, lease_until=None, worker=""):
             enqueue(job.queue)
         return
-    with log_path.open("ab") as log_file:
+    # What the kind runs beside its process (a resilient job: a replica of this worker's own).
+    companion = kind.companion(job) if kind.companion is not None else None
+    with folder.log.open("ab") as log_file:
         # Its own session (process group), so cancelling can signal the trainer and anything it started.
         # It inherits the folder's lock (pass_fds) and holds it for as long as it lives.
         proc = subprocess.Popen(
-            [sys.executable, "-m", "workers.training", command, str(spec_path)],
+            [sys.executable, "-m", "workers.training", kind.command, str(spec_path)],
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
-            start_new_session=True, preexec_fn=_die_with_parent,  # the prefork child runs no threads
+            start_new_session=True, preexec_fn=die_with_parent,  # the prefork child runs no threads
             env=env, pass_fds=(lock,),
         )  # fmt: skip
     os.close(lock)
-    (out / TRAINER_FILE).write_text(json.dumps({"host": socket.gethostname(), "pgid": proc.pid}))
+    folder.trainer.write_text(json.dumps({"host": socket.gethostname(), "pgid": proc.pid}))
     cancel_since: float | None = None
     terminated = False
     try:
         while True:
             code = proc.poll()
-            tail.read(events_path)
-            if not _save_progress(job, tail, log_path):
+            tail.read(folder.events)
+            if not _save_progress(job, tail, folder.log):
                 # The reaper gave this job to another worker (our lease ran out): stop, do not compete.
                 log.warning("job %s was taken from this worker; stopping its trainer", job.pk)
-                _signal_group(proc, signal.SIGKILL)
+                signal_group(proc, signal.SIGKILL)
                 proc.wait()
                 return
             if code is not None:
                 break
-            if resilient and own is None and (out / LIGHTHOUSE_FILE).exists():
-                replica = replica_claim(job, job.worker)
-                if replica is not None:
-                    own = ReplicaProcess(replica, replica_events)
-                    own.start(job.step)
-                    for _ in range(int(job.resilience.get("max_replicas", 1)) - 1):
-                        enqueue(job.queue)  # free workers join with replicas of theirs
-            if own is not None:
-                own.tick(job.step)
+            if companion is not None:
+                companion.tick(job)
             if job.status == Status.CANCELLING:
                 now = time.monotonic()
                 if cancel_since is None:
                     cancel_since = now
-                    (out / CANCEL_FILE).touch()
+                    folder.cancel.touch()
                 grace = settings.JOB_CANCEL_GRACE_SECONDS
                 if now - cancel_since > 2 * grace:
-                    _signal_group(proc, signal.SIGKILL)
+                    signal_group(proc, signal.SIGKILL)
                 elif now - cancel_since > grace and not terminated:
                     terminated = True
-                    _signal_group(proc, signal.SIGTERM)
+                    signal_group(proc, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(POLL_SECONDS)  # returns at once when the trainer exits
     except BaseException:
-        _signal_group(proc, signal.SIGKILL)
+        signal_group(proc, signal.SIGKILL)
         raise
     finally:
-        if own is not None:
-            own.finish("the job ended")
-        if resilient:
-            replica_events.close()
+        if companion is not None:
+            companion.close()
         _run_key_revoke(job, key)  # on success, failure, cancel and a crash of the worker's own code alike
-    _finish(job, code, tail, log_path)
+    _finish(job, code, tail, folder.log)
 
 
 def _renew_every() -> float:
@@ -391,73 +322,17 @@ def training_env() -> dict[str, str]:
 def _job_keys(job: Job, spec: dict[str, Any]) -> dict[str, str]:
     """The keys the job's judge or teacher chose (a project secret or an allowed worker variable, by
     name): decrypted here, for this job's project only, and put in the fixed variable that the spec
-    now names. KeyUnavailable when one cannot be had."""
-    from apps.secrets.services import key_resolve
-
-    def fill(ref: Any, name: str) -> dict[str, str]:
-        value = key_resolve(project_id=job.project_id, ref=str(ref or ""))
-        return {name: value} if value else {}
-
-    if job.is_synthesis:
-        teacher = spec.get("teacher") or {}
-        if teacher.get("endpoint") or teacher.get("api_key_env") == TEACHER_KEY_ENV:
-            return {}  # the gateway key minted for this run (_run_key)
-        keys = fill(teacher.pop("key", ""), TEACHER_KEY_ENV)
-        if keys:
-            teacher["api_key_env"] = TEACHER_KEY_ENV
-        return keys
-    if job.is_evaluation:
-        judge = spec.get("judge")
-        if not judge:
-            return {}
-        judge["api_key_env"] = JUDGE_KEY_ENV  # the only variable it reads; empty without a key
-        if judge.get("endpoint"):  # the gateway, with the key made for this run (_run_key)
-            judge.pop("key", None)
-            judge["base_url"], judge["model"] = settings.GATEWAY_URL, _gateway_name(job, judge["endpoint"])
-            return {}
-        return fill(judge.get("key", ""), JUDGE_KEY_ENV)
-    params = spec.get("params") or {}
-    params.pop("judge_api_key_env", None)  # a row from before project secrets: never honoured
-    if params.get("judge_endpoint"):  # the gateway, with the key made for this run (_run_key)
-        params.pop("judge_key", None)
-        params["judge_url"], params["judge_model"] = (
-            settings.GATEWAY_URL,
-            _gateway_name(job, params["judge_endpoint"]),
-        )
-        return {}
-    return fill(params.get("judge_key", ""), JUDGE_KEY_ENV)
-
-
-def _gateway_name(job: Job, endpoint_id: Any) -> str:
-    """The name the gateway knows the judge's endpoint by (one of the job's own project's, still
-    deployed); KeyUnavailable, which fails the job with these words, when it is not."""
-    from apps.endpoints.services import endpoint_gateway_name
-
-    name = endpoint_gateway_name(project_id=job.project_id, endpoint_id=endpoint_id)
-    if name is None:
-        raise KeyUnavailable(
-            f"The judge's endpoint (#{endpoint_id}) is not deployed in this project any more: deploy it again "
-            "or choose another judge."
-        )
-    return name
-
-
-def judge_endpoint_of(spec: dict[str, Any]) -> Any:
-    """The id of the project endpoint a job's spec chose as its judge (RLAIF's or an evaluation's), or None."""
-    return (
-        (spec.get("params") or {}).get("judge_endpoint") or (spec.get("judge") or {}).get("endpoint") or None
-    )
+    now names, as its kind says. KeyUnavailable when one cannot be had."""
+    return kind_of(job).keys(job, spec)
 
 
 def _run_key(job: Job) -> tuple[Any, dict[str, str]]:
     """A job whose teacher or judge is one of the project's endpoints gets an API key for this run only,
     in its environment (never in a file); revoked when the run ends (_run_key_revoke)."""
-    if job.is_synthesis and (job.spec.get("teacher") or {}).get("endpoint"):
-        role, env = "teacher", TEACHER_KEY_ENV
-    elif not job.is_synthesis and judge_endpoint_of(job.spec):
-        role, env = "judge", JUDGE_KEY_ENV
-    else:
+    chosen = kind_of(job).endpoint_role(job.spec)
+    if chosen is None:
         return None, {}
+    role, env = chosen
     from django.core.exceptions import PermissionDenied
 
     from apps.endpoints.services import run_key_create
@@ -503,7 +378,7 @@ def _save_progress(job: Job, tail: _Tail, log_path: Path) -> bool:
     if tail.new_guardrails:
         job.guardrails = merge_guardrails(job.guardrails, tail.new_guardrails)
         fields["guardrails"] = job.guardrails
-    run_id_file = job.output_dir / "mlflow_run_id"
+    run_id_file = job.files.run_id
     if not job.mlflow_run_id and run_id_file.exists():
         fields["mlflow_run_id"] = run_id_file.read_text().strip()
     now = time.monotonic()
@@ -525,6 +400,7 @@ def _save_progress(job: Job, tail: _Tail, log_path: Path) -> bool:
 def _finish(job: Job, code: int, tail: _Tail, log_path: Path) -> None:
     last = tail.outcome or tail.last or {}
     kind = last.get("event")
+    declared = kind_of(job)
     now = timezone.now()
     common = {"finished_at": now, "lease_until": None, "log_tail": _log_tail(log_path), "eta_seconds": None}
     cancelling = job.status == Status.CANCELLING
@@ -532,27 +408,23 @@ def _finish(job: Job, code: int, tail: _Tail, log_path: Path) -> None:
     if kind == "finished" and not last.get("cancelled"):
         # A training job's verdict on its held-out rows: succeeded, and better, the same, or worse.
         result = last.get("metrics") or {}
-        verdict = result.get("verdict") if job.is_training else None
+        verdict = result.get("verdict") if declared.verdict else None
         outcome = verdict if verdict in Outcome.values else Outcome.UNKNOWN
         common |= {
             "outcome": outcome,
             "outcome_reason": str(result.get("verdict_reason") or "") if outcome else "",
         }
-        from apps.evaluations.services import evaluation_after_training
-        from apps.synthetic.services import generation_after_run
-
-        # One transaction: whoever sees the job succeeded sees its automatic evaluation and its generated
-        # rows too (a test read the job before its evaluation existed), and a worker that dies between
-        # the two cannot leave a success without them.
+        # One transaction: whoever sees the job succeeded sees what its kind does after a success too (a
+        # training job's automatic evaluation, a generation's rows; a test read the job before its
+        # evaluation existed), and a worker that dies between the two cannot leave a success without it.
         with transaction.atomic():
             done = transition(job, Status.SUCCEEDED, where=mine, result=result,
                               artifacts=last.get("artifacts") or {},
                               mlflow_run_id=(last.get("mlflow") or {}).get("run_id") or job.mlflow_run_id, **common)  # fmt: skip
-            if done:
+            if done and declared.after_success is not None:
                 try:
                     with transaction.atomic():  # a savepoint: a hook's failure never undoes the success
-                        evaluation_after_training(job)
-                        generation_after_run(job)
+                        declared.after_success(job)
                 except Exception:
                     log.exception("job %s: the after-success work failed", job.pk)
     elif cancelling or (kind == "finished" and last.get("cancelled")):
@@ -561,7 +433,7 @@ def _finish(job: Job, code: int, tail: _Tail, log_path: Path) -> None:
         done = transition(
             job, Status.FAILED, where=mine, error=last.get("message") or "Training failed.", **common
         )
-    elif code == EXIT_INTERRUPTED:
+    elif code == Exit.INTERRUPTED:
         # Stopped from outside (a machine shutting down): queue it again to resume.
         done = transition(job, Status.INTERRUPTED, where=mine, lease_until=None, worker="")
         if done:

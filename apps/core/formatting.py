@@ -6,9 +6,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-# Names whose words are not the key with its underscores as spaces.
-TITLES = {"json_schema": "JSON schema", "math_match": "Math match", "python": "Python", "sft": "SFT",
-          "dpo": "DPO", "rlvr": "RLVR", "rlaif": "RLAIF", "lora": "LoRA", "qlora": "QLoRA"}  # fmt: skip
+from workers.training.techniques import REGISTRY
+
+# Names whose words are not the key with its underscores as spaces; each technique's short name.
+TITLES = {"json_schema": "JSON schema", "math_match": "Math match", "python": "Python", "lora": "LoRA",
+          "qlora": "QLoRA", **{key: t.short for key, t in REGISTRY.items()}}  # fmt: skip
 
 
 def number(value: float) -> str:

@@ -63,6 +63,9 @@ class BoundedJSONField(forms.JSONField):
             parse_bounded_json(value, max_bytes=self.max_bytes, max_depth=self.max_depth)
         return super().to_python(value)
 
+    def prepare_value(self, value: Any) -> Any:
+        return "" if value is None else super().prepare_value(value)  # blank, not the word "null"
+
     def bound_data(self, data: Any, initial: Any) -> Any:
         # Django re-parses the typed text to redisplay it; a refused text is shown back as typed.
         if isinstance(data, str) and (len(data.encode()) > self.max_bytes or nesting(data) > self.max_depth):
@@ -80,6 +83,60 @@ def checked_by(check: Any) -> Any:
             raise ValidationError(str(exc)) from exc
 
     return validate
+
+
+# Grader options ------------------------------------------------------------------------------------------
+# One UI for them wherever graders are chosen (the wizard's RLVR step, the evaluation form): each grader's
+# options dataclass (workers.training.graders.GraderInfo.options) becomes fields named GRADER_OPTION,
+# checked on the server with the message beside the field.
+
+
+def grader_option_fields() -> dict[str, forms.Field]:
+    """A field for each option of each grader: `regex_pattern`, `json_schema_schema`, `python_code`."""
+    from workers.training import graders
+
+    made: dict[str, forms.Field] = {}
+    for grader in graders.REGISTRY.values():
+        for option in grader.option_fields():
+            meta = option.metadata
+            checks = [checked_by(meta["check"])] if "check" in meta else []
+            common: dict[str, Any] = {"required": False, "label": meta.get("label", option.name),
+                                      "help_text": meta.get("help", ""), "validators": checks}  # fmt: skip
+            kind = meta.get("kind", "text")
+            if kind == "json":
+                made[f"{grader.name}_{option.name}"] = BoundedJSONField(
+                    widget=forms.Textarea(attrs={"rows": 3}), max_bytes=graders.MAX_SCHEMA_BYTES,
+                    max_depth=graders.MAX_SCHEMA_DEPTH, **common,
+                )  # fmt: skip
+            elif kind == "code":
+                made[f"{grader.name}_{option.name}"] = forms.CharField(
+                    widget=forms.Textarea(attrs={"rows": 4}), **common
+                )
+            else:
+                made[f"{grader.name}_{option.name}"] = forms.CharField(
+                    max_length=meta.get("max_chars"), strip=False, **common
+                )
+    return made
+
+
+def grader_options_clean(form: forms.Form, chosen: list[str]) -> dict[str, dict[str, Any]]:
+    """The chosen graders' options from their fields ({grader: {option: value}}); an option a chosen
+    grader cannot run without, left blank, is an error beside its field."""
+    from workers.training import graders
+
+    options: dict[str, dict[str, Any]] = {}
+    for name in chosen:
+        grader = graders.REGISTRY.get(name)
+        for option in grader.option_fields() if grader else ():
+            key = f"{name}_{option.name}"
+            value = form.cleaned_data.get(key)
+            if key in form.errors:
+                continue
+            if value in (None, ""):
+                form.add_error(key, f"The {name.replace('_', ' ')} grader needs this.")
+            else:
+                options.setdefault(name, {})[option.name] = value
+    return options
 
 
 # A form's values kept across a detour ---------------------------------------------------------------------

@@ -17,9 +17,10 @@ from django.core.files.uploadedfile import UploadedFile
 
 from apps.datasets.models import Dataset
 from apps.projects.models import Project
+from workers.training.techniques import REGISTRY
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
-TECHNIQUES = ("sft", "dpo", "rlvr", "rlaif")
+TECHNIQUES = tuple(REGISTRY)  # a dataset is checked against each
 ERRORS_SHOWN = 100
 ROWS_FILE = "rows"  # every dataset's file is rows.<suffix> in its own folder; the user's name is only a label
 

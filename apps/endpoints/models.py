@@ -3,7 +3,7 @@
 An Endpoint is what a person deploys (a job's model, or a base model) and names in the `model` field of a
 request. An Engine is the process that serves it: one per base model and engine kind, shared by every
 endpoint on that base (each adapter is loaded into the same process and chosen per request). The engine
-supervisor (workers/serving/supervisor.py) reconciles these rows into processes and writes back what it
+supervisor (workers/engines.py) reconciles these rows into processes and writes back what it
 sees; the gateway reads them to route requests. API keys belong to a project and are stored hashed.
 """
 

@@ -11,11 +11,9 @@ from typing import Any
 from django.db.models import QuerySet
 
 from apps.jobs.models import Job, Kind, Status
-from workers.training.evaluation import REPORT_FILE, SAMPLES_FILE  # light: the models load only to evaluate
+from workers.training.techniques import REGISTRY
 
 FILTERS = ("all", "improved", "regressed", "worst")
-# The trainer's own signal, by technique: GRPO's mean reward, DPO's preference accuracy.
-TRAINER_SIGNALS = {"rlvr": "reward", "rlaif": "reward", "dpo": "rewards/accuracies"}
 
 
 def evaluation_list_for_project(*, project_id: int) -> QuerySet[Job]:
@@ -33,7 +31,7 @@ def latest_evaluation(job: Job) -> Job | None:
 
 def report_for(job: Job) -> dict[str, Any] | None:
     """The evaluation's report (also the partial one of an evaluation that failed part-way), or None."""
-    path = job.output_dir / REPORT_FILE
+    path = job.files.report
     if not job.is_evaluation or not path.exists():
         return None
     try:
@@ -44,7 +42,7 @@ def report_for(job: Job) -> dict[str, Any] | None:
 
 
 def samples_for(job: Job) -> list[dict[str, Any]]:
-    path = job.output_dir / SAMPLES_FILE
+    path = job.files.samples
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -128,7 +126,9 @@ def reward_hacking(training: Job, report: dict[str, Any] | None) -> RewardHackin
     """Flag the evaluation of an RLVR, RLAIF or DPO job whose trainer signal rose (by 0.05 or more) while
     the primary held-out metric of the customized model fell below the base's (by 0.05 or more, or with
     an interval wholly below zero)."""
-    signal = TRAINER_SIGNALS.get(training.technique)
+    # The trainer's own signal, as its technique declares: GRPO's mean reward, DPO's preference accuracy.
+    technique = REGISTRY.get(training.technique)
+    signal = technique.signal if technique else None
     if not signal or report is None:
         return None
     trend = _trend(training.metrics or [], signal)

@@ -17,7 +17,6 @@ from workers.training.models import trained_from
 
 log = logging.getLogger("atelier.evaluations")
 
-GRADERS = ("exact_match", "contains", "math_match", "regex", "json_schema", "python")
 DEFAULT_MAX_ROWS = 200
 DEFAULT_MAX_NEW_TOKENS = 64
 
@@ -74,15 +73,19 @@ def spec_for_job(
     """The evaluation spec of a training job's model against its base model (or against `baseline`, an
     earlier job's model), plus any `others`, on the job's held-out split unless `dataset` names another.
     Graders and judge default to what the job was trained with."""
+    from workers.training.techniques import REGISTRY, make_params
+
     params = dict(job.spec.get("params") or {})
-    technique = job.technique
+    technique = REGISTRY[job.technique]
     if graders is None:
-        # The graders the trainer scored its before → after by (workers.training.heldout.graders_for); an
-        # RLAIF job's prompts may have no answer, and then its held-out rows were none (heldout_rows 0).
-        graders = list(params.get("graders") or ["exact_match"]) if technique == "rlvr" else (
-            ["exact_match"] if technique != "rlaif" or (job.result or {}).get("heldout_rows") else [])  # fmt: skip
-        grader_options = grader_options or dict(params.get("grader_options") or {})
-    if judge is None and technique == "rlaif":
+        # The graders the trainer scored its before → after by, as the technique declares
+        # (workers.training.heldout.graders_for); a judged job's prompts may have no answer, and then its
+        # held-out rows were none (heldout_rows 0) and its judge alone scores.
+        graders, declared = technique.graders(make_params(technique, params))
+        if technique.judged and not (job.result or {}).get("heldout_rows"):
+            graders = []
+        grader_options = grader_options or declared
+    if judge is None and technique.judged:
         judge = judge_from_params(params)
     dataset = dataset or job.spec.get("eval_dataset")
     if not dataset:
@@ -99,25 +102,21 @@ def spec_for_job(
             models.append(candidate(other))
     # The same rows, answer length and batches as the trainer's held-out score, so the report's base →
     # customized equals the job's before → after exactly (one function: workers.training.heldout).
-    from workers.training.spec import Training
+    from workers.training.spec import SpecError, Training, new_evaluation_spec
 
     training = job.spec.get("training") or {}
     defaults = Training()
-    return {
-        "kind": "evaluation",
-        "models": models,
-        "dataset": dataset,
-        "graders": graders,
-        "grader_options": grader_options or {},
-        "text_metrics": text_metrics,
-        "judge": judge,
-        "benchmarks": benchmarks or [],
-        "max_rows": max_rows or int(training.get("eval_max_rows") or defaults.eval_max_rows),
-        "max_new_tokens": max_new_tokens
-        or int(training.get("eval_max_new_tokens") or defaults.eval_max_new_tokens),
-        "batch_size": int(training.get("eval_batch_size") or defaults.eval_batch_size),
-        "column_map": dict(job.spec.get("column_map") or {}),
-    }
+    try:
+        return new_evaluation_spec(
+            models=models, dataset=dataset, graders=list(graders), grader_options=grader_options,
+            text_metrics=text_metrics, judge=judge, benchmarks=benchmarks,
+            max_rows=max_rows or int(training.get("eval_max_rows") or defaults.eval_max_rows),
+            max_new_tokens=max_new_tokens or int(training.get("eval_max_new_tokens") or defaults.eval_max_new_tokens),
+            batch_size=int(training.get("eval_batch_size") or defaults.eval_batch_size),
+            column_map=job.spec.get("column_map"),
+        )  # fmt: skip
+    except SpecError as exc:
+        raise ValidationError(str(exc)) from exc
 
 
 def evaluation_create(

@@ -18,7 +18,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_http_methods
 
-from apps.core.forms import BoundedJSONField, checked_by, form_kept, initial_from
+from apps.core.forms import form_kept, grader_option_fields, grader_options_clean, initial_from
 from apps.core.http import ProjectRequest
 from apps.endpoints.forms import EndpointChoiceField, judge_endpoint_choices
 from apps.endpoints.selectors import builtin_endpoint
@@ -48,21 +48,8 @@ class EvaluationForm(forms.Form):
     others = forms.TypedMultipleChoiceField(coerce=int, required=False, label="Also compare")
     dataset = forms.CharField(initial="heldout", label="Evaluate on")
     graders = forms.MultipleChoiceField(
-        choices=[(g, g.replace("_", " ")) for g in services.GRADERS], required=False, initial=["exact_match"],
-        widget=forms.CheckboxSelectMultiple, label="Graders",
-    )  # fmt: skip
-    regex_pattern = forms.CharField(
-        required=False, max_length=grading.MAX_PATTERN_CHARS, label="Regex pattern (for the regex grader)",
-        validators=[checked_by(grading.check_pattern)], strip=False,
-    )  # fmt: skip
-    json_schema = BoundedJSONField(
-        required=False, widget=forms.Textarea(attrs={"rows": 3}), label="JSON schema",
-        max_bytes=grading.MAX_SCHEMA_BYTES, max_depth=grading.MAX_SCHEMA_DEPTH,
-        validators=[checked_by(grading.check_schema)],
-    )  # fmt: skip
-    python_code = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 4}), label="Python grader",
-        help_text="def grade(completion, **row) -> float; runs in a sandbox without network.",
+        choices=[(name, g.label) for name, g in grading.REGISTRY.items()], required=False,
+        initial=["exact_match"], widget=forms.CheckboxSelectMultiple, label="Graders",
     )  # fmt: skip
     text_metrics = forms.BooleanField(
         required=False, initial=True, label="ROUGE-L and BLEU against the reference"
@@ -98,6 +85,8 @@ class EvaluationForm(forms.Form):
         endpoints: list[tuple[str, str]] | None = None, **kwargs: Any,
     ) -> None:  # fmt: skip
         super().__init__(*args, **kwargs)
+        self.option_names = list(grader_option_fields())
+        self.fields.update(grader_option_fields())  # each grader's options (graders.GraderInfo)
         self.fields["judge_key"].choices = keys  # type: ignore[attr-defined]
         self.fields["judge_endpoint"].choices = endpoints or [("", "None")]  # type: ignore[attr-defined]
         choices = [(j.pk, f"#{j.pk} {j.name} ({j.technique.upper()})") for j in jobs]
@@ -107,6 +96,10 @@ class EvaluationForm(forms.Form):
         self.datasets = {str(d.pk): d for d in datasets}
         if problem := python_grader_problem():
             self.fields["python_code"].help_text = problem
+
+    @property
+    def option_fields(self) -> list[Any]:
+        return [self[name] for name in self.option_names]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -119,13 +112,7 @@ class EvaluationForm(forms.Form):
         if data.get("judge_url") and (problem := url_problem(data["judge_url"])):
             self.add_error("judge_url", problem)
         graders = data.get("graders") or []
-        for grader, option in (
-            ("regex", "regex_pattern"),
-            ("json_schema", "json_schema"),
-            ("python", "python_code"),
-        ):
-            if grader in graders and option not in self.errors and data.get(option) in (None, ""):
-                self.add_error(option, f"The {grader.replace('_', ' ')} grader needs this.")
+        data["grader_options"] = grader_options_clean(self, graders)
         if "python" in graders and (problem := python_grader_problem()):
             self.add_error("python_code", problem)
         if data.get("baseline") not in ("base", *map(str, self.jobs)):
@@ -137,13 +124,7 @@ class EvaluationForm(forms.Form):
     def spec(self) -> dict[str, Any]:
         data = self.cleaned_data
         job = self.jobs[data["candidate"]]
-        options: dict[str, dict[str, Any]] = {}
-        if data.get("regex_pattern"):
-            options["regex"] = {"pattern": data["regex_pattern"]}
-        if data.get("json_schema") is not None:
-            options["json_schema"] = {"schema": data["json_schema"]}
-        if data.get("python_code"):
-            options["python"] = {"code": data["python_code"]}
+        options = data["grader_options"]
         judge: dict[str, Any] | None = None
         if data.get("judge_endpoint"):  # the worker's runner puts the gateway and a key for this run in place
             judge = {"endpoint": int(data["judge_endpoint"]), "base_url": "", "model": ""}

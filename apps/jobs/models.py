@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 
 from apps.projects.models import Project
+from workers.training.folder import JobFolder
 
 
 class Status(models.TextChoices):
@@ -176,6 +177,12 @@ class Job(models.Model):
     @property
     def output_dir(self) -> Path:
         return Path(settings.DATA_DIR) / "jobs" / f"{self.pk}-{self.folder}"
+
+    @property
+    def files(self) -> JobFolder:
+        """The job folder's files by what they are (the worker, its training process and the pages share
+        the names: workers.training.folder)."""
+        return JobFolder(self.output_dir)
 
     @property
     def is_evaluation(self) -> bool:

@@ -64,7 +64,7 @@ def replica_states(job: Job) -> dict[str, Any]:
     from workers.training.events import read_events
     from workers.training.resilient import goodput
 
-    events = read_events(job.output_dir / "events.jsonl")
+    events = read_events(job.files.events)
     states: dict[int, dict[str, Any]] = {}
     labels = {
         "replica_spawned": "starting", "replica_started": "loading", "replica_standby": "standby",

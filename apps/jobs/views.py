@@ -31,10 +31,11 @@ from apps.jobs.services import COMPUTE_CLASSES, job_cancel, job_continue, job_cr
 from apps.projects.decorators import project_view
 from apps.secrets.services import key_choices
 from workers.training.hparams import LORA_RANKS
+from workers.training.techniques import REGISTRY
 
 log = logging.getLogger("atelier.wizard")
 SORTS = {"newest": "-created_at", "oldest": "created_at", "name": "name", "status": "status"}
-TECHNIQUES = ("sft", "dpo", "rlvr", "rlaif", "evaluation")
+TECHNIQUES = (*REGISTRY, "evaluation")  # the job list's filter
 
 
 @require_GET
@@ -187,7 +188,7 @@ def wizard_start(request: ProjectRequest) -> HttpResponse:
     return _to("review", request)
 
 
-class ModelForm(forms.Form):
+class ModelSourceForm(forms.Form):
     source = forms.CharField(required=False)
     hub_id = forms.CharField(required=False, max_length=200, label="Hugging Face model id")
     local_path = forms.CharField(required=False, max_length=500, label="Local folder")
@@ -207,7 +208,7 @@ class ModelForm(forms.Form):
 def wizard_model(request: ProjectRequest) -> HttpResponse:
     draft = wizard.draft_for(project=request.project, user=request.user)
     saved = draft.data.get("model_form") or {}
-    form = ModelForm(request.POST or None, initial=saved or {"source": "partial"})
+    form = ModelSourceForm(request.POST or None, initial=saved or {"source": "partial"})
     if request.method == "POST" and form.is_valid():
         try:
             chosen = wizard.model_choose(project=request.project, user=request.user, **form.cleaned_data)
@@ -242,6 +243,8 @@ def _data_context(request: ProjectRequest, draft: Any) -> dict[str, Any]:
         "demos": wizard.demo_datasets(),
         "datasets": Dataset.objects.filter(project=request.project)[:50],
         "max_mb": round(settings.DATASET_MAX_BYTES / 1024**2),
+        # Each technique's accepted columns, as it declares them (techniques.base.Technique.formats).
+        "formats": [(t.short, [f.columns for f in t.formats]) for t in REGISTRY.values()],
     }
     key = draft.data.get("dataset_key")
     if key:
@@ -310,8 +313,6 @@ def wizard_data(request: ProjectRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @project_view(edit=True)
 def wizard_technique(request: ProjectRequest) -> HttpResponse:
-    from workers.training.techniques import REGISTRY
-
     draft = wizard.draft_for(project=request.project, user=request.user)
     if not draft.data.get("dataset"):
         return _to("data", request)
@@ -319,13 +320,14 @@ def wizard_technique(request: ProjectRequest) -> HttpResponse:
     kept, _ = form_kept(request) or (None, "")
     chosen = (
         request.POST.get("technique") or request.GET.get("technique") or (kept.get("technique") if kept is not None else None)
-        or draft.data.get("technique") or "sft"
+        or draft.data.get("technique") or next(iter(REGISTRY))
     )  # fmt: skip
     if chosen not in REGISTRY:
-        chosen = "sft"
+        chosen = next(iter(REGISTRY))
+    technique = REGISTRY[chosen]
     posted = request.method == "POST" and request.POST.get("technique") == chosen
     saved_params = dict(draft.data.get("params") or {}) if draft.data.get("technique") == chosen else {}
-    builtin_judge = builtin_endpoint(request.project.pk, "judge") if chosen == "rlaif" else None
+    builtin_judge = builtin_endpoint(request.project.pk, "judge") if technique.judged else None
     if builtin_judge and not any(
         saved_params.get(k) for k in ("judge_endpoint", "judge_url", "reward_model")
     ):
@@ -353,12 +355,12 @@ def wizard_technique(request: ProjectRequest) -> HttpResponse:
             params = wizard.judge_key_keep(
                 project=request.project, user=request.user, form=params_form, params=params
             )
-            if chosen == "rlaif" and (problem := wizard.judge_fit_problem(draft, params)):
+            if technique.judged and (problem := wizard.judge_fit_problem(draft, chosen, params)):
                 raise ValidationError({"judge_endpoint": problem})
             if not fits.get("ok") and not (draft.data.get("drop_bad") and fits.get("good")):
                 raise ValidationError(
                     fits.get("message")
-                    or f"{fits.get('error_count', 0)} rows of the dataset do not fit {chosen.upper()}: go back to Data to fix or drop them."
+                    or f"{fits.get('error_count', 0)} rows of the dataset do not fit {technique.short}: go back to Data to fix or drop them."
                 )
         except ValidationError as exc:
             params_form.add_error(None, exc)
@@ -369,12 +371,14 @@ def wizard_technique(request: ProjectRequest) -> HttpResponse:
                                   resilience=resilience)  # fmt: skip
                 return _to("review", request)
     _show_automatic(draft, chosen, training_form)
-    cards = [{"key": k, "title": t.title, "summary": t.summary, "fits": (checks.get(k) or {}).get("ok", False),
+    cards = [{"key": k, "short": t.short, "title": t.title, "summary": t.summary, "fits": (checks.get(k) or {}).get("ok", False),
               "why": (checks.get(k) or {}).get("message", "")} for k, t in REGISTRY.items()]  # fmt: skip
     failed = params_form.errors or training_form.errors
     context = {
         "draft": draft,
         "chosen": chosen,
+        "technique": technique,
+        "can_try": technique.scorers is not None,
         "cards": cards,
         "params_form": params_form,
         "training_form": training_form,
@@ -412,8 +416,9 @@ def wizard_try(request: ProjectRequest) -> HttpResponse:
     chosen = request.POST.get("technique", "")
     trial: list[dict[str, Any]] = []
     problem = None
-    if chosen not in ("rlvr", "rlaif") or not draft.data.get("dataset"):
-        problem = "Choose RLVR or RLAIF and a dataset first."
+    tried = [t.short for t in REGISTRY.values() if t.scorers]
+    if chosen not in REGISTRY or not REGISTRY[chosen].scorers or not draft.data.get("dataset"):
+        problem = f"Choose {' or '.join(tried)} and a dataset first."
     else:
         form = wizard.params_form_class(
             chosen,
@@ -430,7 +435,7 @@ def wizard_try(request: ProjectRequest) -> HttpResponse:
                 params = wizard.judge_key_keep(
                     project=request.project, user=request.user, form=form, params=params
                 )
-                if chosen == "rlaif" and (too_long := wizard.judge_fit_problem(draft, params)):
+                if REGISTRY[chosen].judged and (too_long := wizard.judge_fit_problem(draft, chosen, params)):
                     raise ValidationError(too_long)
                 trial = wizard.try_rewards(draft, chosen, params)
             except ValidationError as exc:
@@ -467,7 +472,7 @@ def wizard_review(request: ProjectRequest) -> HttpResponse:
     compute = (estimate or {}).get("estimate", {}).get("compute_class", "CPU")
     queue = settings.JOB_QUEUES.get(COMPUTE_CLASSES.get(compute, "cpu"), "train-cpu")
     context = {"draft": draft, "estimate": estimate, "problem": problem, "queue": queue,
-               "default_name": f"{draft.data['technique'].upper()} of {Path(str(draft.data.get('label', ''))).name or 'model'}"}  # fmt: skip
+               "default_name": f"{REGISTRY[draft.data['technique']].short} of {Path(str(draft.data.get('label', ''))).name or 'model'}"}  # fmt: skip
     return _wizard(request, "review", context, status=422 if problem else 200)
 
 

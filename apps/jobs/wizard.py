@@ -17,7 +17,7 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from apps.core.forms import BoundedJSONField, checked_by
+from apps.core.forms import BoundedJSONField, checked_by, grader_option_fields, grader_options_clean
 from apps.datasets.models import Dataset
 from apps.jobs.model_sources import BUILTIN, VARIANTS
 from apps.jobs.models import Draft, Job, Status
@@ -220,13 +220,15 @@ def dataset_source(project: Project, key: str) -> dict[str, Any]:
 
 def preview(model: str, rows: list[dict[str, Any]], column_map: dict[str, str]) -> dict[str, Any]:
     """A few rows through the model's chat template, exactly as training sees them, and the histogram of
-    the token lengths of (up to 2,000 of) the rows; or why there is no preview."""
-    from workers.training.models import ModelError, load_tokenizer
+    the token lengths of (up to 2,000 of) the rows; or why there is no preview. Read from the model's
+    files (model_files.ChatTokenizer: tokenizers and jinja2), so the page never imports transformers."""
+    from workers.training.model_files import ChatTokenizer
+    from workers.training.models import ModelError
     from workers.training.spec import ModelRef
 
     rows = [{column_map.get(k, k): v for k, v in row.items()} for row in rows[:2000]]
     try:
-        tokenizer = load_tokenizer(ModelRef(model))
+        tokenizer = ChatTokenizer.for_model(ModelRef(model))
         texts = [render_row(tokenizer, row) for row in rows]
     except (ModelError, KeyError, ValueError, TypeError) as exc:
         return {"preview_error": f"No preview: {exc}"}
@@ -281,6 +283,7 @@ def params_form_class(
     the project's secrets by name, never their values), an endpoint → a choice of `endpoints`
     (apps.endpoints.forms.judge_endpoint_choices: the project's own, by id; another id is a 404)."""
     from apps.endpoints.forms import EndpointChoiceField
+    from workers.training.graders import REGISTRY as GRADERS
     from workers.training.techniques import REGISTRY
 
     params = REGISTRY[technique].params
@@ -314,10 +317,13 @@ def params_form_class(
                 choices=endpoints or [("", "None")], initial=default, **common
             )
         elif "choices" in meta:
+            labels = {name: g.label for name, g in GRADERS.items()} if meta.get("graders") else {}
             fields[f.name] = forms.MultipleChoiceField(
-                choices=[(c, c) for c in meta["choices"]], initial=list(default),
+                choices=[(c, labels.get(c, c)) for c in meta["choices"]], initial=list(default),
                 widget=forms.CheckboxSelectMultiple, **common,
             )  # fmt: skip
+        elif meta.get("grader_options"):  # each grader's options as fields, as on the evaluation form
+            fields.update(grader_option_fields())
         elif typing.get_origin(kind) is dict or kind is dict:
             check = [checked_by(meta["check"])] if "check" in meta else []
             fields[f.name] = BoundedJSONField(initial=default, validators=check, **common)
@@ -339,6 +345,8 @@ def params_form_class(
     methods: dict[str, Any] = {}
     if "graders" in fields:
         methods["clean_graders"] = _refuse_python_graders
+        methods["clean"] = _grader_options
+        methods["__init__"] = _with_grader_options
         if problem := python_grader_problem():  # said beside the choice, not only once it is refused
             fields["graders"].help_text = f"{fields['graders'].help_text} {problem}"
     return type(f"{technique.upper()}ParamsForm", (forms.Form,), {**fields, **methods})
@@ -350,6 +358,24 @@ def python_grader_problem() -> str | None:
 
     state = sandbox_state()
     return None if state.safe else f"Python graders are turned off on this server: {state.detail}."
+
+
+def _with_grader_options(
+    form: forms.Form, data: Any = None, *, initial: dict[str, Any] | None = None, **kwargs: Any
+) -> None:
+    """A saved `grader_options` parameter shown in its graders' option fields."""
+    initial = dict(initial or {})
+    for grader, values in (initial.get("grader_options") or {}).items():
+        for option, value in (values or {}).items():
+            initial.setdefault(f"{grader}_{option}", value)
+    forms.Form.__init__(form, data, initial=initial or None, **kwargs)
+
+
+def _grader_options(form: forms.Form) -> dict[str, Any]:
+    """The chosen graders' options gathered from their fields into the `grader_options` parameter."""
+    data = form.cleaned_data
+    data["grader_options"] = grader_options_clean(form, list(data.get("graders") or []))
+    return data
 
 
 def _refuse_python_graders(form: forms.Form) -> list[str]:
@@ -462,8 +488,8 @@ def clean_params(technique: str, form: forms.Form) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
-def judge_fit_problem(draft: Draft, params: dict[str, Any]) -> str | None:
-    """Why the RLAIF judge chosen among the project's endpoints cannot read what it will be asked, with
+def judge_fit_problem(draft: Draft, technique: str, params: dict[str, Any]) -> str | None:
+    """Why the judge (of a judged technique: RLAIF) chosen among the project's endpoints cannot read what it will be asked, with
     the numbers, or None: each request is the judge's score request for one prompt of the draft's dataset
     (with its rubric) and an answer of up to max_completion_length tokens, and the judge answers with a
     score. A URL judge's context is unknown here, so it is not checked."""
@@ -478,7 +504,7 @@ def judge_fit_problem(draft: Draft, params: dict[str, Any]) -> str | None:
                                        active=True).first()  # fmt: skip
     if endpoint is None:
         return None  # said by clean_params' own check, and by the runner
-    chosen = make_params(REGISTRY["rlaif"], params)
+    chosen = make_params(REGISTRY[technique], params)
     mapping = draft.data.get("column_map") or {}
     try:
         rows = [
@@ -505,29 +531,31 @@ def judge_fit_problem(draft: Draft, params: dict[str, Any]) -> str | None:
 # Step 4: review and launch ------------------------------------------------------------------------------
 
 
-def spec_from_draft(draft: Draft) -> dict[str, Any]:
-    data = draft.data
+def spec_from_draft(draft: Draft, **chosen: Any) -> dict[str, Any]:
+    """The draft's training spec, with `chosen` in place of the draft's own choices (the same names: the
+    dataset launching writes, the technique and parameters being tried). Built and checked as every
+    training spec is (workers.training.spec.new_training_spec): SpecError says what cannot run."""
+    from workers.training.spec import new_training_spec
+
+    data = {**draft.data, **chosen}
     training = {k: v for k, v in (data.get("training") or {}).items() if v not in (None, "")}
     for key in ("resilient", "min_replicas", "max_replicas"):  # the form's, not the trainer's
         training.pop(key, None)
-    spec = {
-        "technique": data["technique"], "model": data["model"], "dataset": data["dataset"],
-        "eval_dataset": data.get("eval_dataset") or None, "params": data.get("params") or {},
-        "training": training, "column_map": data.get("column_map") or {},
-    }  # fmt: skip
-    if data.get("resilience"):
-        spec["resilience"] = data["resilience"]
-    return spec
+    return new_training_spec(
+        technique=data["technique"], model=data["model"], dataset=data["dataset"],
+        eval_dataset=data.get("eval_dataset"), params=data.get("params"), training=training,
+        column_map=data.get("column_map"), resilience=data.get("resilience"),
+    )  # fmt: skip
 
 
 def review(draft: Draft) -> dict[str, Any]:
     """The estimate and automatic hyperparameters of the draft, or the reason there are none: planned on
     the rows launching will write (split_rows), so the steps shown are the steps the run makes. (It
     used to plan on the whole file, held-out rows included: 769 steps here, 692 in the run.)"""
-    from workers.training.runner import estimate_spec
     from workers.training.spec import JobSpec
+    from workers.training.train import estimate_spec
 
-    spec = JobSpec.from_dict({**spec_from_draft(draft), "output_dir": "/nonexistent"})
+    spec = JobSpec.from_dict(spec_from_draft(draft))
     train, _ = split_rows(draft)
     return estimate_spec(spec, rows=train)
 
@@ -537,6 +565,7 @@ def split_rows(draft: Draft) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     automatic evaluation split (10%, a fixed shuffle) held out. The review's plan and the launch both
     come from here."""
     from workers.training import data as data_module
+    from workers.training.techniques import REGISTRY
 
     spec = spec_from_draft(draft)
     check = data_module.validate(
@@ -544,7 +573,7 @@ def split_rows(draft: Draft) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     )
     if check.errors and not draft.data.get("drop_bad"):
         raise ValidationError(
-            f"{len(check.errors)} rows do not fit {spec['technique'].upper()}; fix them or choose to drop them."
+            f"{len(check.errors)} rows do not fit {REGISTRY[spec['technique']].short}; fix them or choose to drop them."
         )
     rows = check.rows
     if draft.data.get("eval_choice") != "auto":
@@ -553,24 +582,28 @@ def split_rows(draft: Draft) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     rows = rows[:]
     rng.shuffle(rows)
     held = max(1, len(rows) // 10) if len(rows) >= 20 else 0
-    evaluation = [e for e in map(data_module.eval_row, rows[:held]) if e is not None]
+    technique = REGISTRY[spec["technique"]]
+    evaluation = [e for e in map(technique.heldout, rows[:held]) if e is not None]
     return (rows[held:], evaluation) if evaluation else (rows, [])
 
 
 def materialize(draft: Draft) -> dict[str, Any]:
     """The spec to launch: the rows the job trains on written to their own file (split_rows), so later
     edits of the source change nothing."""
-    spec = spec_from_draft(draft)
+    from workers.training.spec import SpecError
+
     rows, evaluation = split_rows(draft)
     folder = Path(settings.DATA_DIR) / "projects" / str(draft.project_id) / "splits" / uuid.uuid4().hex
     folder.mkdir(parents=True)
+    written = {"dataset": str(folder / "train.jsonl"), "column_map": {}}  # the rows as mapped and kept
     if evaluation:
         (folder / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in evaluation))
-        spec["eval_dataset"] = str(folder / "eval.jsonl")
+        written["eval_dataset"] = str(folder / "eval.jsonl")
     (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    spec["dataset"] = str(folder / "train.jsonl")
-    spec["column_map"] = {}
-    return spec
+    try:
+        return spec_from_draft(draft, **written)
+    except SpecError as exc:
+        raise ValidationError(str(exc)) from exc
 
 
 def try_rewards(draft: Draft, technique: str, params: dict[str, Any], rows: int = 4) -> list[dict[str, Any]]:
@@ -581,6 +614,7 @@ def try_rewards(draft: Draft, technique: str, params: dict[str, Any], rows: int 
     from apps.endpoints.services import endpoint_gateway_name, run_key_create, run_key_revoke
     from apps.secrets.services import KeyUnavailable, key_resolve, training_process_env
     from workers.training.keys import JUDGE_KEY_ENV
+    from workers.training.spec import SpecError
 
     params = dict(params)
     run_key = None
@@ -599,10 +633,12 @@ def try_rewards(draft: Draft, technique: str, params: dict[str, Any], rows: int 
             key = key_resolve(project_id=draft.project.pk, ref=str(params.get("judge_key") or ""))
         except KeyUnavailable as exc:
             raise ValidationError(str(exc)) from exc
-    spec = {**spec_from_draft(Draft(project=draft.project, user=draft.user, data={**draft.data, "technique": technique})),
-            "params": params, "output_dir": "/nonexistent"}  # fmt: skip
     env = training_process_env({JUDGE_KEY_ENV: key} if key else {})
     try:
+        try:
+            spec = spec_from_draft(draft, technique=technique, params=params)
+        except SpecError as exc:
+            raise ValidationError(str(exc)) from exc
         return _try_in_subprocess(spec, env, rows)
     finally:
         if run_key is not None:
@@ -614,9 +650,10 @@ def _try_in_subprocess(spec: dict[str, Any], env: dict[str, str], rows: int) -> 
     import sys
     import tempfile
 
+    from workers.training.folder import JobFolder
+
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "spec.json"
-        path.write_text(json.dumps(spec))
+        path = JobFolder(Path(folder)).write_spec(spec)  # `try` writes nothing there
         try:
             done = subprocess.run(
                 [sys.executable, "-m", "workers.training", "try", str(path), "--rows", str(rows)],

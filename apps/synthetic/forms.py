@@ -9,13 +9,10 @@ from apps.jobs import model_sources
 from apps.secrets.outbound import url_problem
 from apps.synthetic.probe import teacher_problem_on_worker
 from workers.training.synthetic.pipeline import MAX_ROWS
+from workers.training.techniques import REGISTRY
 
-TECHNIQUES = [
-    ("sft", "SFT: prompts and ideal answers"),
-    ("dpo", "DPO: prompts with a better and a worse answer"),
-    ("rlvr", "RLVR: tasks with a checkable answer"),
-    ("rlaif", "RLAIF: prompts for a judge to score"),
-]
+TECHNIQUES = [(name, t.synthetic.label) for name, t in REGISTRY.items()]
+WORSE = " and ".join(t.short for t in REGISTRY.values() if t.synthetic.needs_worse)  # they need worse answers
 TEACHERS = [
     ("endpoint", "One of this project's endpoints"),
     ("url", "An OpenAI-compatible URL (a provider, vLLM, another Atelier)"),
@@ -68,9 +65,9 @@ class GenerationForm(forms.Form):
         "teacher, atelier-tiny/teacher.",
     )  # fmt: skip
     weak_local = forms.CharField(
-        required=False, max_length=500, label="DPO: rejected answers from",
+        required=False, max_length=500, label=f"{WORSE}: worse answers from",
         help_text="A weaker local model (a Hugging Face id, a model folder this server offers, or "
-        "atelier-tiny/base) answers each prompt; left empty, each rejected answer is the chosen one cut short.",
+        "atelier-tiny/base) answers each prompt; left empty, each worse answer is the chosen one cut short.",
     )  # fmt: skip
 
     def __init__(
@@ -114,7 +111,10 @@ class GenerationForm(forms.Form):
         # Only vetted models reach the worker: a hub id, an offered folder, the built-in model.
         for name, used in (
             ("teacher_local", kind == "local"),
-            ("weak_local", data.get("technique") == "dpo"),
+            (
+                "weak_local",
+                data.get("technique") in REGISTRY and REGISTRY[data["technique"]].synthetic.needs_worse,
+            ),
         ):
             if used and (data.get(name) or "").strip():
                 try:

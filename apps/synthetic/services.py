@@ -92,11 +92,11 @@ def seeds_parse(text: str, technique: str) -> list[dict[str, Any]]:
 
 def seeds_from_dataset(dataset: Dataset, technique: str, count: int = 5) -> list[dict[str, Any]]:
     """The first rows of a dataset as seeds, in the technique's fields where the rows have them."""
-    from workers.training.data import eval_row
+    from workers.training.techniques import REGISTRY
 
     seeds = []
     for row in dataset_services.read(Path(dataset.path)):
-        held = eval_row(row) or {}
+        held = REGISTRY[technique].heldout(row) or {}  # a row's prompt and its good answer
         prompt = held.get("prompt")
         text = prompt[-1]["content"] if isinstance(prompt, list) and prompt else prompt
         candidate = {"prompt": text, "completion": held.get("answer"), "chosen": held.get("answer"),
@@ -124,16 +124,12 @@ def generation_start(
     label: str = "",
 ) -> Job:
     """The first job of a generation: the teacher proposes a topic tree for a person to edit."""
-    from workers.training.spec import SpecError
-    from workers.training.synthetic.pipeline import SynthSpec
+    from workers.training.spec import SpecError, new_synthesis_spec
 
     _require_editor(project=project, actor=user)
-    spec: dict[str, Any] = {
-        "technique": technique, "description": description.strip(), "rows": rows, "teacher": teacher,
-        "seeds": seeds or [], "documents": documents or [], "weak": weak, "stage": "topics",
-    }  # fmt: skip
     try:
-        SynthSpec.from_dict({**spec, "output_dir": "-"})
+        spec = new_synthesis_spec(technique=technique, description=description, rows=rows, teacher=teacher,
+                                  seeds=seeds, documents=documents, weak=weak, stage="topics")  # fmt: skip
     except SpecError as exc:
         raise ValidationError(str(exc)) from exc
     return job_create(
@@ -167,14 +163,14 @@ def topics_text(tree: list[dict[str, Any]]) -> str:
 
 def generation_run(*, root: Job, user: User, tree: list[dict[str, Any]], rows: int | None = None) -> Job:
     """Generate rows from the tree as a person left it: a new job in the generation's chain."""
-    from workers.training.spec import SpecError
-    from workers.training.synthetic.pipeline import SynthSpec
+    from workers.training.spec import SpecError, new_synthesis_spec
 
     _require_editor(project=root.project, actor=user)
-    spec = {**root.spec, "stage": "all", "topics": tree, "rows": rows or root.spec["rows"]}
     try:
-        SynthSpec.from_dict({**spec, "output_dir": "-"})
-    except SpecError as exc:
+        spec = new_synthesis_spec(
+            **{**root.spec, "stage": "all", "topics": tree, "rows": rows or root.spec["rows"]}
+        )
+    except (SpecError, TypeError) as exc:  # TypeError: a row with a field no generation has
         raise ValidationError(str(exc)) from exc
     return job_create(
         project=root.project, user=user, name=f"{root.name} (rows)", spec=spec, kind=Kind.SYNTHESIS,
@@ -186,7 +182,7 @@ def generation_after_run(job: Job) -> int:
     """Import the rows a finished generation wrote, for curation; how many. Safe to run twice."""
     if not job.is_synthesis or job.status != Status.SUCCEEDED or job.spec.get("stage") != "all":
         return 0
-    rows_file, origin_file = job.output_dir / "rows.jsonl", job.output_dir / "provenance.jsonl"
+    rows_file, origin_file = job.files.rows, job.files.provenance
     if not rows_file.exists():
         return 0
     rows = [json.loads(line) for line in rows_file.read_text().splitlines() if line.strip()]
@@ -285,7 +281,7 @@ def teacher_fit_problem(
         model = fit.model_name(folder, local) if folder else local
     else:
         return None
-    spec = SynthSpec(technique=technique, description=description.strip(), output_dir="-", teacher=teacher,
+    spec = SynthSpec(technique=technique, description=description.strip(), teacher=teacher,
                      seeds=seeds or [], documents=documents or [], topics=topics)  # fmt: skip
     try:
         chunks = load_documents(spec.documents)

@@ -4,6 +4,7 @@ tree to edit, its progress, and the rows to curate and save as a dataset."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from django.contrib import messages
@@ -30,6 +31,7 @@ from apps.synthetic import services
 from apps.synthetic.forms import GenerationForm, TopicsForm
 from apps.synthetic.models import GeneratedRow, Verdict
 from workers.training.synthetic import schema
+from workers.training.techniques import REGISTRY
 
 
 @require_http_methods(["GET", "POST"])
@@ -63,7 +65,7 @@ def _form(request: ProjectRequest, teacher: Endpoint | None) -> GenerationForm:
     endpoints = [(str(e.pk), e.name) for e in Endpoint.objects.filter(project=project, active=True)]
     datasets = [(str(d.pk), d.name) for d in Dataset.objects.filter(project=project)]
     initial = {
-        "technique": request.GET.get("technique", "sft"),
+        "technique": request.GET.get("technique", next(iter(REGISTRY))),
         "teacher": "endpoint" if endpoints else "url",
     }
     if teacher is not None:  # the built-in teacher, deployed: chosen unless the person picks another
@@ -112,7 +114,7 @@ def generation_new(request: ProjectRequest) -> HttpResponse:
                 job = services.generation_start(
                     project=request.project, user=request.user, technique=technique, description=data["description"],
                     rows=data["rows"], teacher=teacher, seeds=seeds, documents=documents, label=label,
-                    weak={"local": data["weak_local"].strip()} if technique == "dpo" and data["weak_local"].strip() else None,
+                    weak={"local": data["weak_local"].strip()} if REGISTRY[technique].synthetic.needs_worse and data["weak_local"].strip() else None,
                 )  # fmt: skip
             except ValidationError as exc:
                 form.add_error(None, exc)
@@ -156,7 +158,7 @@ def generation_detail(request: ProjectRequest, job_id: int) -> HttpResponse:
     # The tree of the latest run, as the person left it; before any run, the teacher's proposal.
     tree = (
         (current.spec.get("topics") if current else None)
-        or _read(root, "topics.json")
+        or _read(root.files.topics)
         or root.spec.get("topics")
     )
     topics_form = TopicsForm(
@@ -199,8 +201,7 @@ def generation_detail(request: ProjectRequest, job_id: int) -> HttpResponse:
     return render(request, "synthetic/detail.html", context)
 
 
-def _read(job: Job, name: str) -> Any:
-    path = job.output_dir / name
+def _read(path: Path) -> Any:
     try:
         return json.loads(path.read_text()) if path.exists() else None
     except ValueError:
@@ -215,10 +216,10 @@ def _curation(request: ProjectRequest, job: Job) -> dict[str, Any]:
     shown = shown.filter(verdict=verdict) if verdict in Verdict.values else shown
     counts = {v: rows.filter(verdict=v).count() for v in Verdict.values}
     return {
-        "summary": _read(job, "summary.json") or {}, "page": Paginator(shown, 25).get_page(request.GET.get("page")),
+        "summary": _read(job.files.summary) or {}, "page": Paginator(shown, 25).get_page(request.GET.get("page")),
         "topics": sorted(set(rows.values_list("topic", flat=True))), "topic": topic, "verdict": verdict,
-        "counts": counts, "total": sum(counts.values()), "fields": schema.FIELDS[job.spec["technique"]]
-        + (("rejected",) if job.spec["technique"] == "dpo" else ()), "verdicts": Verdict.choices,
+        "counts": counts, "total": sum(counts.values()), "verdicts": Verdict.choices,
+        "fields": REGISTRY[job.spec["technique"]].synthetic.row_columns,
     }  # fmt: skip
 
 

@@ -25,9 +25,7 @@ def test_deploy_then_the_playground_streams_the_answer_the_evaluation_saw(
     page = asgi_page
     training = trained_job(alice_project, alice, full_sft[0], base=str(tiny_model / "base"))
     evaluation = evaluation_with_report(alice_project, alice, training, evaluated)
-    samples = [
-        json.loads(line) for line in (evaluation.output_dir / "samples.jsonl").read_text().splitlines()
-    ]
+    samples = [json.loads(line) for line in evaluation.files.samples.read_text().splitlines()]
     sample = next(s for s in samples if len(s["outputs"]["customized"]["text"]) >= 7)
     rows = (tiny.DEMO / "reverse" / "eval.jsonl").read_text().splitlines()
     prompt = eval_row(json.loads(rows[sample["row"]]))["prompt"]  # type: ignore[index]

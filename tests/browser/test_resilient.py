@@ -76,7 +76,7 @@ def test_a_person_launches_resilient_training_and_sees_its_replicas(
     replicas = list(Replica.objects.filter(job=job))
     assert {r.worker.split("@")[0] for r in replicas} == {"trainer", "trainer2"}
     assert all(r.ended_at is not None for r in replicas)
-    events = read_events(job.output_dir / "events.jsonl")
+    events = read_events(job.files.events)
     # A minimum of two: both replicas trained together from the first step, and ended identical.
     assert {e["participants"] for e in events if e["event"] == "step"} == {2}
     ended = [e["params_sha256"] for e in events if e["event"] in ("finished", "replica_done")]

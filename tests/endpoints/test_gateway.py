@@ -65,7 +65,7 @@ def test_a_chat_completion_comes_from_the_customized_model_and_is_counted(
     client, world, django_db_blocker, lora_adapter
 ):
     from apps.endpoints.models import Endpoint
-    from workers.training.evaluate import generate
+    from workers.training.generation import generate
     from workers.training.models import load_model, load_tokenizer
     from workers.training.spec import ModelRef
 

@@ -137,7 +137,7 @@ def test_the_adapter_downloads_as_a_zip_of_safetensors_and_configs(client, alice
 
 
 def test_merging_makes_a_full_model_that_answers_like_the_adapter(alice, adapter_job, lora_adapter):
-    from workers.training.evaluate import generate
+    from workers.training.generation import generate
     from workers.training.models import load_model, load_tokenizer
     from workers.training.spec import ModelRef
 

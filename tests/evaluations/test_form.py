@@ -35,13 +35,13 @@ def _post(client, project, tmp_path, alice, **fields):
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("regex_pattern", "(", "This is not a valid regular expression: missing ), unterminated subpattern at position 0."),
     ("regex_pattern", "a" * 2001, "at most 2000 characters"),
-    ("json_schema", "[" * 200_000, "This is over 64 KB"),
-    ("json_schema", "[" * 50_000 + "]" * 50_000, "This is over 64 KB"),
-    ("json_schema", '{"a":' * 1000 + "1" + "}" * 1000, "This nests deeper than 32 levels."),
-    ("json_schema", '{"type": "nope"}', "This is not a valid JSON schema (at type)"),
-    ("json_schema", '{"type": "object", "properties": {"a": {"minimum": "ten"}}}', "(at properties/a/minimum)"),
-    ("json_schema", "[1, 2]", "A JSON schema is an object (or true or false)."),
-    ("json_schema", "{oops", "This is not valid JSON: Expecting property name"),
+    ("json_schema_schema", "[" * 200_000, "This is over 64 KB"),
+    ("json_schema_schema", "[" * 50_000 + "]" * 50_000, "This is over 64 KB"),
+    ("json_schema_schema", '{"a":' * 1000 + "1" + "}" * 1000, "This nests deeper than 32 levels."),
+    ("json_schema_schema", '{"type": "nope"}', "This is not a valid JSON schema (at type)"),
+    ("json_schema_schema", '{"type": "object", "properties": {"a": {"minimum": "ten"}}}', "(at properties/a/minimum)"),
+    ("json_schema_schema", "[1, 2]", "A JSON schema is an object (or true or false)."),
+    ("json_schema_schema", "{oops", "This is not valid JSON: Expecting property name"),
 ])  # fmt: skip
 def test_a_grader_option_that_cannot_work_is_refused_beside_its_field(
     client, alice, alice_project, tmp_path, field, value, message
@@ -58,7 +58,7 @@ def test_a_sound_pattern_and_schema_reach_the_evaluation_spec_as_typed(
 ):
     schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
     response = _post(client, alice_project, tmp_path, alice, graders=["regex", "json_schema"],
-                     regex_pattern=r"\d+ ", json_schema=json.dumps(schema))  # fmt: skip
+                     regex_pattern=r"\d+ ", json_schema_schema=json.dumps(schema))  # fmt: skip
     assert response.status_code == 302
     options = Job.objects.get(kind=Kind.EVALUATION).spec["grader_options"]
     assert options == {"regex": {"pattern": r"\d+ "}, "json_schema": {"schema": schema}}

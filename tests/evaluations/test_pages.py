@@ -16,6 +16,7 @@ from apps.jobs.models import Job, Kind
 from apps.projects.models import Role
 from apps.projects.services import membership_add
 from tests.evaluations.conftest import evaluation_with_report, trained_job
+from workers.training.folder import JobFolder
 
 pytestmark = pytest.mark.django_db
 
@@ -157,7 +158,7 @@ def test_reward_hacking_is_flagged_when_the_trainers_reward_rose_and_held_out_ex
 ):
     # A real report turned around: the fine-tuned model as the baseline and the base as the candidate, so
     # held-out exact match fell; the training job's logged reward rose.
-    report = json.loads((evaluated / "report.json").read_text())
+    report = json.loads(JobFolder(evaluated).report.read_text())
     for m in report["metrics"]:
         m["values"] = {"base": m["values"].get("customized"), "customized": m["values"].get("base")}
         m["deltas"] = {
@@ -173,8 +174,8 @@ def test_reward_hacking_is_flagged_when_the_trainers_reward_rose_and_held_out_ex
         m["deltas"]["customized"]["low"], m["deltas"]["customized"]["high"] = lo, hi
     folder = tmp_path / "turned"
     folder.mkdir()
-    (folder / "report.json").write_text(json.dumps(report))
-    (folder / "samples.jsonl").write_text((evaluated / "samples.jsonl").read_text())
+    JobFolder(folder).report.write_text(json.dumps(report))
+    JobFolder(folder).samples.write_text(JobFolder(evaluated).samples.read_text())
     rising = [{"step": s, "reward": 0.2 + s / 100} for s in range(10, 110, 10)]
     training = trained_job(alice_project, alice, full_sft[0], technique="rlvr", metrics=rising)
     evaluation = evaluation_with_report(alice_project, alice, training, folder)

@@ -40,9 +40,7 @@ STAGES: list[dict[str, Any]] = [
 
 def _samples(evaluation: Job) -> dict[str, list[str]]:
     """Each model's answers in the evaluation's samples, in row order."""
-    from workers.training.evaluation import SAMPLES_FILE
-
-    rows = [json.loads(line) for line in (evaluation.output_dir / SAMPLES_FILE).read_text().splitlines()]
+    rows = [json.loads(line) for line in evaluation.files.samples.read_text().splitlines()]
     rows.sort(key=lambda r: r["row"])
     return {label: [r["outputs"][label]["text"].strip() for r in rows] for label in rows[0]["outputs"]}
 

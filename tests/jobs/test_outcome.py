@@ -17,6 +17,7 @@ from apps.jobs.models import Job, Outcome, Status
 from apps.jobs.services import job_create
 from workers.runner import _finish, _save_progress, _Tail, job_claim_next
 from workers.training.events import EventWriter
+from workers.training.folder import JobFolder
 
 pytestmark = pytest.mark.django_db
 
@@ -81,8 +82,8 @@ def ingest(job: Job, events: Path, log: Path) -> Job:
 
 def worse_job(project, user, tmp_path: Path, model: str = "/m") -> Job:
     job = running_job(project, user)
-    write_collapse_events(tmp_path / "events.jsonl", model=model)
-    return ingest(job, tmp_path / "events.jsonl", tmp_path / "train.log")
+    write_collapse_events(JobFolder(tmp_path).events, model=model)
+    return ingest(job, JobFolder(tmp_path).events, JobFolder(tmp_path).log)
 
 
 def test_a_run_that_ended_worse_than_its_base_succeeds_with_a_worse_outcome_and_its_reason(
@@ -105,32 +106,32 @@ def test_a_run_that_ended_worse_than_its_base_succeeds_with_a_worse_outcome_and_
 @pytest.mark.parametrize("verdict", ["better", "same"])
 def test_a_better_or_unchanged_run_is_a_plain_success(alice, alice_project, tmp_path, verdict):
     job = running_job(alice_project, alice)
-    events = EventWriter(tmp_path / "events.jsonl", to_stdout=False)
+    events = EventWriter(JobFolder(tmp_path).events, to_stdout=False)
     events.emit("finished", artifacts={"model": "/m"}, metrics=finished_metrics(verdict), cancelled=False)
-    job = ingest(job, tmp_path / "events.jsonl", tmp_path / "train.log")
+    job = ingest(job, JobFolder(tmp_path).events, JobFolder(tmp_path).log)
     assert job.status == Status.SUCCEEDED and job.outcome == verdict and not job.worse
     assert job.state == "succeeded" and job.state_label == "Succeeded"
 
 
 def test_a_run_without_held_out_rows_has_no_outcome(alice, alice_project, tmp_path):
     job = running_job(alice_project, alice)
-    events = EventWriter(tmp_path / "events.jsonl", to_stdout=False)
+    events = EventWriter(JobFolder(tmp_path).events, to_stdout=False)
     events.emit(
         "finished", artifacts={"model": "/m"}, metrics={"train_loss": 1.0, "verdict": None}, cancelled=False
     )
-    job = ingest(job, tmp_path / "events.jsonl", tmp_path / "train.log")
+    job = ingest(job, JobFolder(tmp_path).events, JobFolder(tmp_path).log)
     assert job.status == Status.SUCCEEDED and job.outcome == "" and job.outcome_reason == ""
 
 
 def test_guardrails_show_on_the_live_fragment_while_the_job_runs(client, alice, alice_project, tmp_path):
     job = running_job(alice_project, alice)
-    events = EventWriter(tmp_path / "events.jsonl", to_stdout=False)
+    events = EventWriter(JobFolder(tmp_path).events, to_stdout=False)
     events.emit("step", step=5, max_steps=60, metrics={"loss": 1.0, "reward": 0.0}, eta_seconds=754.0)
     events.emit("guardrail", step=5, code="zero_variance", level="warning",
                 message="8 of 8 groups had the same reward for every completion: raise the temperature.")  # fmt: skip
     tail = _Tail()
-    tail.read(tmp_path / "events.jsonl")
-    assert _save_progress(job, tail, tmp_path / "train.log")
+    tail.read(JobFolder(tmp_path).events)
+    assert _save_progress(job, tail, JobFolder(tmp_path).log)
     client.force_login(alice)
     fragment = client.get(
         reverse("job-detail", args=[alice_project.pk, job.pk]), headers={"HX-Request": "true"}
@@ -203,10 +204,10 @@ def test_a_job_trained_before_the_one_held_out_function_shows_its_own_pair_once(
     client, alice, alice_project, tmp_path
 ):
     job = running_job(alice_project, alice)
-    events = EventWriter(tmp_path / "events.jsonl", to_stdout=False)
+    events = EventWriter(JobFolder(tmp_path).events, to_stdout=False)
     old = {"train_loss": 1.0, "eval_exact_match_before": 0.38, "eval_exact_match_after": 1.0}
     events.emit("finished", artifacts={"model": "/m"}, metrics=old, cancelled=False)
-    job = ingest(job, tmp_path / "events.jsonl", tmp_path / "train.log")
+    job = ingest(job, JobFolder(tmp_path).events, JobFolder(tmp_path).log)
     assert job.outcome == "" and job.state_label == "Succeeded"
     client.force_login(alice)
     page = client.get(reverse("job-detail", args=[alice_project.pk, job.pk])).content.decode()

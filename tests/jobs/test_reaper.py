@@ -12,6 +12,7 @@ from django.utils import timezone
 from apps.jobs.models import Job, Status
 from apps.jobs.services import job_create
 from workers.runner import _save_progress, _Tail, job_claim_next, jobs_reap, jobs_release
+from workers.training.folder import JobFolder
 
 pytestmark = pytest.mark.django_db
 SPEC = {"technique": "sft", "model": "/m", "dataset": "/d.jsonl"}
@@ -79,11 +80,11 @@ def test_the_chart_drops_the_points_of_steps_a_resumed_job_does_again(alice, ali
     job = _running(alice_project, alice, lease_seconds=60)
     job.metrics = [{"step": s, "loss": 1.0} for s in (10, 20, 30, 40)]
     Job.objects.filter(pk=job.pk).update(metrics=job.metrics)
-    events = tmp_path / "events.jsonl"
+    events = JobFolder(tmp_path).events
     lines = [{"event": "resumed", "step": 20}, {"event": "step", "step": 30, "metrics": {"loss": 0.5}}]
     events.write_text("".join(json.dumps(e) + "\n" for e in lines))
     tail = _Tail()
     tail.read(events)
-    assert _save_progress(job, tail, tmp_path / "train.log")
+    assert _save_progress(job, tail, JobFolder(tmp_path).log)
     job.refresh_from_db()
     assert job.metrics == [{"step": 10, "loss": 1.0}, {"step": 20, "loss": 1.0}, {"step": 30, "loss": 0.5}]

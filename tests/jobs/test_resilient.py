@@ -53,7 +53,7 @@ def _wait(what: str, predicate: Callable[[], Any], timeout: float = 180) -> Any:
 
 
 def _events(job: Job, kind: str) -> list[dict[str, Any]]:
-    return [e for e in read_events(job.output_dir / "events.jsonl") if e["event"] == kind]
+    return [e for e in read_events(job.files.events) if e["event"] == kind]
 
 
 def _live(job: Job) -> list[Replica]:

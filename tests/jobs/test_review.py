@@ -10,8 +10,8 @@ from django.urls import reverse
 
 from apps.jobs.models import Job
 from tests.jobs.test_wizard import wizard  # noqa: F401 - the fixture
-from workers.training.runner import estimate_spec
 from workers.training.spec import JobSpec
+from workers.training.train import estimate_spec
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +31,7 @@ def test_the_review_plans_the_steps_the_launched_run_plans_on_the_rows_it_trains
     assert time and re.fullmatch(r"\d+ (s|min) \(\d+ (s|min) to \d+ (s|min)\) ", time.group(1)), time
     client.post(url("review"), {"name": "planned"})
     job = Job.objects.get()
-    planned = estimate_spec(JobSpec.from_dict({**job.spec, "output_dir": "/nonexistent"}))
+    planned = estimate_spec(JobSpec.from_dict(job.spec))
     assert planned["hparams"]["max_steps"] == job.estimate["hparams"]["max_steps"] == 692
     assert planned["rows"] == 3690 and planned["estimate"]["seconds"] == job.estimate["estimate"]["seconds"]
     low, mid, high = (job.estimate["estimate"][k] for k in ("seconds_low", "seconds", "seconds_high"))

@@ -164,23 +164,46 @@ def test_hyperparameters_out_of_bounds_are_refused_beside_their_fields(wizard):
     assert Draft.objects.get().data["dataset"].endswith("rlvr.jsonl")  # the data step is kept
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"regex": {"pattern": "("}}, "This is not a valid regular expression: missing ), unterminated subpattern"),
-    ({"json_schema": {"schema": {"type": "nope"}}}, "This is not a valid JSON schema (at type)"),
-    ("[" * 200_000, "This is over 64 KB"),
-    ('{"json_schema": {"schema": ' + '{"not": ' * 40 + "{}" + "}" * 42, "This nests deeper than 32 levels."),
+@pytest.mark.parametrize(("grader", "field", "typed", "message"), [
+    ("regex", "regex_pattern", "(", "This is not a valid regular expression: missing ), unterminated subpattern"),
+    ("regex", "regex_pattern", "", "The regex grader needs this."),
+    ("json_schema", "json_schema_schema", '{"type": "nope"}', "This is not a valid JSON schema (at type)"),
+    ("json_schema", "json_schema_schema", "[" * 200_000, "This is over 64 KB"),
+    ("json_schema", "json_schema_schema", '{"not": ' * 40 + "{}" + "}" * 40, "This nests deeper than 32 levels."),
+    ("json_schema", "json_schema_schema", "{not json", "This is not valid JSON"),
 ])  # fmt: skip
-def test_rlvr_grader_options_that_cannot_work_are_refused_beside_the_field(wizard, options, message):
+def test_rlvr_grader_options_that_cannot_work_are_refused_beside_the_field(
+    wizard, grader, field, typed, message
+):
+    """The same generated fields as the evaluation form's (apps.core.forms.grader_option_fields)."""
     from tests.evaluations.test_form import beside
 
     client, url, _ = wizard
     _model(client, url)
     client.post(url("data"), {"dataset": "demo:reverse/rlvr.jsonl", "eval_choice": "none", "go": "next"})
-    typed = options if isinstance(options, str) else json.dumps(options)
     response = client.post(url("technique"), {"technique": "rlvr", "t-method": "lora", "p-num_generations": "4",
-                                              "p-graders": ["regex"], "p-grader_options": typed})  # fmt: skip
+                                              "p-graders": [grader], f"p-{field}": typed})  # fmt: skip
     assert response.status_code == 422
-    assert beside(response.content.decode(), "p-grader_options", message)
+    assert beside(response.content.decode(), f"p-{field}", message)
+
+
+def test_rlvr_grader_options_typed_in_their_fields_reach_the_draft_and_come_back(wizard):
+    client, url, _ = wizard
+    _model(client, url)
+    client.post(url("data"), {"dataset": "demo:reverse/rlvr.jsonl", "eval_choice": "none", "go": "next"})
+    schema = {"type": "string"}
+    response = client.post(url("technique"), {
+        "technique": "rlvr", "t-method": "lora", "p-graders": ["regex", "json_schema"],
+        "p-regex_pattern": "[a-z ]+", "p-json_schema_schema": json.dumps(schema), "p-python_code": "ignored",
+    })  # fmt: skip
+    assert response.status_code == 302, response.content.decode()[:3000]
+    options = Draft.objects.get().data["params"]["grader_options"]
+    assert options == {
+        "regex": {"pattern": "[a-z ]+"},
+        "json_schema": {"schema": schema},
+    }  # python not chosen
+    page = client.get(url("technique") + "?technique=rlvr").content.decode()
+    assert 'name="p-regex_pattern"' in page and 'value="[a-z ]+"' in page
 
 
 def test_the_graders_are_tried_on_a_few_rows_before_launch(wizard):
@@ -190,7 +213,7 @@ def test_the_graders_are_tried_on_a_few_rows_before_launch(wizard):
     code = "def grade(completion, answer):\n    open('/etc/hacked', 'w')\n    return 1.0\n"
     response = client.post(reverse("wizard-try", kwargs={"project_id": project.pk}), {
         "technique": "rlvr", "p-graders": ["exact_match", "python"], "p-num_generations": "4",
-        "p-grader_options": json.dumps({"python": {"code": code}}),
+        "p-python_code": code,
     })  # fmt: skip
     page = response.content.decode()
     assert page.count("exact_match: <strong>") == 4 and page.count("python: <strong>0.00</strong>") == 4
@@ -257,7 +280,7 @@ def test_python_graders_are_refused_beside_the_choice_and_in_try_where_the_sandb
         in client.get(url("technique") + "?technique=rlvr").content.decode()
     )
     chosen = {"technique": "rlvr", "t-method": "lora", "p-num_generations": "4", "p-graders": ["exact_match", "python"],
-              "p-grader_options": json.dumps({"python": {"code": "def grade(completion):\n    return 1.0\n"}})}  # fmt: skip
+              "p-python_code": "def grade(completion):\n    return 1.0\n"}  # fmt: skip
     response = client.post(url("technique"), chosen)
     assert response.status_code == 422
     assert "must be the number of an unprivileged user" in response.content.decode()

@@ -89,7 +89,7 @@ def test_cancelling_a_running_job_stops_it_within_the_grace_period_and_keeps_its
 
     assert time.monotonic() - asked < 2 * settings.JOB_CANCEL_GRACE_SECONDS + 5
     assert job.status == Status.CANCELLED and job.step < 2000
-    checkpoints = sorted((job.output_dir / "checkpoints").glob("checkpoint-*"))
+    checkpoints = sorted(job.files.checkpoints.glob("checkpoint-*"))
     assert checkpoints, "the last checkpoint is kept"
     trainers = [
         p
@@ -123,7 +123,7 @@ def test_a_job_whose_worker_is_killed_resumes_on_a_fresh_worker_and_succeeds_onc
     job = _wait(job, lambda j: j.ended)
     assert job.status == Status.SUCCEEDED, (job.error, job.log_tail[-2000:])
     assert job.attempts == 2 and job.step == steps
-    events = [json.loads(line) for line in (job.output_dir / "events.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in job.files.events.read_text().splitlines()]
     resumed = [e for e in events if e["event"] == "resumed"]
     assert len(resumed) == 1
     # At most one checkpoint interval is trained twice.

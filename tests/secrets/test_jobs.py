@@ -37,7 +37,7 @@ def test_a_generation_with_a_secret_sends_the_key_to_its_teacher_and_nowhere_els
     assert asked and all(h["headers"]["Authorization"] == f"Bearer {KEY}" for h in recorder.hits)
 
     out = job.output_dir
-    assert json.loads((out / "spec.json").read_text())["teacher"] == {
+    assert json.loads(job.files.spec.read_text())["teacher"] == {
         "base_url": recorder.url, "model": "judge", "api_key_env": "ATELIER_TEACHER_KEY"
     }  # fmt: skip
     for path in out.rglob("*"):

@@ -51,7 +51,7 @@ def _rows(n: int) -> list[dict]:
 
 
 def _reference(model_path: Path | str, prompts: list) -> list[str]:
-    from workers.training.evaluate import generate
+    from workers.training.generation import generate
     from workers.training.models import load_model, load_tokenizer
     from workers.training.spec import ModelRef
 
@@ -138,8 +138,8 @@ def test_bad_requests_get_openai_shaped_errors(client):
 
 
 def test_adapters_load_and_unload_at_run_time_with_vllms_requests(engine, client, lora_adapter):
+    from workers.engines import _http
     from workers.serving import vllm
-    from workers.serving.supervisor import _http
 
     path, body = vllm.load_adapter_request("second", str(lora_adapter))
     assert "Success" in _http(engine + path, body)

@@ -74,7 +74,7 @@ def test_a_child_of_an_adapter_names_the_parents_merged_model_which_a_second_chi
     import torch
     from safetensors.torch import load_file
 
-    from workers.training.evaluate import generate
+    from workers.training.generation import generate
     from workers.training.models import load_model, load_tokenizer, resolve
     from workers.training.spec import ModelRef
 
@@ -153,7 +153,7 @@ def test_a_resilient_lora_job_from_an_adapter_names_the_parents_merged_model(par
     adapter = Path(next(e for e in events if e["event"] == "finished")["artifacts"]["adapter"])
     named = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
     assert named == str(parent.parent / "merged")
-    from workers.training.evaluate import generate
+    from workers.training.generation import generate
     from workers.training.models import load_model, load_tokenizer
     from workers.training.spec import ModelRef
 

@@ -23,8 +23,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_the_training_layer_never_imports_django():
     code = (
         "import sys, workers.training, workers.training.__main__, workers.training.spec, workers.training.data, "
-        "workers.training.events, workers.training.models, workers.training.tiny, workers.training.evaluate, "
-        "workers.training.runner, workers.training.hparams, workers.training.techniques\n"
+        "workers.training.events, workers.training.models, workers.training.tiny, workers.training.generation, "
+        "workers.training.train, workers.training.hparams, workers.training.techniques\n"
         "print([m for m in sys.modules if m == 'django' or m.startswith('django.') or m.startswith('apps')])"
     )
     result = subprocess.run(

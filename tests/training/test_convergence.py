@@ -22,7 +22,7 @@ from typing import Any
 from tests.conftest import run_spec
 from workers.training import tiny
 from workers.training.events import read_events
-from workers.training.runner import BEST_DIR, CONVERGENCE_FILE
+from workers.training.folder import JobFolder
 
 ROOT = Path(__file__).resolve().parents[2]
 REVERSE = tiny.DEMO / "reverse"
@@ -52,7 +52,7 @@ def test_the_trainers_before_and_after_are_the_evaluation_reports_numbers_exactl
             "max_rows": 200, "max_new_tokens": 24, "batch_size": 16}  # fmt: skip
     (tmp_path / "eval.json").write_text(json.dumps(spec))
     assert evaluate_and_report(tmp_path / "eval.json") == 0
-    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    report = json.loads(JobFolder(tmp_path / "eval").report.read_text())
     em = next(m for m in report["metrics"] if m["key"] == "exact_match")
     base, customized = em["values"]["base"], em["values"]["customized"]
     assert (base["mean"], customized["mean"]) == (metrics["heldout_before"], metrics["heldout_after"])
@@ -65,7 +65,7 @@ def test_the_trainers_before_and_after_are_the_evaluation_reports_numbers_exactl
 def _assert_result_is_the_best_checkpoint(out: Path) -> None:
     """The saved model is the best checkpoint's weights, byte for byte."""
     assert (out / "model" / "model.safetensors").read_bytes() == (
-        out / BEST_DIR / "model.safetensors"
+        JobFolder(out).best / "model.safetensors"
     ).read_bytes()
 
 
@@ -93,7 +93,7 @@ def test_a_run_that_reaches_100_percent_on_its_held_out_sample_stops_there_with_
     assert metrics["heldout_before"] == 0.0 and metrics["heldout_after"] == 1.0
     assert metrics["verdict"] == "better"
     out = tmp_path / "run" / "out"
-    assert json.loads((out / BEST_DIR / "best.json").read_text())["step"] == metrics["best_step"]
+    assert json.loads((JobFolder(out).best / "best.json").read_text())["step"] == metrics["best_step"]
     _assert_result_is_the_best_checkpoint(out)
 
 
@@ -163,19 +163,19 @@ def test_a_killed_run_resumes_with_its_best_checkpoint_and_held_out_curve(tmp_pa
     proc = _run(spec)
     deadline = time.monotonic() + 240
     while not any(e["event"] == "heldout" and e["step"] >= 15
-                  for e in (read_events(out / "events.jsonl") if (out / "events.jsonl").exists() else [])):  # fmt: skip
+                  for e in (read_events(JobFolder(out).events) if JobFolder(out).events.exists() else [])):  # fmt: skip
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert json.loads((out / CONVERGENCE_FILE).read_text())["history"][-1][0] >= 15
+    assert json.loads(JobFolder(out).heldout.read_text())["history"][-1][0] >= 15
     assert _run(spec).wait(300) == 0
-    events = read_events(out / "events.jsonl")
+    events = read_events(JobFolder(out).events)
     assert any(e["event"] == "resumed" and 10 <= e["step"] < 40 for e in events)
-    done, expected = events[-1]["metrics"], read_events(whole / "out" / "events.jsonl")[-1]["metrics"]
+    done, expected = events[-1]["metrics"], read_events(JobFolder(whole / "out").events)[-1]["metrics"]
     assert done["best_step"] == expected["best_step"] and done["heldout_after"] == expected["heldout_after"]
-    curve = json.loads((out / CONVERGENCE_FILE).read_text())["history"]
-    assert curve == json.loads((whole / "out" / CONVERGENCE_FILE).read_text())["history"]
+    curve = json.loads(JobFolder(out).heldout.read_text())["history"]
+    assert curve == json.loads(JobFolder(whole / "out").heldout.read_text())["history"]
     assert [h[0] for h in curve] == list(range(0, 41, 5))
     assert (out / "model" / "model.safetensors").read_bytes() == (
         whole / "out" / "model" / "model.safetensors"

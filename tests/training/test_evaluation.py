@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import run_evaluation
 from workers.training import metrics, tiny
 from workers.training.evaluation import EvalSpec, _generations_file, eval_rows
+from workers.training.folder import JobFolder
 from workers.training.judge import Judge
 from workers.training.spec import SpecError
 
@@ -20,7 +21,7 @@ REVERSE = tiny.DEMO / "reverse"
 
 
 def _report(folder: Path) -> dict:
-    return json.loads((folder / "report.json").read_text())
+    return json.loads(JobFolder(folder).report.read_text())
 
 
 def _metric(report: dict, key: str) -> dict:
@@ -28,7 +29,7 @@ def _metric(report: dict, key: str) -> dict:
 
 
 def _samples(folder: Path) -> list[dict]:
-    return [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in JobFolder(folder).samples.read_text().splitlines()]
 
 
 def test_after_sft_exact_match_rises_from_at_most_5_to_at_least_90_percent_with_intervals(evaluated):
@@ -217,13 +218,13 @@ def test_an_evaluation_resumes_from_the_answers_an_earlier_attempt_wrote(tmp_pat
 
 def test_a_cancel_flag_stops_an_evaluation_between_batches(tmp_path, tiny_model):
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "CANCEL").touch()
+    JobFolder(tmp_path / "out").cancel.touch()
     code, events = run_evaluation(tmp_path, {
         "models": [{"label": "base", "model": str(tiny_model / "base")}, {"label": "partial", "model": str(tiny_model / "partial")}],
         "dataset": str(REVERSE / "eval.jsonl"), "max_rows": 5,
     })  # fmt: skip
     assert code == 0 and events[-1]["event"] == "finished" and events[-1]["cancelled"] is True
-    assert not (tmp_path / "out" / "report.json").exists()
+    assert not JobFolder(tmp_path / "out").report.exists()
 
 
 def test_specs_that_cannot_run_are_refused_in_words():

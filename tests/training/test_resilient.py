@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import run_spec
 from workers.training import tiny
 from workers.training.events import read_events
+from workers.training.folder import JobFolder
 from workers.training.resilient import Resilience, ResilienceError, committed_steps, goodput
 from workers.training.resilient.replica import Shards
 
@@ -44,7 +45,7 @@ def _group(spec: Path, *args: str, timeout: float = 240) -> list[dict[str, Any]]
         [sys.executable, "-m", "workers.training", "resilient", str(spec), *args],
         cwd=ROOT, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
-    events = read_events(spec.parent / "out" / "events.jsonl")
+    events = read_events(JobFolder(spec.parent / "out").events)
     assert done.returncode == 0, (events[-3:], done.stderr[-3000:])
     return events
 
@@ -135,7 +136,7 @@ def test_disk_checkpoints_when_every_replica_is_lost(tmp_path, tiny_model):
         [sys.executable, "-m", "workers.training", "resilient", str(spec)], cwd=ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    events_path = tmp_path / "out" / "events.jsonl"
+    events_path = JobFolder(tmp_path / "out").events
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         events = read_events(events_path)

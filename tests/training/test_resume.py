@@ -17,7 +17,7 @@ from tests.harness import mlflow_get, mlflow_runs
 from workers.training import tiny
 from workers.training.checkpoints import is_complete, newest_complete, step_of
 from workers.training.events import read_events
-from workers.training.runner import EXIT_INTERRUPTED
+from workers.training.folder import Exit, JobFolder
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 60
@@ -58,7 +58,7 @@ def _wait_for(
 
 
 def _losses(out: Path) -> dict[int, float]:
-    return {e["step"]: e["metrics"]["loss"] for e in read_events(out / "events.jsonl")
+    return {e["step"]: e["metrics"]["loss"] for e in read_events(JobFolder(out).events)
             if e["event"] == "step" and "loss" in e["metrics"]}  # fmt: skip
 
 
@@ -75,20 +75,20 @@ def test_a_killed_run_resumes_from_its_newest_complete_checkpoint_and_ends_like_
     spec = _spec(tmp_path, tiny_model / "partial")
     out = tmp_path / "out"
     proc = _start(spec)
-    _wait_for(out / "events.jsonl", lambda e: e["event"] == "checkpoint" and e["step"] >= 20, proc)
+    _wait_for(JobFolder(out).events, lambda e: e["event"] == "checkpoint" and e["step"] >= 20, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    complete = newest_complete(out / "checkpoints")
+    complete = newest_complete(JobFolder(out).checkpoints)
     complete_step = step_of(complete) if complete else None
     assert complete_step is not None
     # What a kill during a save leaves: a higher-numbered folder without its state.
-    half = out / "checkpoints" / f"checkpoint-{complete_step + 5}"
+    half = JobFolder(out).checkpoints / f"checkpoint-{complete_step + 5}"
     half.mkdir()
     (half / "model.safetensors").write_bytes(b"\0" * 10)
     assert not is_complete(half)
 
     assert _start(spec).wait(300) == 0
-    events = read_events(out / "events.jsonl")
+    events = read_events(JobFolder(out).events)
     resumed = next(e for e in events if e["event"] == "resumed")
     assert resumed["step"] == complete_step
     assert events[-1]["event"] == "finished" and events[-1]["metrics"]["global_step"] == STEPS
@@ -100,12 +100,12 @@ def test_sigterm_checkpoints_the_current_step_and_exits_to_be_resumed(tmp_path, 
     spec = _spec(tmp_path, tiny_model / "partial")
     out = tmp_path / "out"
     proc = _start(spec)
-    _wait_for(out / "events.jsonl", lambda e: e["event"] == "step" and e["step"] >= 3, proc)
+    _wait_for(JobFolder(out).events, lambda e: e["event"] == "step" and e["step"] >= 3, proc)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(60) == EXIT_INTERRUPTED
-    stop = read_events(out / "events.jsonl")[-1]
+    assert proc.wait(60) == Exit.INTERRUPTED
+    stop = read_events(JobFolder(out).events)[-1]
     assert stop["event"] == "interrupted" and stop["step"] > 0
-    saved = newest_complete(out / "checkpoints")
+    saved = newest_complete(JobFolder(out).checkpoints)
     assert saved is not None and saved.name == f"checkpoint-{stop['step']}"
 
 
@@ -115,13 +115,13 @@ def test_a_resumed_run_continues_its_mlflow_run(tmp_path, tiny_model, mlflow_ser
     spec = _spec(tmp_path, tiny_model / "partial", {"tracking_uri": mlflow_service, "experiment": experiment})
     out = tmp_path / "out"
     proc = _start(spec)
-    _wait_for(out / "events.jsonl", lambda e: e["event"] == "checkpoint" and e["step"] >= 20, proc)
+    _wait_for(JobFolder(out).events, lambda e: e["event"] == "checkpoint" and e["step"] >= 20, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    first_run = (out / "mlflow_run_id").read_text().strip()
+    first_run = JobFolder(out).run_id.read_text().strip()
 
     assert _start(spec).wait(300) == 0
-    finished = read_events(out / "events.jsonl")[-1]
+    finished = read_events(JobFolder(out).events)[-1]
     assert finished["event"] == "finished" and finished["mlflow"]["run_id"] == first_run
 
     runs = mlflow_runs(mlflow_service, experiment)

@@ -13,8 +13,9 @@ import pytest
 
 from workers.training import tiny
 from workers.training.events import read_events
+from workers.training.folder import JobFolder
 from workers.training.judge import PROBE_MIN_CALLS, Judge, JudgeFailed
-from workers.training.runner import run_and_report
+from workers.training.train import run_and_report
 
 HERE = Path(__file__).parent
 REVERSE = tiny.DEMO / "reverse"
@@ -77,8 +78,8 @@ def _rlaif(
         "training": training or {"method": "lora", "max_steps": 4},
     }  # fmt: skip
     (tmp_path / "spec.json").write_text(json.dumps(spec))
-    assert run_and_report(tmp_path / "spec.json") == 0, read_events(tmp_path / "out" / "events.jsonl")[-1]
-    return read_events(tmp_path / "out" / "events.jsonl")
+    assert run_and_report(tmp_path / "spec.json") == 0, read_events(JobFolder(tmp_path / "out").events)[-1]
+    return read_events(JobFolder(tmp_path / "out").events)
 
 
 def test_rlaif_trains_on_the_judges_scores(tmp_path, tiny_model, builtin_judge_url):
@@ -102,7 +103,7 @@ def test_rlaif_with_a_judge_that_answers_garbage_fails_fast_with_the_judges_word
     }  # fmt: skip
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     assert run_and_report(tmp_path / "spec.json") == 1
-    events = read_events(tmp_path / "out" / "events.jsonl")
+    events = read_events(JobFolder(tmp_path / "out").events)
     assert events[-1]["event"] == "failed" and "which holds no score" in events[-1]["message"]
     assert "choose a judge model that can grade" in events[-1]["message"]
     assert not [e for e in events if e["event"] == "step"]  # it stopped on its first batch, not at step 50
@@ -115,7 +116,7 @@ def test_rlaif_without_a_judge_or_reward_model_fails_clearly(tmp_path, tiny_mode
     assert run_and_report(tmp_path / "spec.json") == 1
     assert (
         "RLAIF needs a judge (its URL and model) or a reward model."
-        in read_events(tmp_path / "out" / "events.jsonl")[-1]["message"]
+        in read_events(JobFolder(tmp_path / "out").events)[-1]["message"]
     )
 
 

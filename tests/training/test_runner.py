@@ -11,7 +11,8 @@ from typing import Any
 
 from workers.training import tiny
 from workers.training.events import read_events
-from workers.training.runner import CANCEL_FILE, run_and_report
+from workers.training.folder import JobFolder
+from workers.training.train import run_and_report
 
 ROOT = Path(__file__).resolve().parents[2]
 REVERSE = tiny.DEMO / "reverse"
@@ -38,7 +39,7 @@ def _spec(tmp_path: Path, model: Path, **overrides: Any) -> Path:
 
 
 def _failure(tmp_path: Path) -> str:
-    events = read_events(tmp_path / "out" / "events.jsonl")
+    events = read_events(JobFolder(tmp_path / "out").events)
     assert events[-1]["event"] == "failed", events[-1]
     return str(events[-1]["message"])
 
@@ -51,7 +52,7 @@ def test_the_cli_trains_and_reports_every_step_as_json_lines(tmp_path, tiny_mode
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [json.loads(line) for line in result.stdout.splitlines()]  # nothing but events on stdout
-    assert lines == read_events(tmp_path / "out" / "events.jsonl")
+    assert lines == read_events(JobFolder(tmp_path / "out").events)
     kinds = [e["event"] for e in lines]
     assert kinds[:2] == ["started", "configured"] and kinds[-1] == "finished"
     steps = [e for e in lines if e["event"] == "step" and "loss" in e["metrics"]]
@@ -68,9 +69,9 @@ def test_the_cli_trains_and_reports_every_step_as_json_lines(tmp_path, tiny_mode
 def test_a_cancel_flag_stops_the_run_between_steps(tmp_path, tiny_model):
     spec = _spec(tmp_path, tiny_model / "partial", training={"max_steps": 50})
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / CANCEL_FILE).touch()
+    JobFolder(tmp_path / "out").cancel.touch()
     assert run_and_report(spec) == 0
-    events = read_events(tmp_path / "out" / "events.jsonl")
+    events = read_events(JobFolder(tmp_path / "out").events)
     assert events[-1]["event"] == "finished" and events[-1]["cancelled"] is True
     assert events[-1]["metrics"]["global_step"] == 1
 
@@ -117,8 +118,8 @@ def test_a_malformed_spec_is_reported_as_a_failed_event(tmp_path, capsys):
 
 
 def test_a_stop_requested_in_an_earlier_run_does_not_stop_the_next(tmp_path, tiny_model):
-    from workers.training import runner
+    from workers.training import train
 
-    runner._Stop.requested = True  # as a SIGTERM to an earlier run in this process left it
+    train.StopRequest.requested = True  # as a SIGTERM to an earlier run in this process left it
     assert run_and_report(_spec(tmp_path, tiny_model / "partial", training={"max_steps": 3})) == 0
-    assert read_events(tmp_path / "out" / "events.jsonl")[-1]["event"] == "finished"
+    assert read_events(JobFolder(tmp_path / "out").events)[-1]["event"] == "finished"

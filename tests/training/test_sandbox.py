@@ -19,11 +19,12 @@ import pytest
 
 from workers.training import tiny
 from workers.training.events import read_events
+from workers.training.folder import JobFolder
 from workers.training.graders import make, sandbox, seccomp
 from workers.training.graders.sandbox import run_python_grader, sandbox_state
-from workers.training.runner import run_and_report
 from workers.training.spec import JobSpec
 from workers.training.techniques import REGISTRY, make_params, rlvr
+from workers.training.train import run_and_report
 
 HOSTILE = sorted((Path(__file__).parent / "hostile_graders").glob("*.py"))
 REVERSE = tiny.DEMO / "reverse"
@@ -145,7 +146,6 @@ def test_every_hostile_grader_scores_zero_with_its_reason_when_tried_before_laun
         spec = JobSpec.from_dict({
             "technique": "rlvr", "model": str(tiny_model / "partial"), "dataset": str(tmp_path / "rows.jsonl"),
             "params": {"graders": ["python"], "grader_options": {"python": {"code": path.read_text()}}},
-            "output_dir": "/nonexistent",
         })  # fmt: skip
         [result] = try_rewards(spec, rows=1)
         assert result["scores"] == {"python": 0.0}, path.stem
@@ -156,8 +156,7 @@ def test_the_cli_behind_the_try_button_refuses_python_graders_where_the_sandbox_
     tmp_path, tiny_model
 ):
     spec = {"technique": "rlvr", "model": str(tiny_model / "partial"), "dataset": str(REVERSE / "rlvr.jsonl"),
-            "params": {"graders": ["python"], "grader_options": {"python": {"code": BENIGN}}},
-            "output_dir": "/nonexistent"}  # fmt: skip
+            "params": {"graders": ["python"], "grader_options": {"python": {"code": BENIGN}}}}  # fmt: skip
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     done = subprocess.run(
         [sys.executable, "-m", "workers.training", "try", str(tmp_path / "spec.json"), "--rows", "1"],
@@ -179,7 +178,7 @@ def test_a_short_rlvr_run_with_a_fork_bomb_beside_exact_match_still_trains(tmp_p
     }  # fmt: skip
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     code = run_and_report(tmp_path / "spec.json")
-    events = read_events(tmp_path / "out" / "events.jsonl")
+    events = read_events(JobFolder(tmp_path / "out").events)
     assert code == 0, events[-1]
     steps = [e["metrics"] for e in events if e["event"] == "step" and "rewards/python/mean" in e["metrics"]]
     assert len(steps) == 4

@@ -6,8 +6,16 @@ import re
 import pytest
 
 from workers.training.events import EventWriter, read_events
+from workers.training.folder import Exit, JobFolder
 from workers.training.hparams import LORA_RANKS, resolve
-from workers.training.spec import JobSpec, SpecError, Training
+from workers.training.spec import (
+    JobSpec,
+    SpecError,
+    Training,
+    new_evaluation_spec,
+    new_synthesis_spec,
+    new_training_spec,
+)
 from workers.training.techniques import REGISTRY, ParamsError, make_params
 
 
@@ -33,6 +41,28 @@ def test_a_spec_round_trips_through_json():
 def test_a_spec_that_cannot_run_says_why(data, message):
     with pytest.raises(SpecError, match=re.escape(message)):
         JobSpec.from_dict(data)
+
+
+def test_a_spec_is_built_and_checked_without_a_folder_and_only_runs_once_its_folder_fills_one_in(tmp_path):
+    from workers.training.train import run_and_report
+
+    spec = new_training_spec(technique="sft", model="m", dataset="d.jsonl", training={"max_steps": 5})
+    assert "output_dir" not in spec and JobSpec.from_dict(spec).training.max_steps == 5
+    with pytest.raises(SpecError, match="Training method must be one of"):
+        new_training_spec(technique="sft", model="m", dataset="d.jsonl", training={"method": "half"})
+    with pytest.raises(SpecError, match="at least two models"):
+        new_evaluation_spec(models=[{"label": "a", "model": "m"}], dataset="d.jsonl", graders=["exact_match"],
+                            max_rows=10, max_new_tokens=8, batch_size=4)  # fmt: skip
+    with pytest.raises(SpecError, match="at least 1 row"):
+        new_synthesis_spec(technique="sft", description="d", rows=0, teacher={"local": "m"}, stage="topics")
+    # A spec without its folder is refused by the process that would write into it...
+    loose = tmp_path / "loose.json"
+    loose.write_text(json.dumps(spec))
+    assert run_and_report(loose) == Exit.BAD_SPEC
+    # ...and whoever creates the job's folder fills it in.
+    folder = JobFolder(tmp_path / "job")
+    written = json.loads(folder.write_spec(spec).read_text())
+    assert written == {**spec, "output_dir": str(folder.path)} and folder.spec == folder.path / JobFolder.SPEC
 
 
 def test_technique_parameters_are_checked_against_their_fields():

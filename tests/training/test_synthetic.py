@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from workers.training.events import read_events
+from workers.training.folder import JobFolder
 from workers.training.spec import SpecError
 from workers.training.synthetic import schema
 from workers.training.synthetic.dedupe import NearDuplicates
@@ -139,7 +140,7 @@ def test_impossible_row_counts_are_refused(tmp_path, rows, message):
 def test_an_unreachable_teacher_fails_the_run_with_a_clear_message(tmp_path):
     (tmp_path / "spec.json").write_text(json.dumps(_spec(tmp_path, rows=3)))
     assert synthesize_and_report(tmp_path / "spec.json") == 1
-    failed = read_events(tmp_path / "out" / "events.jsonl")[-1]
+    failed = read_events(JobFolder(tmp_path / "out").events)[-1]
     assert (
         failed["event"] == "failed"
         and "The teacher at http://127.0.0.1:9/v1 cannot be reached" in failed["message"]
@@ -164,19 +165,19 @@ def test_a_run_with_a_capable_teacher_writes_valid_distinct_rows_with_provenance
     )
     from workers.training.events import EventWriter
 
-    summary = synthesize(spec, EventWriter(tmp_path / "events.jsonl", to_stdout=False))
-    rows = [json.loads(line) for line in (tmp_path / "out" / "rows.jsonl").read_text().splitlines()]
+    summary = synthesize(spec, EventWriter(JobFolder(tmp_path).events, to_stdout=False))
+    rows = [json.loads(line) for line in JobFolder(tmp_path / "out").rows.read_text().splitlines()]
     assert summary["rows"] == len(rows) == 2
     assert summary["rejected"]["near-duplicate"] == 1 and summary["rejected"]["not JSON"] == 1
     from workers.training.data import validate
 
     assert validate(rows, "dpo").ok
     assert all(r["rejected"] != r["chosen"] and r["chosen"].startswith(r["rejected"]) for r in rows)
-    origin = [json.loads(line) for line in (tmp_path / "out" / "provenance.jsonl").read_text().splitlines()]
+    origin = [json.loads(line) for line in JobFolder(tmp_path / "out").provenance.read_text().splitlines()]
     assert origin[0]["topic"] == "Refunds / cards" and origin[0]["chunk"]["document"] == "policy.md"
     # Topics take turns: the second request (Exchanges) got "no idea", the third went to Refunds again.
     assert origin[1]["topic"] == "Refunds / cards" and "degraded" in origin[0]["rejected_from"]
-    assert json.loads((tmp_path / "out" / "topics.json").read_text())[1]["name"] == "Exchanges"
+    assert json.loads(JobFolder(tmp_path / "out").topics.read_text())[1]["name"] == "Exchanges"
 
 
 def test_a_run_against_the_real_tiny_teacher_completes_and_drops_what_it_cannot_use(
@@ -199,7 +200,7 @@ def test_a_run_against_the_real_tiny_teacher_completes_and_drops_what_it_cannot_
         assert synthesize_and_report(tmp_path / "spec.json") == 0
     finally:
         engine.stop()
-    events = read_events(tmp_path / "out" / "events.jsonl")
+    events = read_events(JobFolder(tmp_path / "out").events)
     finished = events[-1]
     assert finished["event"] == "finished", finished
     assert (
@@ -207,7 +208,7 @@ def test_a_run_against_the_real_tiny_teacher_completes_and_drops_what_it_cannot_
         and finished["dropped"] >= 4
         and finished["rejected"].get("not JSON", 0) >= 1
     )
-    rows = [json.loads(line) for line in (tmp_path / "out" / "rows.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in JobFolder(tmp_path / "out").rows.read_text().splitlines()]
     if rows:  # whatever passed is valid for the technique
         from workers.training.data import validate
 
@@ -235,8 +236,8 @@ def test_dpo_rejected_answers_can_come_from_a_weaker_local_model(tmp_path, monke
                                      weak={"local": str(tiny_model / "base")}))  # fmt: skip
     from workers.training.events import EventWriter
 
-    summary = synthesize(spec, EventWriter(tmp_path / "events.jsonl", to_stdout=False))
-    rows = [json.loads(line) for line in (tmp_path / "out" / "rows.jsonl").read_text().splitlines()]
-    origin = [json.loads(line) for line in (tmp_path / "out" / "provenance.jsonl").read_text().splitlines()]
+    summary = synthesize(spec, EventWriter(JobFolder(tmp_path).events, to_stdout=False))
+    rows = [json.loads(line) for line in JobFolder(tmp_path / "out").rows.read_text().splitlines()]
+    origin = [json.loads(line) for line in JobFolder(tmp_path / "out").provenance.read_text().splitlines()]
     assert summary["rows"] == len(rows) == 2 and all(r["rejected"] != r["chosen"] for r in rows)
     assert all(o["rejected_from"].startswith("local model") for o in origin)

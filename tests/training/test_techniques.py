@@ -9,7 +9,8 @@ from typing import Any
 
 from workers.training import tiny
 from workers.training.events import read_events
-from workers.training.runner import run_and_report
+from workers.training.folder import JobFolder
+from workers.training.train import run_and_report
 
 REVERSE = tiny.DEMO / "reverse"
 
@@ -17,8 +18,8 @@ REVERSE = tiny.DEMO / "reverse"
 def _run(tmp_path: Path, spec: dict[str, Any]) -> list[dict[str, Any]]:
     spec = {"output_dir": str(tmp_path / "out"), "tracking": {"enabled": False}, **spec}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
-    assert run_and_report(tmp_path / "spec.json") == 0, read_events(tmp_path / "out" / "events.jsonl")[-1]
-    return read_events(tmp_path / "out" / "events.jsonl")
+    assert run_and_report(tmp_path / "spec.json") == 0, read_events(JobFolder(tmp_path / "out").events)[-1]
+    return read_events(JobFolder(tmp_path / "out").events)
 
 
 def _series(events: list[dict[str, Any]], key: str) -> list[float]:
@@ -65,5 +66,5 @@ def test_an_unknown_grader_is_refused_before_training(tmp_path, tiny_model):
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     assert run_and_report(tmp_path / "spec.json") == 1
     assert (
-        "graders may only hold exact_match" in read_events(tmp_path / "out" / "events.jsonl")[-1]["message"]
+        "graders may only hold exact_match" in read_events(JobFolder(tmp_path / "out").events)[-1]["message"]
     )

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from workers.training import tiny
-from workers.training.evaluate import generate
+from workers.training.generation import generate
 from workers.training.models import load_model, load_tokenizer
 from workers.training.spec import ModelRef
 

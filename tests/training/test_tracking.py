@@ -13,6 +13,7 @@ import pytest
 from tests.harness import mlflow_get
 from workers.training import tiny
 from workers.training.events import read_events
+from workers.training.folder import JobFolder
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.services
@@ -36,7 +37,7 @@ def _run(tmp_path: Path, model: Path, tracking: dict, steps: int = 8) -> list[di
         cwd=ROOT, capture_output=True, text=True, env=env, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    return read_events(tmp_path / "out" / "events.jsonl")
+    return read_events(JobFolder(tmp_path / "out").events)
 
 
 def test_a_run_its_params_metrics_artifacts_and_model_version_are_in_mlflow(
@@ -82,7 +83,7 @@ def test_training_goes_on_with_a_warning_when_mlflow_is_down(tmp_path, tiny_mode
 
 def test_a_run_id_left_from_another_tracking_store_starts_a_new_run(tmp_path, tiny_model, mlflow_service):
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "mlflow_run_id").write_text("04b0e32df054438894ee234df7ff135d")
+    JobFolder(tmp_path / "out").run_id.write_text("04b0e32df054438894ee234df7ff135d")
     events = _run(
         tmp_path, tiny_model / "partial", {"tracking_uri": mlflow_service, "experiment": "stale"}, steps=2
     )

@@ -1,5 +1,7 @@
 """python -m workers.serving engine ...   the built-in inference engine (see engine.py)
-python -m workers.serving supervise     the engine supervisor: Endpoint rows into engine processes
+
+The engine supervisor, which turns Endpoint rows into engine processes, is Django-aware and lives beside
+the other Django-side workers: python -m workers.engines
 """
 
 from __future__ import annotations
@@ -8,16 +10,11 @@ import sys
 
 
 def main(argv: list[str]) -> None:
-    if not argv or argv[0] not in ("engine", "supervise"):
+    if not argv or argv[0] != "engine":
         sys.exit(__doc__)
-    if argv[0] == "engine":
-        from workers.serving.engine import main as engine_main
+    from workers.serving.engine import main as engine_main
 
-        engine_main(argv[1:])
-    else:
-        from workers.serving.supervisor import main as supervise
-
-        supervise(argv[1:])
+    engine_main(argv[1:])
 
 
 if __name__ == "__main__":

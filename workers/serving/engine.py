@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from workers.processes import exit_with_parent
 from workers.serving import protocol
 from workers.serving.protocol import ApiError, Sampling
 
@@ -533,14 +534,6 @@ def _memory() -> int | None:
     return rss
 
 
-def _exit_with_parent(parent: int) -> None:
-    """Stop when the supervisor that started this engine is gone, so no engine outlives it."""
-    while True:
-        if os.getppid() != parent:
-            os._exit(0)
-        time.sleep(1.0)
-
-
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m workers.serving engine", description=__doc__.split("\n\n")[0]
@@ -554,8 +547,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--parent", type=int, default=0, help="exit when this process is gone")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s engine %(levelname)s %(message)s")
-    if args.parent:
-        threading.Thread(target=_exit_with_parent, args=(args.parent,), daemon=True).start()
+    if args.parent:  # stop when the supervisor that started this engine is gone: no engine outlives it
+        exit_with_parent(args.parent)
     import uvicorn
 
     engine = Engine(args.model, max_batch=args.max_batch)

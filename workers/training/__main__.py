@@ -25,6 +25,8 @@ import os
 import sys
 from pathlib import Path
 
+from workers.training.techniques import REGISTRY  # light: the trainers import TRL when they run
+
 
 def default_models_dir() -> Path:
     data = os.environ.get("ATELIER_DATA_DIR") or Path(__file__).resolve().parents[2] / "var"
@@ -95,7 +97,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from workers.training.runner import run_and_report
+    from workers.training.train import run_and_report
 
     return run_and_report(Path(args.spec))
 
@@ -109,8 +111,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _estimate(args: argparse.Namespace) -> int:
     from workers.training.data import DataError
     from workers.training.models import ModelError
-    from workers.training.runner import estimate_spec
     from workers.training.spec import JobSpec, SpecError
+    from workers.training.train import estimate_spec
 
     try:
         result = estimate_spec(JobSpec.load(Path(args.spec)), gpu=args.gpu)
@@ -217,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         p.set_defaults(func=_build_helper, variant=variant)
     p = sub.add_parser("validate", help="check a dataset against a technique")
     p.add_argument("dataset")
-    p.add_argument("--technique", required=True, choices=["sft", "dpo", "rlvr", "rlaif"])
+    p.add_argument("--technique", required=True, choices=list(REGISTRY))
     p.set_defaults(func=_validate)
     p = sub.add_parser("synthesize", help="generate a dataset with a teacher model")
     p.add_argument("spec")

@@ -272,7 +272,7 @@ def pair_agreement(model: Any, tokenizer: Any, cases: list[tuple[str, str]], rub
     for every other word the right answer twice (a tie), and for every third the right answer against
     prose in both orders."""
     from workers.training import judge
-    from workers.training.evaluate import generate
+    from workers.training.generation import generate
 
     rng = random.Random(1)
     by_word: dict[str, list[str]] = {}
@@ -311,7 +311,7 @@ def agreement(model: Any, tokenizer: Any, cases: list[tuple[str, str]], kind: st
               rubric: str = RUBRICS[0]) -> dict[str, Any]:  # fmt: skip
     """How often the judge's parsed score (≥ 5 means right) agrees with exact match on (word, answer)."""
     from workers.training import judge
-    from workers.training.evaluate import generate
+    from workers.training.generation import generate
     from workers.training.graders import exact_match
 
     prompts = [request_messages(w, a, rubric, kind) for w, a in cases]

@@ -111,7 +111,7 @@ def requests(words: list[str], descriptions: tuple[str, ...], n: int, seed: int,
     ]
     out = []
     for _ in range(n):
-        technique = rng.choice(tuple(schema.FIELDS))
+        technique = rng.choice(schema.SHAPES)
         seeds = [row(technique, rng.choice(words)) for _ in range(rng.choice((0, 0, 1, 2, 3)))]
         spec = _spec(technique, rng.choice(descriptions), seeds, max_topics=rng.choice((1, 3, 5, 8, 8, 8)))
         if rng.random() < topic_share:
@@ -142,7 +142,7 @@ def measure(model: Any, tokenizer: Any, seed: int = 1, per_technique: int = 48) 
     topic trees parsed."""
     import torch
 
-    from workers.training.evaluate import generate
+    from workers.training.generation import generate
     from workers.training.synthetic import schema
     from workers.training.synthetic.dedupe import NearDuplicates
     from workers.training.synthetic.pipeline import SynthSpec, example_request, topic_request
@@ -152,7 +152,7 @@ def measure(model: Any, tokenizer: Any, seed: int = 1, per_technique: int = 48) 
     held = builtin_judge.held_out_words()
     leaves = schema.leaves(TREE)
     result: dict[str, Any] = {}
-    for technique in schema.FIELDS:
+    for technique in schema.SHAPES:
         seeds = [row(technique, w) for w in rng.sample(held, 3)]
         asked = kept = right = 0
         seen = NearDuplicates()

@@ -9,18 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workers.training.techniques.base import CHAT, LABEL, label_value
+
 
 class DataError(ValueError):
     """A dataset that cannot be used, with a message a person understands."""
-
-
-# What each technique needs: alternatives of required columns, and what each column holds.
-SCHEMAS: dict[str, list[tuple[str, ...]]] = {
-    "sft": [("messages",), ("prompt", "completion")],
-    "dpo": [("prompt", "chosen", "rejected")],
-    "rlvr": [("prompt",)],
-    "rlaif": [("prompt",)],
-}
 
 
 @dataclass
@@ -77,42 +70,53 @@ def _text_or_chat(value: Any) -> bool:
     return (isinstance(value, str) and value.strip() != "") or _is_chat(value)
 
 
+def _problem(kind: str, column: str, value: Any) -> str | None:
+    """Why a cell does not hold what its column's kind needs (techniques.base), or None."""
+    if kind == CHAT:
+        if not _is_chat(value):
+            return f"“{column}” must be a list of {{role, content}} objects"
+        if value[-1]["role"] != "assistant":
+            return "the last message must be the assistant's answer"
+    elif kind == LABEL:
+        if label_value(value) is None:
+            return f"“{column}” must be true or false (a thumbs-up or down), not {str(value)[:20]!r}"
+    elif not _text_or_chat(value):
+        return f"“{column}” is empty or not text"
+    return None
+
+
 def validate(
     rows: list[dict[str, Any]], technique: str, column_map: dict[str, str] | None = None
 ) -> Validation:
-    """Check every row against the technique's columns; keep the good rows, name the bad ones."""
-    if technique not in SCHEMAS:
-        raise DataError(f"Unknown technique “{technique}”: choose one of {', '.join(SCHEMAS)}.")
+    """Check every row against the technique's columns; keep the good rows (labels as booleans), name
+    the bad ones."""
+    from workers.training.techniques import REGISTRY
+
+    if technique not in REGISTRY:
+        raise DataError(f"Unknown technique “{technique}”: choose one of {', '.join(REGISTRY)}.")
     if not rows:
         raise DataError("The dataset is empty: it has no rows.")
+    described = REGISTRY[technique]
     mapping = column_map or {}
     rows = [{mapping.get(k, k): v for k, v in row.items()} for row in rows]
     present = set().union(*(row.keys() for row in rows))
-    columns = next((alt for alt in SCHEMAS[technique] if set(alt) <= present), None)
-    if columns is None:
-        wanted = " or ".join("/".join(alt) for alt in SCHEMAS[technique])
+    shape = next((f for f in described.formats if set(f.columns) <= present), None)
+    if shape is None:
         raise DataError(
-            f"A {technique.upper()} dataset needs the columns {wanted}; this one has {', '.join(sorted(present)) or 'none'}."
-            " Rename or map the columns."
+            f"A {described.short} dataset needs the columns {described.columns_wanted()}; this one has "
+            f"{', '.join(sorted(present)) or 'none'}. Rename or map the columns."
         )
-    result = Validation(columns=columns)
+    result = Validation(columns=shape.columns)
     for number, row in enumerate(rows, start=1):
         problem = None
-        for column in columns:
-            value = row.get(column)
-            if column == "messages":
-                if not _is_chat(value):
-                    problem = "“messages” must be a list of {role, content} objects"
-                elif value and value[-1]["role"] != "assistant":
-                    problem = "the last message must be the assistant's answer"
-            elif not _text_or_chat(value):
-                problem = f"“{column}” is empty or not text"
-            if problem:
+        for column in shape.columns:
+            if problem := _problem(shape.kind(column), column, row.get(column)):
                 break
         if problem:
             result.errors.append((number, problem))
         else:
-            result.rows.append(row)
+            labels = {c: label_value(row[c]) for c in shape.columns if shape.kind(c) == LABEL}
+            result.rows.append({**row, **labels} if labels else row)
     return result
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from workers.training.techniques import REGISTRY
+
 GB = 1024**3
 STARTUP_SECONDS = 7.0
 CLASSES = (("24 GB GPU", 22 * GB), ("80 GB GPU", 76 * GB))
@@ -89,10 +91,11 @@ def estimate(
     weights = n * base_bytes + (0 if method == "full" else trainable * 4.0)
     gradients = trainable * 4.0
     optimizer = trainable * 8.0  # AdamW's two fp32 moments
-    if technique == "dpo" and method == "full" and reference_model:
+    described = REGISTRY[technique]
+    if described.reference_copy and method == "full" and reference_model:
         weights += n * base_bytes  # a frozen copy; LoRA uses its own base with the adapter switched off
-    sequences = batch_size * (2 if technique == "dpo" else 1)
-    if technique in ("rlvr", "rlaif"):
+    sequences = batch_size * described.sequences_per_row
+    if described.samples_answers:
         sequences = max(batch_size, num_generations)
     # Saved activations per token: per layer about 10·hidden + 3.5·intermediate values, and about 12
     # bytes per vocabulary entry for the logits and their loss; fitted to measured CUDA peaks

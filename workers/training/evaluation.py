@@ -25,14 +25,11 @@ from typing import Any
 
 from workers.training import heldout, metrics
 from workers.training.events import EventWriter
+from workers.training.folder import JobFolder
 from workers.training.graders import text
-from workers.training.heldout import GRADER_LABELS, NEEDS_ANSWER, NEEDS_OPTION  # noqa: F401 - re-exported
 from workers.training.models import ModelError
-from workers.training.runner import CANCEL_FILE, _Interrupted, _Stop, report_events
 from workers.training.spec import ModelRef, SpecError, read_spec
-
-REPORT_FILE = "report.json"
-SAMPLES_FILE = "samples.jsonl"
+from workers.training.train import Interrupted, StopRequest, report_events
 
 
 @dataclass(frozen=True)
@@ -64,7 +61,7 @@ class JudgeSpec:
 class EvalSpec:
     models: tuple[Candidate, ...]
     dataset: str
-    output_dir: str
+    output_dir: str = ""  # the job's folder; empty in a spec that is only checked
     column_map: dict[str, str] = field(default_factory=dict)
     graders: tuple[str, ...] = ("exact_match",)
     grader_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -83,6 +80,10 @@ class EvalSpec:
     @property
     def output(self) -> Path:
         return Path(self.output_dir)
+
+    @property
+    def folder(self) -> JobFolder:
+        return JobFolder(self.output)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvalSpec:
@@ -182,7 +183,7 @@ def reference_losses(
 
 
 def _generations_file(spec: EvalSpec, index: int, candidate: Candidate) -> Path:
-    return spec.output / "generations" / f"{index}-{_slug(candidate.label)}.jsonl"
+    return spec.folder.generations / f"{index}-{_slug(candidate.label)}.jsonl"
 
 
 def _read_generations(path: Path) -> dict[int, dict[str, Any]]:
@@ -200,7 +201,7 @@ def generate_all(
 ) -> dict[int, dict[str, Any]]:
     """Each row's greedy answer (with its token count, seconds and reference loss), resuming from what an
     earlier attempt wrote. Raises ModelError when the model cannot be loaded."""
-    from workers.training.evaluate import generate
+    from workers.training.generation import generate
 
     path = _generations_file(spec, index, candidate)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,10 +213,10 @@ def generate_all(
     model, tokenizer = heldout.load_for_scoring(candidate.model)
     with path.open("a") as out:
         for start in range(0, len(todo), spec.batch_size):
-            if (spec.output / CANCEL_FILE).exists():
+            if spec.folder.cancel.exists():
                 raise _Cancelled
-            if _Stop.requested:
-                raise _Interrupted(len(done), "Stopped on request; run again to resume where it stopped.")
+            if StopRequest.requested:
+                raise Interrupted(len(done), "Stopped on request; run again to resume where it stopped.")
             batch = todo[start : start + spec.batch_size]
             prompts = [rows[i]["prompt"] for i in batch]
             began = time.perf_counter()
@@ -268,7 +269,7 @@ def grade(spec: EvalSpec, rows: list[dict[str, Any]], outputs: dict[str, list[st
     before → after comes from the same function); a grader that cannot run says why."""
     found: list[Metric] = []
     for name in spec.graders:
-        metric = Metric(name, GRADER_LABELS.get(name, name), "grader")
+        metric = Metric(name, heldout.grader_label(name), "grader")
         found.append(metric)
         options = spec.grader_options.get(name, {})
         metric.problem = heldout.grader_problem(name, options, rows)
@@ -608,8 +609,8 @@ def _evaluate(spec: EvalSpec, events: EventWriter) -> dict[str, Any]:
     events.emit("scoring", message="Scoring the answers")
     report, samples = build_report(spec, rows, generations, errors)
     report["benchmarks"] = benchmark_results
-    (spec.output / SAMPLES_FILE).write_text("".join(json.dumps(s) + "\n" for s in samples))
-    (spec.output / REPORT_FILE).write_text(json.dumps(report, indent=1))
+    spec.folder.samples.write_text("".join(json.dumps(s) + "\n" for s in samples))
+    spec.folder.report.write_text(json.dumps(report, indent=1))
     mlflow_info = _track(spec, report)
     if errors:
         names = ", ".join(errors)
@@ -618,7 +619,7 @@ def _evaluate(spec: EvalSpec, events: EventWriter) -> dict[str, Any]:
         )
     return events.emit(
         "finished",
-        artifacts={"report": str(spec.output / REPORT_FILE), "samples": str(spec.output / SAMPLES_FILE)},
+        artifacts={"report": str(spec.folder.report), "samples": str(spec.folder.samples)},
         metrics=headline(report),
         mlflow=mlflow_info,
         cancelled=False,
@@ -649,7 +650,7 @@ def _track(spec: EvalSpec, report: dict[str, Any]) -> dict[str, Any] | None:
             tracking_uri=spec.tracking_uri,
             run_id=candidate.mlflow_run_id,
             metrics=numbers,
-            files=[spec.output / REPORT_FILE, spec.output / SAMPLES_FILE],
+            files=[spec.folder.report, spec.folder.samples],
         )
         logged[candidate.label] = {"run_id": candidate.mlflow_run_id, "problem": problem}
     return logged or None

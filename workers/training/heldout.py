@@ -17,6 +17,8 @@ from typing import Any
 
 from workers.training import data as data_module
 from workers.training import metrics
+from workers.training.graders import REGISTRY as GRADERS
+from workers.training.graders import missing_option
 
 # What the automatic evaluation uses unless the training spec says otherwise (spec.Training's eval_*).
 MAX_ROWS = 200
@@ -25,14 +27,6 @@ BATCH_SIZE = 16
 SAMPLE_ROWS = 32
 # The bootstrap's seed, the evaluation spec's default: the same rows and seed give the same interval.
 BOOTSTRAP_SEED = 0
-
-# Graders that compare with the row's reference answer, and the option each other grader needs.
-NEEDS_ANSWER = ("exact_match", "contains", "math_match")
-NEEDS_OPTION = {"regex": "pattern", "json_schema": "schema", "python": "code"}
-GRADER_LABELS = {
-    "exact_match": "Exact match", "contains": "Contains the answer", "math_match": "Math match",
-    "regex": "Matches the pattern", "json_schema": "Valid against the JSON schema", "python": "Python grader",
-}  # fmt: skip
 
 
 def select_rows(
@@ -62,33 +56,37 @@ def sample_indices(n_rows: int, size: int = SAMPLE_ROWS, seed: int = 0) -> list[
 
 
 def graders_for(technique: str, params: Any) -> tuple[list[str], dict[str, dict[str, Any]]]:
-    """The graders a job is scored by: RLVR's own graders with their options; exact match otherwise
-    (it runs where the held-out rows have an answer)."""
-    if technique == "rlvr":
-        return list(params.graders), dict(params.grader_options)
-    return ["exact_match"], {}
+    """The graders a job is scored by, as its technique declares (RLVR: its own graders with their
+    options; exact match otherwise, which runs where the held-out rows have an answer)."""
+    from workers.training.techniques import REGISTRY
+
+    return REGISTRY[technique].graders(params)
 
 
 def _columns(rows: list[dict[str, Any]]) -> set[str]:
     return set().union(*(r.keys() for r in rows)) if rows else set()
 
 
-def grader_problem(name: str, options: dict[str, Any], rows: list[dict[str, Any]]) -> str | None:
-    """Why a grader cannot score these rows, in words; None when it can."""
-    from workers.training.graders import REGISTRY
+def grader_label(name: str) -> str:
+    return GRADERS[name].label if name in GRADERS else name
 
-    label = GRADER_LABELS.get(name, name)
+
+def grader_problem(name: str, options: dict[str, Any], rows: list[dict[str, Any]]) -> str | None:
+    """Why a grader cannot score these rows, in words; None when it can (graders.GraderInfo: the
+    reference columns it needs, the options it cannot run without)."""
     present = _columns(rows)
-    if name not in REGISTRY:
-        return f"There is no grader “{name}”; the graders are {', '.join(REGISTRY)}."
-    if name in NEEDS_ANSWER and "answer" not in present:
-        return (
-            f"{label} compares each answer with the reference column “answer”, which the eval "
-            f"dataset does not have (its columns: {', '.join(sorted(present - {'prompt'})) or 'only the prompt'}). "
-            "Map a column to “answer”, or choose a grader that needs no reference."
-        )
-    if name in NEEDS_OPTION and not options.get(NEEDS_OPTION[name]):
-        return f"{label} needs its “{NEEDS_OPTION[name]}” option."
+    if name not in GRADERS:
+        return f"There is no grader “{name}”; the graders are {', '.join(GRADERS)}."
+    label = GRADERS[name].label
+    for column in GRADERS[name].needs:
+        if column not in present:
+            return (
+                f"{label} compares each answer with the reference column “{column}”, which the eval "
+                f"dataset does not have (its columns: {', '.join(sorted(present - {'prompt'})) or 'only the prompt'}). "
+                f"Map a column to “{column}”, or choose a grader that needs no reference."
+            )
+    if option := missing_option(name, options):
+        return f"{label} needs its “{option}” option."
     return None
 
 
@@ -112,7 +110,7 @@ def grade(
     pick = [
         i
         for i, r in enumerate(rows)
-        if outputs[i] is not None and (name not in NEEDS_ANSWER or r.get("answer") is not None)
+        if outputs[i] is not None and all(r.get(c) is not None for c in GRADERS[name].needs)
     ]
     if pick:
         columns = {k: [rows[i].get(k) for i in pick] for k in present if k != "prompt"}
@@ -135,7 +133,7 @@ class Score:
 
     @property
     def label(self) -> str:
-        return GRADER_LABELS.get(self.grader, self.grader)
+        return grader_label(self.grader)
 
     @property
     def interval(self) -> list[float]:
@@ -156,7 +154,7 @@ def answers(
     model: Any, tokenizer: Any, rows: list[dict[str, Any]], max_new_tokens: int, batch_size: int = BATCH_SIZE
 ) -> list[str]:
     """Greedy answers to the rows' prompts, in batches of `batch_size` (left padded)."""
-    from workers.training.evaluate import generate
+    from workers.training.generation import generate
 
     side = tokenizer.padding_side
     try:

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from workers.training.spec import Training
+from workers.training.techniques import REGISTRY
+from workers.training.techniques.base import Technique
 
 LORA_RANKS = (8, 16, 32, 64)  # the ranks vLLM serves
-GRPO_TECHNIQUES = ("rlvr", "rlaif")
 TINY = 50_000_000  # below this many parameters the measured tiny-model values apply
 
 # How long a run is, after OpenAI's automatic epochs for fine-tuning (openai-cookbook,
@@ -84,50 +85,16 @@ def _lora_rank(n_params: int) -> int:
     return 32 if n_params < 13_000_000_000 else 64
 
 
-# (technique, method) → (tiny model, larger models). "lora" also covers QLoRA.
-LEARNING_RATES: dict[tuple[str, str], tuple[float, float]] = {
-    # Tiny: 5e-3 was the best of 1e-3, 2e-3, 5e-3 on 400 rows (6 epochs; held-out exact match 0.36 →
-    # 0.62/0.60, 0.68/0.66, 0.70/0.74 for seeds 42/7) and of 2e-3, 5e-3, 1e-2 on 1,000 rows (3 epochs:
-    # 0.88/0.90, 0.94/0.88, 0.88/0.86); on the 4,100 demo rows it reached 0.98 at step 192, 1.00 at 240.
-    # Larger: 2e-4, Unsloth's LoRA hyperparameters guide
-    # (unsloth.ai/docs/get-started/fine-tuning-llms-guide/lora-hyperparameters-guide); LLaMA-Factory's
-    # LoRA SFT example (examples/train_lora/qwen3_lora_sft.yaml) uses 1e-4.
-    ("sft", "lora"): (5e-3, 2e-4),
-    # Tiny: 1e-3 over 3e-4 on 400 rows, 6 epochs (0.36 → 0.74 against 0.62; one seed). Larger: 2e-5,
-    # TRL's SFTConfig default (trl/trainer/sft_config.py).
-    ("sft", "full"): (1e-3, 2e-5),
-    # Tiny: 5e-3 was the best of 5e-4, 2e-3, 5e-3 on 400 pairs, 3 epochs, both seeds (held-out exact
-    # match 0.36 → 0.54/0.54, 0.74/0.70, 0.76/0.78; near-miss preference accuracy 0.94 → 0.96/0.98,
-    # 1.00/0.98, 1.00/1.00; TRL's SFT term on the chosen answers keeps the task). Larger: 5e-6,
-    # LLaMA-Factory's LoRA DPO example (examples/train_lora/qwen3_lora_dpo.yaml).
-    ("dpo", "lora"): (5e-3, 5e-6),
-    # Tiny: 2e-4 over 5e-5 on 400 pairs, 3 epochs (exact match 0.36 → 0.72 against 0.46, preference
-    # accuracy 0.94 → 1.00 against 0.96; one seed). Larger: 1e-6, TRL's DPOConfig default
-    # (trl/trainer/dpo_config.py).
-    ("dpo", "full"): (2e-4, 1e-6),
-    # Tiny, in batches of 32 answers (GRPO_BATCH_TINY): 1e-3 (bench/grpo_plan.py; see GRPO_EPOCHS_TINY).
-    # In batches of 16, 3e-3 (the old automatic value) collapsed GRPO (held-out 0.36 → 0.00, reward 0 by
-    # the last tenth; bench/results/hparams_sweep.json). Larger: 1e-5, ten times TRL's full-model GRPO
-    # default (adapters start from zero and move few weights; the same ratio as Unsloth's 2e-4 LoRA
-    # against TRL's 2e-5 full SFT rate).
-    ("rlvr", "lora"): (1e-3, 1e-5),
-    # Tiny, in batches of 32 answers: 1e-4 raised the reward (0.16 → 0.26) and held-out (0.32 → 0.44; one
-    # seed, bench/grpo_plan.py); in batches of 16 at temperature 1.0, 1e-4 and 2e-4 fell from 0.36 to 0.34
-    # and 0.26 (hparams_sweep.json). Larger: 1e-6, TRL's GRPOConfig default (trl/trainer/grpo_config.py).
-    ("rlvr", "full"): (1e-4, 1e-6),
-}
-# RLAIF is GRPO with a judge for reward: the same optimisation as RLVR.
-LEARNING_RATES |= {("rlaif", m): LEARNING_RATES[("rlvr", m)] for m in ("lora", "full")}
-# Except the tiny model's LoRA rate: judged by the built-in judge through the gateway (tests/training/
-# test_automatic.py), 1e-3 raised the judge's reward from 0.30 to 0.48 (first and second half of the
-# steps) while held-out exact match went 0.32 → 0.30: the policy found the answers the judge wrongly
-# passes (it agrees with exact match on 93% of pairs). At 3e-4 the reward rose less (0.32 → 0.41) and
-# held-out went 0.32 → 0.36. A learned reward is gamed the faster the policy moves (DESIGN.md).
-LEARNING_RATES[("rlaif", "lora")] = (3e-4, 1e-5)
+def _technique(name: str) -> Technique:
+    if name not in REGISTRY:
+        raise ValueError(f"Unknown technique “{name}”: choose one of {', '.join(REGISTRY)}.")
+    return REGISTRY[name]
 
 
-def _learning_rate(technique: str, method: str, n_params: int) -> float:
-    tiny, larger = LEARNING_RATES[(technique, "full" if method == "full" else "lora")]
+def learning_rate(technique: str, method: str, n_params: int) -> float:
+    """The automatic learning rate: the technique declares it by method, for the tiny model and larger ones
+    (workers/training/techniques/, with where each value comes from)."""
+    tiny, larger = _technique(technique).learning_rates["full" if method == "full" else "lora"]
     return tiny if n_params < TINY else larger
 
 
@@ -154,7 +121,7 @@ def grpo_sampling(n_params: int) -> Sampling:
 def _epochs(n_rows: int, technique: str, n_params: int) -> float:
     """OpenAI's automatic epochs (see TARGET_EPOCHS); early stopping ends them sooner when the held-out
     sample stops rising."""
-    if technique in GRPO_TECHNIQUES:
+    if _technique(technique).samples_answers:
         if n_params >= TINY:
             return GRPO_EPOCHS
         return min(GRPO_EPOCHS_TINY, max(GRPO_EPOCHS, GRPO_MIN_PROMPTS_TINY / max(n_rows, 1)))
@@ -179,14 +146,15 @@ def resolve(
 ) -> HParams:
     """The run's hyperparameters. `params` (the technique's parameters dataclass, optional) lets GRPO's
     values that the person set count in the plan: the answers sampled per prompt set the steps."""
-    grpo_tiny = technique in GRPO_TECHNIQUES and n_params < TINY
+    samples = _technique(technique).samples_answers
+    grpo_tiny = samples and n_params < TINY
     batch = training.batch_size or (
         GRPO_BATCH_TINY if grpo_tiny else 16 if n_params < TINY else 8 if n_params < 3_000_000_000 else 4
     )
     accumulation = training.gradient_accumulation or max(1, 16 // batch)
     effective = batch * accumulation
     sampling = None
-    if technique in GRPO_TECHNIQUES:
+    if samples:
         auto = grpo_sampling(n_params)
         chosen = {k: getattr(params, k, None) for k in ("num_generations", "temperature", "beta")}
         sampling = Sampling(
@@ -210,7 +178,7 @@ def resolve(
         max_steps=steps,
         batch_size=batch,
         gradient_accumulation=accumulation,
-        learning_rate=training.learning_rate or _learning_rate(technique, training.method, n_params),
+        learning_rate=training.learning_rate or learning_rate(technique, training.method, n_params),
         lora_rank=rank,
         lora_alpha=2 * rank,
         max_length=max_length,

@@ -7,7 +7,10 @@ saved once as a full model in the parent job's `merged/` folder (`training_base`
 then names that folder as its base, so everything that reads the adapter (the evaluation, the built-in
 engine, vLLM, export, plain transformers + PEFT) loads it on the weights it was trained on. Before this,
 PEFT wrote the grand-parent (the model under the parent's adapter) into the child's adapter_config.json,
-and every tool loaded the child onto the wrong base. `resolve` is the one place that reads a reference."""
+and every tool loaded the child onto the wrong base. `resolve` is the one place that reads a reference.
+
+This module loads with torch and transformers, for the processes that train and generate; the web
+process reads a model's config, tokenizer and chat template through workers.training.model_files."""
 
 from __future__ import annotations
 
@@ -114,6 +117,8 @@ def trained_from(name_or_path: str) -> str:
 
 
 def load_tokenizer(ref: ModelRef) -> Any:
+    """The transformers tokenizer, for a process that trains or generates. The web process never calls
+    this: model_files.ChatTokenizer reads the same files without transformers."""
     from transformers import AutoTokenizer
 
     where = resolve(ref)
@@ -130,7 +135,7 @@ def load_tokenizer(ref: ModelRef) -> Any:
             token=os.environ.get("HF_TOKEN"),
         )
     except OSError as exc:
-        raise ModelError(_hub_message(ref.name_or_path, exc)) from exc
+        raise ModelError(hub_message(ref.name_or_path, exc)) from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -167,7 +172,7 @@ def load_model(
     try:
         model = AutoModelForCausalLM.from_pretrained(where["base"], **kwargs)
     except OSError as exc:
-        raise ModelError(_hub_message(ref.name_or_path, exc)) from exc
+        raise ModelError(hub_message(ref.name_or_path, exc)) from exc
     except ValueError as exc:
         raise ModelError(f"{ref.name_or_path} cannot be loaded as a text-generation model: {exc}") from exc
     if where["adapter"]:
@@ -182,7 +187,8 @@ def load_model(
     return model
 
 
-def _hub_message(name: str, exc: Exception) -> str:
+def hub_message(name: str, exc: Exception) -> str:
+    """Why a Hugging Face model could not be had, in words that name it (also model_files.hub_folder)."""
     text = str(exc)
     if (
         "offline" in text.lower()

@@ -1,5 +1,9 @@
 """The job spec: everything a training process needs, as plain JSON. The web app writes it; the
-training layer reads nothing else (no database, no Django)."""
+training layer reads nothing else (no database, no Django).
+
+A spec is built and checked without its `output_dir`: the job's folder is filled in by whoever creates
+it (workers.training.folder.JobFolder.write_spec). Every place that writes a spec builds it with one of
+the builders at the end of this module, one a kind of job: training, evaluation, data generation."""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from workers.training.folder import JobFolder
 
 METHODS = ("lora", "qlora", "full")
 
@@ -64,7 +70,7 @@ class JobSpec:
     technique: str
     model: ModelRef
     dataset: str
-    output_dir: str
+    output_dir: str = ""  # the job's folder; empty in a spec that is only checked
     eval_dataset: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     training: Training = field(default_factory=Training)
@@ -77,6 +83,10 @@ class JobSpec:
     @property
     def output(self) -> Path:
         return Path(self.output_dir)
+
+    @property
+    def folder(self) -> JobFolder:
+        return JobFolder(self.output)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -108,7 +118,7 @@ class JobSpec:
                 technique=data["technique"],
                 model=ModelRef(**model),
                 dataset=data["dataset"],
-                output_dir=data["output_dir"],
+                output_dir=str(data.get("output_dir") or ""),
                 eval_dataset=data.get("eval_dataset"),
                 params=dict(data.get("params") or {}),
                 training=training,
@@ -138,3 +148,84 @@ def read_spec(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SpecError(f"The spec file {path} does not hold a JSON object.")
     return data
+
+
+# Builders: the spec of each kind of job as the web app stores it (JSON), checked by the kind's own reader
+# without an output_dir; SpecError in words when it cannot run. What only the worker knows (the folder,
+# the job's id, the tracking server, keys) is not part of it.
+
+
+def new_training_spec(
+    *,
+    technique: str,
+    model: str,
+    dataset: str,
+    eval_dataset: str | None = None,
+    params: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+    column_map: dict[str, str] | None = None,
+    resilience: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A training job's spec (read by JobSpec)."""
+    spec: dict[str, Any] = {
+        "technique": technique, "model": model, "dataset": dataset, "eval_dataset": eval_dataset or None,
+        "params": dict(params or {}), "training": dict(training or {}), "column_map": dict(column_map or {}),
+    }  # fmt: skip
+    if resilience:  # only a resilient job has the key (workers.replicas finds them by it)
+        spec["resilience"] = dict(resilience)
+    JobSpec.from_dict(spec)
+    return spec
+
+
+def new_evaluation_spec(
+    *,
+    models: list[dict[str, Any]],
+    dataset: str,
+    graders: list[str],
+    grader_options: dict[str, dict[str, Any]] | None = None,
+    text_metrics: bool = True,
+    judge: dict[str, Any] | None = None,
+    benchmarks: list[str] | None = None,
+    max_rows: int,
+    max_new_tokens: int,
+    batch_size: int,
+    column_map: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """An evaluation job's spec (read by workers.training.evaluation.EvalSpec): `models` are
+    {"label", "model", "mlflow_run_id"}, the first the baseline."""
+    from workers.training.evaluation import EvalSpec
+
+    spec: dict[str, Any] = {
+        "kind": "evaluation", "models": [dict(m) for m in models], "dataset": dataset, "graders": list(graders),
+        "grader_options": dict(grader_options or {}), "text_metrics": text_metrics, "judge": judge,
+        "benchmarks": list(benchmarks or []), "max_rows": max_rows, "max_new_tokens": max_new_tokens,
+        "batch_size": batch_size, "column_map": dict(column_map or {}),
+    }  # fmt: skip
+    EvalSpec.from_dict(spec)
+    return spec
+
+
+def new_synthesis_spec(
+    *,
+    technique: str,
+    description: str,
+    rows: int,
+    teacher: dict[str, Any],
+    stage: str,
+    seeds: list[dict[str, Any]] | None = None,
+    documents: list[str] | None = None,
+    weak: dict[str, Any] | None = None,
+    topics: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A data generation job's spec (read by workers.training.synthetic.pipeline.SynthSpec): `stage`
+    "topics" stops after proposing the topic tree, "all" writes the rows (from `topics` when given)."""
+    from workers.training.synthetic.pipeline import SynthSpec
+
+    spec: dict[str, Any] = {
+        "technique": technique, "description": description.strip(), "rows": rows, "teacher": teacher,
+        "seeds": list(seeds or []), "documents": list(documents or []), "weak": weak, "stage": stage,
+    }  # fmt: skip
+    if topics is not None:
+        spec["topics"] = topics
+    SynthSpec.from_dict(spec)
+    return spec

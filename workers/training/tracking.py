@@ -8,7 +8,7 @@ on: the caller gets None and says so in a warning event.
 A training step's metrics reach MLflow only once a complete checkpoint covers that step (`log_step`,
 `checkpoint`): MLflow cannot delete a point, and a run killed after step 57 that resumes from checkpoint
 50 does steps 51-57 again, which would otherwise leave two points for each. Until then they wait in
-memory and in PENDING_FILE, so that a run killed between a checkpoint and its flush sends them when it
+memory and in the job folder's pending file (JobFolder.pending), so that a run killed between a checkpoint and its flush sends them when it
 resumes (`resumed`); points past the checkpoint it resumes from are dropped. Sending one twice does no
 harm: the point keeps its timestamp, and MLflow's store ignores an identical point.
 """
@@ -25,8 +25,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-RUN_ID_FILE = "mlflow_run_id"
-PENDING_FILE = "mlflow_pending.jsonl"
+from workers.training.folder import JobFolder
+
 BATCH = 1000  # MLflow takes at most 1000 metrics a log_batch call
 
 
@@ -57,7 +57,7 @@ class Tracker:
     def __init__(self, run_id: str, tracking_uri: str, output: Path | None = None) -> None:
         self.run_id = run_id
         self.tracking_uri = tracking_uri
-        self.pending_file = output / PENDING_FILE if output is not None else None
+        self.pending_file = JobFolder(output).pending if output is not None else None
         self.pending: list[dict[str, Any]] = []  # {"key", "value", "timestamp", "step"}
         self.sent: dict[str, int] = {}  # the last step sent, by key
 
@@ -180,7 +180,7 @@ def start(
 
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(experiment)
-    id_file = output / RUN_ID_FILE
+    id_file = JobFolder(output).run_id
     previous = id_file.read_text().strip() if id_file.exists() else None
     run = None
     if previous:

@@ -22,23 +22,18 @@ class _Notes(logging.Handler):
 
 
 def _scorers(spec: JobSpec) -> dict[str, Any]:
-    from workers.training.techniques import REGISTRY, make_params, rlaif, rlvr
+    """The rewards the technique declares for a try (RLVR's graders, RLAIF's judge)."""
+    from workers.training.techniques import REGISTRY, make_params
 
-    params = make_params(REGISTRY[spec.technique], spec.params)
-    if spec.technique == "rlvr":
-        return rlvr.make_graders(params)
-    if spec.technique == "rlaif":
-        judge = rlaif.make_judge(params)
-        if judge is None:
-            raise ValueError("RLAIF needs a judge: its URL and model name.")
-        judge.fail_fast = False  # each row's own reason, beside it
-        judge.reasons = []  # and its reasoning when it scored
-        return {"judge": judge}
-    raise ValueError("Only RLVR and RLAIF have rewards to try.")
+    technique = REGISTRY[spec.technique]
+    if technique.scorers is None:
+        tried = " and ".join(t.short for t in REGISTRY.values() if t.scorers)
+        raise ValueError(f"Only {tried} have rewards to try.")
+    return technique.scorers(make_params(technique, spec.params))
 
 
 def try_rewards(spec: JobSpec, rows: int = 4) -> list[dict[str, Any]]:
-    from workers.training.evaluate import generate
+    from workers.training.generation import generate
     from workers.training.graders import text
     from workers.training.models import load_model, load_tokenizer
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 from functools import partial
 from typing import Any
 
@@ -154,6 +155,64 @@ def check_schema(schema: Any) -> None:
         ) from exc
 
 
+# Each grader's options, as a small dataclass: the wizard's RLVR form and the evaluation form are both
+# generated from it (apps/core/forms.grader_option_fields). Metadata: "label", "help", "kind" ("text",
+# "json" or "code"), "max_chars", and "check" (raises GraderOptionError with a person's message).
+@dataclass(frozen=True)
+class RegexOptions:
+    pattern: str = field(
+        default="",
+        metadata={"label": "Regex pattern", "help": "The whole answer must match it (Python regular expression).",
+                  "kind": "text", "max_chars": MAX_PATTERN_CHARS, "check": check_pattern},
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SchemaOptions:
+    schema: Any = field(
+        default=None,
+        metadata={"label": "JSON schema", "help": "The answer must be JSON valid against it (Draft 2020-12).",
+                  "kind": "json", "check": check_schema},
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PythonOptions:
+    code: str = field(
+        default="",
+        metadata={"label": "Python grader", "help": "def grade(completion, **row) -> float; runs in a sandbox "
+                  "without network.", "kind": "code"},
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GraderInfo:
+    """A grader as every layer knows it: its function, its label, the reference columns it needs, and
+    its options (None: it has none)."""
+
+    name: str
+    label: str
+    score: Grader
+    needs: tuple[str, ...] = ()
+    options: type | None = None
+
+    def option_fields(self) -> tuple[Any, ...]:
+        return fields(self.options) if self.options else ()
+
+
+REGISTRY: dict[str, GraderInfo] = {
+    g.name: g
+    for g in (
+        GraderInfo("exact_match", "Exact match", exact_match, needs=("answer",)),
+        GraderInfo("contains", "Contains the answer", contains, needs=("answer",)),
+        GraderInfo("math_match", "Math match", math_match, needs=("answer",)),
+        GraderInfo("regex", "Matches the pattern", regex, options=RegexOptions),
+        GraderInfo("json_schema", "Valid against the JSON schema", json_schema, options=SchemaOptions),
+        GraderInfo("python", "Python grader", python, options=PythonOptions),
+    )
+}
+
+
 def check_options(options: Any) -> None:
     """Grader options as RLVR's `grader_options` holds them ({grader: {option: value}}), checked before
     a job runs, so a bad pattern or schema is refused on the form rather than in the finished report."""
@@ -164,20 +223,17 @@ def check_options(options: Any) -> None:
             raise GraderOptionError(f"There is no grader “{name}”: choose among {', '.join(REGISTRY)}.")
         if not isinstance(values, dict):
             raise GraderOptionError(f'The options of {name} are an object, e.g. {{"pattern": "..."}}.')
-        if name == "regex":
-            check_pattern(values.get("pattern"))
-        elif name == "json_schema":
-            check_schema(values.get("schema"))
+        known = {f.name: f for f in REGISTRY[name].option_fields()}
+        if unknown := set(values) - set(known):
+            raise GraderOptionError(f"{REGISTRY[name].label} has no option {', '.join(sorted(unknown))}.")
+        for option, f in known.items():
+            if "check" in f.metadata and option in values:
+                f.metadata["check"](values[option])
 
 
-REGISTRY: dict[str, Grader] = {
-    "exact_match": exact_match,
-    "contains": contains,
-    "math_match": math_match,
-    "regex": regex,
-    "json_schema": json_schema,
-    "python": python,
-}
+def missing_option(name: str, options: dict[str, Any]) -> str | None:
+    """The option a grader cannot run without that `options` lacks, or None."""
+    return next((f.name for f in REGISTRY[name].option_fields() if options.get(f.name) in (None, "")), None)
 
 
 def make(name: str, **options: Any) -> Grader:
@@ -188,7 +244,7 @@ def make(name: str, **options: Any) -> Grader:
         from workers.training.graders.sandbox import require_safe
 
         require_safe()  # refused before training or trying starts, on a host whose sandbox cannot hold
-    grader = partial(REGISTRY[name], **options) if options else REGISTRY[name]
+    grader = partial(REGISTRY[name].score, **options) if options else REGISTRY[name].score
     # TRL names each reward function's metric after __name__; a partial has none.
     wrapped: Any = lambda completions, **columns: grader(completions, **columns)  # noqa: E731
     wrapped.__name__ = name

@@ -22,7 +22,6 @@ the sandbox safe; where it cannot, Python graders are refused.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import logging
@@ -30,7 +29,6 @@ import os
 import pwd
 import select
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -39,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workers.processes import kill_group
 from workers.training.graders import seccomp
 
 log = logging.getLogger("atelier.graders")
@@ -251,8 +250,7 @@ def _command(bwrap: str, python: str, prefixes: list[str], seccomp_fd: int, resu
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # bwrap's group; --die-with-parent takes the sandbox along
+    kill_group(process)  # bwrap's group; --die-with-parent takes the sandbox along
     process.wait()
 
 

@@ -22,10 +22,6 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
-LIGHTHOUSE_FILE = "lighthouse"  # the coordinator writes the lighthouse's address here
-REPLICAS_DIR = "replicas"  # a replica's leave flag: replicas/<index>.leave
-STATE_DIR = "resilient"  # disk checkpoints: resilient/step-<n>/state.pt and a COMPLETE marker
-SUPPORTED = {"sft": ("lora", "full")}  # techniques with a resilient loop, and their methods
 MAX_REPLICAS = 16
 
 
@@ -52,14 +48,18 @@ class Resilience:
             config = cls(**data)
         except TypeError as exc:
             raise ResilienceError(f"The resilience settings are malformed: {exc}.") from exc
-        if technique not in SUPPORTED:
+        from workers.training.techniques import REGISTRY
+
+        # Each technique declares the methods its resilient loop runs (techniques.base.Technique).
+        supported = {name: t for name, t in REGISTRY.items() if t.resilient}
+        if technique not in supported:
             raise ResilienceError(
-                f"Resilient training is available for {', '.join(t.upper() for t in SUPPORTED)}, "
+                f"Resilient training is available for {', '.join(t.short for t in supported.values())}, "
                 f"not {technique.upper()}."
             )
-        if method not in SUPPORTED[technique]:
+        if method not in supported[technique].resilient:
             raise ResilienceError(
-                f"Resilient {technique.upper()} trains with {' or '.join(SUPPORTED[technique])}, not {method}."
+                f"Resilient {supported[technique].short} trains with {' or '.join(supported[technique].resilient)}, not {method}."
             )
         if not 1 <= config.min_replicas <= config.max_replicas <= MAX_REPLICAS:
             raise ResilienceError(

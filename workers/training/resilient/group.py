@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workers.processes import kill_group
 from workers.training import tracking
 from workers.training.events import EventWriter, read_new_events
-from workers.training.resilient import LIGHTHOUSE_FILE, REPLICAS_DIR, Resilience, goodput
+from workers.training.resilient import Resilience, goodput
 from workers.training.spec import JobSpec
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -53,7 +54,7 @@ class Coordinator:
         )
         port = self.lighthouse.address().rsplit(":", 1)[1]
         self.address = f"http://{bind_host}:{port}"
-        (spec.output / LIGHTHOUSE_FILE).write_text(self.address)
+        spec.folder.lighthouse.write_text(self.address)
         events.emit("lighthouse", address=self.address, **self.config.as_dict())
         self.tracker = None
         if spec.tracking.enabled:
@@ -80,7 +81,7 @@ class Coordinator:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.lighthouse.shutdown()
-        (self.spec.output / LIGHTHOUSE_FILE).unlink(missing_ok=True)
+        self.spec.folder.lighthouse.unlink(missing_ok=True)
 
 
 def replica_command(spec_path: Path, index: int, lighthouse: str) -> list[str]:
@@ -152,13 +153,12 @@ def run_group(
     (loaded and waiting: it joins at once) or else by a new process. Without `replenish`, the spares
     are loaded before training and not replaced as they are used (spare machines kept for faults)."""
     coordinator = Coordinator(spec, events)
-    events_path = spec.output / "events.jsonl"
+    events_path = spec.folder.events
     tail = _Tail(events_path, offset=events_path.stat().st_size)
     plan = list(schedule or [(0, replicas or coordinator.config.max_replicas)])
     target = plan.pop(0)[1]
-    folder = spec.output / REPLICAS_DIR
-    folder.mkdir(exist_ok=True)
-    log = (spec.output / "replicas.log").open("ab")
+    spec.folder.replicas.mkdir(exist_ok=True)
+    log = spec.folder.replicas_log.open("ab")
     procs: dict[int, subprocess.Popen[bytes]] = {}  # replica index → its process
     slots: dict[int, int] = {}  # slot → replica index
     leaving: set[int] = set()
@@ -216,7 +216,7 @@ def run_group(
                 index = slots[slot]
                 if slot >= target and index not in leaving:
                     leaving.add(index)
-                    (folder / f"{index}.leave").touch()
+                    spec.folder.replica_flag(index, "leave").touch()
                     events.emit("replica_leaving", replica=index, slot=slot, step=tail.step)
                 if index in leaving and procs[index].poll() is not None:
                     del slots[slot]
@@ -234,7 +234,7 @@ def run_group(
                 if alive:
                     slots[slot] = alive[0]
                     pool.remove(alive[0])
-                    (folder / f"{alive[0]}.go").write_text(repr(time.time()))
+                    spec.folder.replica_flag(alive[0], "go").write_text(repr(time.time()))
                 else:
                     slots[slot] = start()
                 events.emit("replica_spawned", replica=slots[slot], slot=slot, step=tail.step,
@@ -257,8 +257,7 @@ def run_group(
             time.sleep(POLL)
     except BaseException:
         for proc in procs.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            kill_group(proc)
         raise
     finally:
         log.close()
@@ -274,14 +273,14 @@ class _GroupFailed(RuntimeError):
 
 def coordinate(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
     """The coordinator alone (replicas run elsewhere): until a replica reports the end, or a stop."""
-    from workers.training.runner import CANCEL_FILE, TrainingError, _Stop
+    from workers.training.train import StopRequest, TrainingError
 
     coordinator = Coordinator(spec, events, bind_host=os.environ.get("ATELIER_LIGHTHOUSE_HOST", "127.0.0.1"))
-    tail = _Tail(spec.output / "events.jsonl", offset=(spec.output / "events.jsonl").stat().st_size)
+    tail = _Tail(spec.folder.events, offset=spec.folder.events.stat().st_size)
     try:
-        while not _Stop.requested:
+        while not StopRequest.requested:
             new = tail.read()
-            if any(e.get("event") == "finished" for e in new) or (spec.output / CANCEL_FILE).exists():
+            if any(e.get("event") == "finished" for e in new) or spec.folder.cancel.exists():
                 break
             mistakes = [e for e in new if e.get("event") == "failed" and "traceback" not in e]
             if mistakes:  # a mistake a person must fix (data, spec, model): every replica would hit it
@@ -294,7 +293,7 @@ def coordinate(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
 
 
 def group_and_report(spec_path: Path, **options: Any) -> int:
-    from workers.training.runner import TrainingError, report_events
+    from workers.training.train import TrainingError, report_events
 
     def work(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
         try:
@@ -306,6 +305,6 @@ def group_and_report(spec_path: Path, **options: Any) -> int:
 
 
 def coordinate_and_report(spec_path: Path) -> int:
-    from workers.training.runner import report_events
+    from workers.training.train import report_events
 
     return report_events(spec_path, JobSpec.load, coordinate)

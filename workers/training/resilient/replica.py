@@ -25,10 +25,11 @@ from urllib.parse import urlparse
 from workers.training import data as data_module
 from workers.training import tracking
 from workers.training.events import EventWriter
+from workers.training.folder import JobFolder
 from workers.training.models import load_model, load_tokenizer, training_base
-from workers.training.resilient import REPLICAS_DIR, STATE_DIR, Resilience
-from workers.training.runner import CANCEL_FILE, TrainingError, _Interrupted, _plan, _Stop
+from workers.training.resilient import Resilience
 from workers.training.spec import JobSpec
+from workers.training.train import Interrupted, StopRequest, TrainingError, plan_hparams
 
 SPAWNED_AT_ENV = "ATELIER_REPLICA_SPAWNED_AT"  # when the process was asked for: recovery time starts here
 COMPLETE = "COMPLETE"
@@ -129,7 +130,7 @@ def _idle_priority(on: bool) -> None:
 def _wait_for_activation(go: Path, output: Path) -> bool:
     """A warm spare waits here, loaded and idle, until it is activated (True) or the job ends."""
     while not go.exists():
-        if _Stop.requested or (output / CANCEL_FILE).exists():
+        if StopRequest.requested or JobFolder(output).cancel.exists():
             return False
         time.sleep(0.01)
     return True
@@ -165,7 +166,7 @@ def run_replica(
     rows = data_module.for_model(rows, tokenizer)
     torch.manual_seed(spec.training.seed)  # every replica starts from the same LoRA initialisation
     model = load_model(base, method="full")
-    hparams, lengths = _plan(spec, tokenizer, rows, model.num_parameters(), model.config, False)
+    hparams, lengths = plan_hparams(spec, tokenizer, rows, model.num_parameters(), model.config, False)
     if max(lengths) > hparams.max_length:
         raise TrainingError(
             f"Some rows are longer than the maximum length of {hparams.max_length} tokens (the longest has "
@@ -205,16 +206,16 @@ def run_replica(
 
     if standby:  # a warm spare: everything loaded, nothing heartbeating until a replica is lost
         events.emit("replica_standby", replica=index, seconds_since_spawn=round(time.time() - spawned, 3))
-        if not _wait_for_activation(spec.output / REPLICAS_DIR / f"{index}.go", spec.output):
+        if not _wait_for_activation(spec.folder.replica_flag(index, "go"), spec.output):
             return events.emit("replica_done", replica=index, step=0, standby=True)
-        go = spec.output / REPLICAS_DIR / f"{index}.go"
+        go = spec.folder.replica_flag(index, "go")
         spawned = float(go.read_text() or time.time())  # recovery is measured from the activation
         _idle_priority(False)
         events.emit("replica_activated", replica=index)
     store = TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
     # Disk checkpoints are the last line of defence: a replica that finds one starts from it, and peers
     # ahead of it heal it anyway.
-    saved = _newest_state(spec.output / STATE_DIR)
+    saved = _newest_state(spec.folder.resilient)
     disk = torch.load(saved / "state.pt", weights_only=True, map_location=device or "cpu") if saved else None
     if disk:
         load_state(disk["user"])
@@ -236,14 +237,14 @@ def run_replica(
     if spec.tracking.enabled:  # the coordinator made the run; every replica may lead, so each attaches
         tracker, _ = tracking.start(tracking_uri=spec.tracking.tracking_uri, experiment=spec.tracking.experiment,
                                     run_name=spec.tracking.run_name, output=spec.output, params={})  # fmt: skip
-    leave = spec.output / REPLICAS_DIR / f"{index}.leave"
+    leave = spec.folder.replica_flag(index, "leave")
     first_commit = True
     leader = False
     loss_value = math.nan
     pace: float | None = None  # a moving average of the step time, for the ETA
     try:
         while manager.current_step() < hparams.max_steps:
-            if _Stop.requested or leave.exists() or (spec.output / CANCEL_FILE).exists():
+            if StopRequest.requested or leave.exists() or spec.folder.cancel.exists():
                 break
             started, before = time.monotonic(), manager.current_step()
             for p in params:
@@ -307,23 +308,23 @@ def run_replica(
                             eta_seconds=round(pace * (hparams.max_steps - step), 1))  # fmt: skip
                 if step % hparams.save_steps == 0 or step == hparams.max_steps:
                     _save_state(
-                        spec.output / STATE_DIR, step, {"user": state_dict(), "torchft": manager.state_dict()}
+                        spec.folder.resilient, step, {"user": state_dict(), "torchft": manager.state_dict()}
                     )
-                    events.emit("checkpoint", step=step, path=str(spec.output / STATE_DIR / f"step-{step}"))
+                    events.emit("checkpoint", step=step, path=str(spec.folder.resilient / f"step-{step}"))
     finally:
         manager.shutdown(wait=False)
     step = manager.current_step()
-    if leave.exists() and step < hparams.max_steps and not (spec.output / CANCEL_FILE).exists():
+    if leave.exists() and step < hparams.max_steps and not spec.folder.cancel.exists():
         leave.unlink(missing_ok=True)
         events.emit("replica_left", replica=index, step=step)
         return {"event": "replica_left"}
-    if _Stop.requested and step < hparams.max_steps:
-        raise _Interrupted(step)
+    if StopRequest.requested and step < hparams.max_steps:
+        raise Interrupted(step)
     digest = params_digest(params)
     if not leader:
         return events.emit("replica_done", replica=index, step=step, params_sha256=digest)
     kind = "model" if hparams.method == "full" else "adapter"
-    artifact = spec.output / kind
+    artifact = spec.folder.artifact(kind)
     model.save_pretrained(artifact, safe_serialization=True)
     tokenizer.save_pretrained(artifact)
     result = {"train_loss": loss_value, "global_step": step,
@@ -335,7 +336,7 @@ def run_replica(
     )
     return events.emit("finished", replica=index, artifacts={kind: str(artifact)}, metrics=result, mlflow=info,
                        params_sha256=digest,
-                       hparams=asdict(hparams), cancelled=(spec.output / CANCEL_FILE).exists())  # fmt: skip
+                       hparams=asdict(hparams), cancelled=spec.folder.cancel.exists())  # fmt: skip
 
 
 def _save_state(folder: Path, step: int, state: dict[str, Any]) -> None:
@@ -354,7 +355,7 @@ def _save_state(folder: Path, step: int, state: dict[str, Any]) -> None:
 
 def replica_and_report(spec_path: Path, index: int, lighthouse: str, standby: bool = False) -> int:
     """The CLI's `replica`: one replica's events go to the job's events file, tagged with its index."""
-    from workers.training.runner import report_events
+    from workers.training.train import report_events
 
     if standby:
         _idle_priority(True)

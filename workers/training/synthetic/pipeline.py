@@ -21,29 +21,25 @@ from pathlib import Path
 from typing import Any
 
 from workers.training.events import EventWriter
+from workers.training.folder import JobFolder
 from workers.training.spec import SpecError, read_spec
 from workers.training.synthetic import schema
 from workers.training.synthetic.dedupe import NearDuplicates
 from workers.training.synthetic.documents import Chunk, load_documents
 from workers.training.synthetic.teacher import Teacher
+from workers.training.techniques import REGISTRY
 
 MAX_ROWS = 10_000
 MAX_SEEDS = 20
-CANCEL_FILE = "CANCEL"
-FORMAT_HINTS = {
-    "sft": '{"prompt": "what a user asks", "completion": "the ideal answer"}',
-    "dpo": '{"prompt": "what a user asks", "chosen": "the ideal answer"}',
-    "rlvr": '{"prompt": "a task with one checkable answer", "answer": "that answer, short"}',
-    "rlaif": '{"prompt": "what a user asks"}',
-}
+FORMAT_HINTS = schema.HINTS  # each technique declares its own (techniques.base.Synthetic)
 
 
 @dataclass
 class SynthSpec:
     technique: str
     description: str
-    output_dir: str
     teacher: dict[str, Any]
+    output_dir: str = ""  # the job's folder; empty in a spec that is only checked
     rows: int = 50
     seeds: list[dict[str, Any]] = field(default_factory=list)
     documents: list[str] = field(default_factory=list)
@@ -63,20 +59,22 @@ class SynthSpec:
     def output(self) -> Path:
         return Path(self.output_dir)
 
+    @property
+    def folder(self) -> JobFolder:
+        return JobFolder(self.output)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SynthSpec:
         known = set(cls.__dataclass_fields__)
         unknown = set(data) - known
         if unknown:
             raise SpecError(f"Unknown fields in the generation spec: {', '.join(sorted(unknown))}.")
-        for required in ("technique", "description", "output_dir", "teacher"):
+        for required in ("technique", "description", "teacher"):
             if not data.get(required):
                 raise SpecError(f"The generation spec needs “{required}”.")
         spec = cls(**data)
-        if spec.technique not in schema.FIELDS:
-            raise SpecError(
-                f"Unknown technique “{spec.technique}”: choose one of {', '.join(schema.FIELDS)}."
-            )
+        if spec.technique not in REGISTRY:
+            raise SpecError(f"Unknown technique “{spec.technique}”: choose one of {', '.join(REGISTRY)}.")
         if not isinstance(spec.rows, int) or spec.rows < 1:
             raise SpecError("Ask for at least 1 row.")
         if spec.rows > MAX_ROWS:
@@ -183,7 +181,7 @@ def synthesize(spec: SynthSpec, events: EventWriter) -> dict[str, Any]:
     counts: Counter[str] = Counter()
     tree = spec.topics or propose_topics(spec, teacher, chunks, counts)
     spec.output.mkdir(parents=True, exist_ok=True)
-    (spec.output / "topics.json").write_text(json.dumps(tree, indent=2, ensure_ascii=False))
+    spec.folder.topics.write_text(json.dumps(tree, indent=2, ensure_ascii=False))
     topics = schema.leaves(tree)
     events.emit("topics", topics=tree, leaves=len(topics))
     if spec.stage == "topics":
@@ -193,7 +191,7 @@ def synthesize(spec: SynthSpec, events: EventWriter) -> dict[str, Any]:
             "rejected": dict(counts),
             "teacher": teacher.label,
         }
-        (spec.output / "summary.json").write_text(json.dumps(summary, indent=2))
+        spec.folder.summary.write_text(json.dumps(summary, indent=2))
         events.emit("finished", **summary)
         return summary
 
@@ -203,7 +201,7 @@ def synthesize(spec: SynthSpec, events: EventWriter) -> dict[str, Any]:
     requests = 0
     budget = math.ceil(spec.rows / spec.per_request) * spec.attempts
     while len(rows) < spec.rows and requests < budget:
-        if (spec.output / CANCEL_FILE).exists():
+        if spec.folder.cancel.exists():
             events.warning("Stopped on request; the rows so far are kept.")
             break
         topic = topics[requests % len(topics)]
@@ -219,27 +217,27 @@ def synthesize(spec: SynthSpec, events: EventWriter) -> dict[str, Any]:
             if seen.seen_before(" ".join(example.values())):
                 counts["near-duplicate"] += 1
                 continue
-            row = dict(example)
-            if spec.technique == "dpo":
+            # The technique's rows from the example: DPO adds a worse answer as `rejected`, KTO makes
+            # a thumbs-up row and a thumbs-down one (techniques.base.Synthetic).
+            shape = REGISTRY[spec.technique].synthetic
+            worse = origin = None
+            if shape.needs_worse:
+                best = example[shape.fields[-1]]
                 if weak is not None:
-                    rejected = weak.ask([{"role": "user", "content": example["prompt"]}], temperature=0.7,
-                                        max_tokens=spec.max_tokens).strip()  # fmt: skip
+                    worse = weak.ask([{"role": "user", "content": example["prompt"]}], temperature=0.7,
+                                     max_tokens=spec.max_tokens).strip()  # fmt: skip
                     origin = weak.label
                 else:
-                    rejected, origin = (
-                        degraded(example["chosen"], rng),
-                        "degraded (first third of the chosen answer)",
-                    )
-                if not rejected or rejected == example["chosen"]:
+                    worse, origin = degraded(best, rng), "degraded (first third of the chosen answer)"
+                if not worse or worse == best:
                     counts["rejected answer equals the chosen one"] += 1
                     continue
-                row["rejected"] = rejected
-            rows.append(row)
-            provenance.append({
+            made = shape.make_rows(example, worse)[: spec.rows - len(rows)]
+            rows += made
+            provenance += [{
                 "topic": topic, "teacher": teacher.label, "request": messages[-1]["content"],
-                "chunk": asdict(source) if source else None,
-                **({"rejected_from": origin} if spec.technique == "dpo" else {}),
-            })  # fmt: skip
+                "chunk": asdict(source) if source else None, **({"rejected_from": origin} if origin else {}),
+            } for _ in made]  # fmt: skip
         events.emit(
             "step", step=len(rows), max_steps=spec.rows, requests=requests, rejected=sum(counts.values())
         )
@@ -250,22 +248,18 @@ def synthesize(spec: SynthSpec, events: EventWriter) -> dict[str, Any]:
             f"The teacher gave {len(rows)} usable rows of {spec.rows} asked for in {requests} requests; "
             f"most dropped outputs were: {common}."
         )
-    (spec.output / "rows.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    (spec.output / "provenance.jsonl").write_text(
-        "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in provenance)
-    )
+    spec.folder.rows.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    spec.folder.provenance.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in provenance))
     summary = {
         "stage": "all", "technique": spec.technique, "asked": spec.rows, "rows": len(rows), "requests": requests,
         "rejected": dict(counts), "dropped": sum(counts.values()), "teacher": teacher.label, "topics": tree,
         "seconds": round(time.time() - began, 1),
     }  # fmt: skip
-    (spec.output / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    spec.folder.summary.write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     run_id = _track(spec, summary, events)
     summary["mlflow"] = {"run_id": run_id} if run_id else None
     metrics = {k: summary[k] for k in ("rows", "asked", "requests", "dropped")}
-    events.emit(
-        "finished", **summary, metrics=metrics, artifacts={"dataset": str(spec.output / "rows.jsonl")}
-    )
+    events.emit("finished", **summary, metrics=metrics, artifacts={"dataset": str(spec.folder.rows)})
     return summary
 
 
@@ -285,16 +279,16 @@ def _track(spec: SynthSpec, summary: dict[str, Any], events: EventWriter) -> str
         return None
     metrics = {"rows": summary["rows"], "requests": summary["requests"], "dropped": summary["dropped"]}
     metrics |= {f"dropped.{reason.replace(':', '')[:200]}": n for reason, n in summary["rejected"].items()}
-    folder = spec.output / "mlflow"
+    folder = spec.folder.mlflow
     folder.mkdir(exist_ok=True)
-    for name in ("topics.json", "summary.json", "provenance.jsonl"):
-        if (spec.output / name).exists():
-            (folder / name).write_text((spec.output / name).read_text())
+    for kept in (spec.folder.topics, spec.folder.summary, spec.folder.provenance):
+        if kept.exists():
+            (folder / kept.name).write_text(kept.read_text())
     return str(tracker.finish(artifact=folder, kind="synthesis", register_as=None, metrics=metrics)["run_id"])
 
 
 def synthesize_and_report(spec_path: Path) -> int:
     """The CLI's `synthesize`; an unusable teacher or document ends it with a `failed` event that says why."""
-    from workers.training.runner import report_events
+    from workers.training.train import report_events
 
     return report_events(spec_path, SynthSpec.load, synthesize)

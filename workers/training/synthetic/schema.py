@@ -8,13 +8,20 @@ import json
 import re
 from typing import Any
 
-# The fields the teacher writes for each technique; DPO's `rejected` comes from a weaker source.
-FIELDS: dict[str, tuple[str, ...]] = {
-    "sft": ("prompt", "completion"),
-    "dpo": ("prompt", "chosen"),
-    "rlvr": ("prompt", "answer"),
-    "rlaif": ("prompt",),
-}
+from workers.training.techniques import REGISTRY
+
+# The fields the teacher writes for each technique, as each declares (techniques.base.Synthetic); DPO's
+# `rejected` comes from a weaker source.
+FIELDS: dict[str, tuple[str, ...]] = {name: t.synthetic.fields for name, t in REGISTRY.items()}
+HINTS: dict[str, str] = {name: t.synthetic.hint for name, t in REGISTRY.items()}
+# The techniques whose requests differ (fields and hint), in registry order: a technique that asks the
+# teacher for what an earlier one asks (KTO's examples are DPO's) adds no request the built-in teacher
+# has to learn.
+SHAPES: tuple[str, ...] = tuple(
+    name
+    for i, name in enumerate(REGISTRY)
+    if (FIELDS[name], HINTS[name]) not in [(FIELDS[n], HINTS[n]) for n in tuple(REGISTRY)[:i]]
+)
 FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 

@@ -1,33 +1,29 @@
-"""The techniques: each one module with a parameters dataclass and a function that builds its TRL
-trainer, and one line in REGISTRY. The wizard generates each technique's form from its dataclass
-(type, default, and the field metadata: help, min, max, choices)."""
+"""The techniques: each one module that declares its `TECHNIQUE` (base.Technique: its data formats,
+parameters dataclass, automatic learning rates, what Generate data writes for it, how it is evaluated,
+and the function that builds its TRL trainer), and one line in REGISTRY. The wizard generates each
+technique's form from its dataclass (type, default, and the field metadata: help, min, max, choices)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, fields
+import importlib
+from dataclasses import fields
 from typing import Any
 
-from workers.training.techniques import dpo, rlaif, rlvr, sft
+from workers.training.techniques.base import Technique
 
 
-@dataclass(frozen=True)
-class Technique:
-    name: str
-    title: str
-    summary: str
-    params: type
-    build: Callable[..., Any]
+def _declared(*modules: str) -> dict[str, Technique]:
+    found = [importlib.import_module(f"workers.training.techniques.{m}").TECHNIQUE for m in modules]
+    return {t.name: t for t in found}
 
 
-REGISTRY: dict[str, Technique] = {
-    "sft": Technique("sft", "Supervised fine-tuning", sft.SUMMARY, sft.SFTParams, sft.build_trainer),
-    "dpo": Technique("dpo", "Direct preference optimization", dpo.SUMMARY, dpo.DPOParams, dpo.build_trainer),
-    "rlvr": Technique(
-        "rlvr", "RL with verifiable rewards", rlvr.SUMMARY, rlvr.RLVRParams, rlvr.build_trainer
-    ),
-    "rlaif": Technique("rlaif", "RL from AI feedback", rlaif.SUMMARY, rlaif.RLAIFParams, rlaif.build_trainer),
-}
+# One line a technique: its module declares everything else (base.Technique).
+REGISTRY: dict[str, Technique] = _declared(
+    "sft",
+    "dpo",
+    "rlvr",
+    "rlaif",
+)
 
 
 class ParamsError(ValueError):

@@ -8,9 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from workers.training.techniques.base import Format, Synthetic, Technique
 from workers.training.techniques.rlvr import GRPOSampling, grpo_config
-
-SUMMARY = "Reward answers that an AI judge rates well against your rubric. Use it when quality is a matter of judgement."
 
 
 @dataclass(frozen=True)
@@ -71,6 +70,17 @@ def make_judge(params: RLAIFParams) -> Any:
     return judge
 
 
+def scorers(params: RLAIFParams) -> dict[str, Any]:
+    """The Technique step's Try: the judge, with each row's own reason beside it (it does not stop at the
+    first failure) and its reasoning when it scored."""
+    judge = make_judge(params)
+    if judge is None:
+        raise ValueError("RLAIF needs a judge: its URL and model name.")
+    judge.fail_fast = False
+    judge.reasons = []
+    return {"judge": judge}
+
+
 def build_trainer(ctx: Any) -> Any:
     from trl import GRPOTrainer
 
@@ -79,3 +89,33 @@ def build_trainer(ctx: Any) -> Any:
     if not reward:
         raise ValueError("RLAIF needs a judge (its URL and model) or a reward model.")
     return GRPOTrainer(reward_funcs=[reward], args=grpo_config(ctx, params), **ctx.trainer_kwargs())
+
+
+TECHNIQUE = Technique(
+    name="rlaif",
+    short="RLAIF",
+    title="RL from AI feedback",
+    summary="Reward answers that an AI judge rates well against your rubric. Use it when quality is a matter of judgement.",
+    params=RLAIFParams,
+    build=build_trainer,
+    formats=(Format(("prompt",)),),
+    learning_rates={
+        # GRPO with a judge for reward: RLVR's rates, except the tiny model's LoRA rate. Judged by the
+        # built-in judge through the gateway (tests/training/test_automatic.py), 1e-3 raised the judge's
+        # reward from 0.30 to 0.48 (first and second half of the steps) while held-out exact match went
+        # 0.32 → 0.30: the policy found the answers the judge wrongly passes (it agrees with exact match on
+        # 93% of pairs). At 3e-4 the reward rose less (0.32 → 0.41) and held-out went 0.32 → 0.36. A
+        # learned reward is gamed the faster the policy moves (DESIGN.md).
+        "lora": (3e-4, 1e-5),
+        "full": (1e-4, 1e-6),
+    },
+    synthetic=Synthetic(
+        label="RLAIF: prompts for a judge to score",
+        fields=("prompt",),
+        hint='{"prompt": "what a user asks"}',
+    ),
+    samples_answers=True,
+    judged=True,
+    scorers=scorers,
+    signal="reward",
+)

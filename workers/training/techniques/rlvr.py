@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers.training.graders import check_options
-
-SUMMARY = "Reward answers that pass automatic checks (exact answer, math, format). Use it on a model that is sometimes right."
+from workers.training.graders import REGISTRY as GRADERS
+from workers.training.graders import GraderOptionError, check_options, missing_option
+from workers.training.techniques.base import Format, Synthetic, Technique
 
 
 @dataclass(frozen=True)
@@ -42,16 +42,20 @@ class RLVRParams(GRPOSampling):
     graders: tuple[str, ...] = field(
         default=("exact_match",),
         metadata={"help": "The checks that score each answer; their scores are added up.",
-                  "choices": ("exact_match", "contains", "math_match", "regex", "json_schema", "python")},
+                  "choices": tuple(GRADERS), "graders": True},
     )  # fmt: skip
+    # The form shows each chosen grader's options as its own fields (graders.GraderInfo.options).
     grader_options: dict[str, dict[str, Any]] = field(
         default_factory=dict,
         metadata={"help": "Options per grader: a regex's pattern, a JSON schema, a Python grader's code.",
-                  "check": check_options},
+                  "grader_options": True},
     )  # fmt: skip
 
     def __post_init__(self) -> None:
         check_options(self.grader_options)  # a spec written by hand is held to the form's bounds
+        for name in self.graders:
+            if name in GRADERS and (option := missing_option(name, self.grader_options.get(name, {}))):
+                raise GraderOptionError(f"{GRADERS[name].label} needs its “{option}” option.")
 
 
 def sampling(params: Any, hparams: Any) -> tuple[int, float, float]:
@@ -105,3 +109,37 @@ def build_trainer(ctx: Any) -> Any:
     params: RLVRParams = ctx.params
     rewards = list(make_graders(params).values())
     return GRPOTrainer(reward_funcs=rewards, args=grpo_config(ctx, params), **ctx.trainer_kwargs())
+
+
+TECHNIQUE = Technique(
+    name="rlvr",
+    short="RLVR",
+    title="RL with verifiable rewards",
+    summary="Reward answers that pass automatic checks (exact answer, math, format). Use it on a model that is sometimes right.",
+    params=RLVRParams,
+    build=build_trainer,
+    formats=(Format(("prompt",)),),
+    learning_rates={
+        # Tiny, in batches of 32 answers (hparams.GRPO_BATCH_TINY): 1e-3 (bench/grpo_plan.py; see
+        # hparams.GRPO_EPOCHS_TINY). In batches of 16, 3e-3 (the old automatic value) collapsed GRPO
+        # (held-out 0.36 → 0.00, reward 0 by the last tenth; bench/results/hparams_sweep.json). Larger: 1e-5,
+        # ten times TRL's full-model GRPO default (adapters start from zero and move few weights; the same
+        # ratio as Unsloth's 2e-4 LoRA against TRL's 2e-5 full SFT rate).
+        "lora": (1e-3, 1e-5),
+        # Tiny, in batches of 32 answers: 1e-4 raised the reward (0.16 → 0.26) and held-out (0.32 → 0.44;
+        # one seed, bench/grpo_plan.py); in batches of 16 at temperature 1.0, 1e-4 and 2e-4 fell from 0.36
+        # to 0.34 and 0.26 (hparams_sweep.json). Larger: 1e-6, TRL's GRPOConfig default
+        # (trl/trainer/grpo_config.py).
+        "full": (1e-4, 1e-6),
+    },
+    synthetic=Synthetic(
+        label="RLVR: tasks with a checkable answer",
+        fields=("prompt", "answer"),
+        hint='{"prompt": "a task with one checkable answer", "answer": "that answer, short"}',
+    ),
+    samples_answers=True,
+    # The job's own graders score its held-out rows, with their options.
+    graders=lambda params: (list(params.graders), dict(params.grader_options)),
+    scorers=make_graders,
+    signal="reward",
+)

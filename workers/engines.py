@@ -5,16 +5,19 @@ health-checks it, loads each endpoint's adapter into it, restarts it when it die
 endpoints' idle time (scale to zero) and starts it again when the gateway asks. An engine that fails to
 start three times running is marked failed with the reason from its log, and stays so until redeployed.
 It writes what it sees back into the rows (status, message, port, pid, memory); the gateway and the
-pages read them. Engines are its children and die with it (PR_SET_PDEATHSIG, and the built-in engine
-watches its parent), so a restarted supervisor starts from a clean slate.
+pages read them. Engines are its children and die with it (workers.processes: PR_SET_PDEATHSIG, and the
+built-in engine watches its parent), so a restarted supervisor starts from a clean slate.
 
-    python -m workers.serving supervise     (`make run` starts it)
+The Django side of serving, as workers/runner.py is of training: the engines themselves and the wire
+format they speak (workers/serving/) never import Django. Django is set up in main(), after this module
+is imported, so the models are imported inside the methods.
+
+    python -m workers.engines [POLL_SECONDS]     (`make run` starts it)
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -27,8 +30,11 @@ import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+from workers.processes import die_with_parent
 
 log = logging.getLogger("atelier.engines")
 MAX_FAILED_STARTS = 3
@@ -38,12 +44,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """Run in the child before exec: SIGTERM it when the supervisor dies (Linux)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _http(url: str, body: dict[str, Any] | None = None, timeout: float = 2.0) -> Any:
@@ -275,7 +275,7 @@ class Supervisor:
             out.flush()
             proc = subprocess.Popen(
                 args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                preexec_fn=_die_with_parent,
+                preexec_fn=partial(die_with_parent, signal.SIGTERM),
             )  # fmt: skip
         self.procs[engine.pk] = proc
         log.info("engine %s for %s starting (pid %s, port %s)", engine.pk, engine.base, proc.pid, port)
@@ -344,3 +344,7 @@ def main(argv: list[str]) -> None:
     django.setup()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     Supervisor(poll=float(argv[0]) if argv else 1.0).run()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

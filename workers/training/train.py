@@ -21,14 +21,12 @@ from workers.training import data as data_module
 from workers.training import heldout, tracking
 from workers.training.checkpoints import newest_complete, step_of
 from workers.training.events import EventWriter
+from workers.training.folder import Exit, JobFolder
 from workers.training.guardrails import Guardrails, diverged
 from workers.training.hparams import HParams, resolve
 from workers.training.models import ModelError, load_model, load_tokenizer, training_base
 from workers.training.spec import JobSpec, ModelRef, SpecError, Training
 
-CANCEL_FILE = "CANCEL"
-BEST_DIR = "best"  # the best checkpoint by the held-out sample, with best.json (its step and score)
-CONVERGENCE_FILE = "heldout.json"  # the held-out checks so far: what a resumed run picks up
 # No stop for lack of progress before half the planned steps: full SFT of the tiny base on the parity
 # task sat at the majority label (53%) for its first 40 of 150 steps before learning the task.
 MIN_PATIENCE_FRACTION = 1 / 2
@@ -36,10 +34,9 @@ MIN_PATIENCE_FRACTION = 1 / 2
 # the demo SFT first reached 100% at step 420 of 692, where the 200 held-out rows scored 95%; the whole
 # plan reached 98.5% (bench/results/early_stopping.json).
 CEILING_CHECKS = 2
-EXIT_INTERRUPTED = 3  # stopped by SIGTERM after a checkpoint: run again to resume
 
 
-class _Stop:
+class StopRequest:
     """Set by SIGTERM; the callback then checkpoints at the end of the current step and stops."""
 
     requested = False
@@ -64,7 +61,7 @@ class Context:
     def trainer_args(self) -> dict[str, Any]:
         h = self.hparams
         return {
-            "output_dir": str(self.spec.output / "checkpoints"),
+            "output_dir": str(self.spec.folder.checkpoints),
             "max_steps": h.max_steps,
             "per_device_train_batch_size": h.batch_size,
             "gradient_accumulation_steps": h.gradient_accumulation,
@@ -133,7 +130,7 @@ def _token_lengths(tokenizer: Any, rows: list[dict[str, Any]]) -> list[int]:
     return lengths
 
 
-def _plan(
+def plan_hparams(
     spec: JobSpec, tokenizer: Any, rows: list[dict[str, Any]], n_params: int, config: Any, bf16: bool
 ) -> tuple[HParams, list[int]]:
     """The hyperparameters a spec gets on this model and data, with each row's token length. The
@@ -166,10 +163,10 @@ def _events_callback(events: EventWriter, output: Path, max_steps: int, tracker:
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
             if self.first_step is None:
                 self.first_step, self.started = state.global_step, time.monotonic()
-            if _Stop.requested:
+            if StopRequest.requested:
                 control.should_save = True
                 control.should_training_stop = True
-            if (output / CANCEL_FILE).exists():
+            if JobFolder(output).cancel.exists():
                 events.emit("cancelling", step=state.global_step)
                 control.should_training_stop = True
             return control
@@ -260,7 +257,7 @@ def run(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
     # num_parameters() counts a 4-bit (QLoRA) weight's packed uint8 storage as the weights it holds;
     # summing numel() there counts the quantized linear layers at half their size.
     n_params = model.num_parameters()
-    hparams, lengths = _plan(spec, tokenizer, train_rows, n_params, model.config, bf16)
+    hparams, lengths = plan_hparams(spec, tokenizer, train_rows, n_params, model.config, bf16)
     too_long = [i + 1 for i, n in enumerate(lengths) if n > hparams.max_length]
     if too_long:
         shown = ", ".join(map(str, too_long[:10])) + (" …" if len(too_long) > 10 else "")
@@ -306,7 +303,7 @@ def _train(
 ) -> dict[str, Any]:
     import shutil
 
-    resume = newest_complete(spec.output / "checkpoints")
+    resume = newest_complete(spec.folder.checkpoints)
     resume_step = (step_of(resume) or 0) if resume is not None else 0
     watch = Watch()
     guards = Guardrails(hparams.max_steps, getattr(params, "max_completion_length", None))
@@ -335,17 +332,17 @@ def _train(
     if resume is not None:
         events.emit("resumed", step=step_of(resume), path=str(resume))
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    if _Stop.requested:
-        saved = newest_complete(spec.output / "checkpoints")
-        raise _Interrupted((step_of(saved) or 0) if saved is not None else 0)
+    if StopRequest.requested:
+        saved = newest_complete(spec.folder.checkpoints)
+        raise Interrupted((step_of(saved) or 0) if saved is not None else 0)
     kind = "model" if hparams.method == "full" else "adapter"
-    artifact = spec.output / kind
+    artifact = spec.folder.artifact(kind)
     if artifact.exists():
         shutil.rmtree(artifact)
     best = _best(spec.output) if spec.training.early_stopping else None
     if best is not None:
         # The result is the best checkpoint by the held-out sample, not the last one.
-        shutil.copytree(spec.output / BEST_DIR, artifact, ignore=shutil.ignore_patterns("best.json"))
+        shutil.copytree(spec.folder.best, artifact, ignore=shutil.ignore_patterns("best.json"))
     else:
         trainer.model.save_pretrained(artifact, safe_serialization=True)
         tokenizer.save_pretrained(artifact)
@@ -383,7 +380,7 @@ def _train(
         artifacts={kind: str(artifact)},
         metrics=metrics,
         mlflow=mlflow_info,
-        cancelled=(spec.output / CANCEL_FILE).exists(),
+        cancelled=spec.folder.cancel.exists(),
     )
 
 
@@ -422,7 +419,7 @@ class Watch:
 def _best(output: Path) -> tuple[int, float] | None:
     """(step, score) of the best checkpoint kept so far, or None."""
     try:
-        info = json.loads((output / BEST_DIR / "best.json").read_text())
+        info = json.loads((JobFolder(output).best / "best.json").read_text())
         return int(info["step"]), float(info["score"])
     except (OSError, ValueError, KeyError):
         return None
@@ -431,16 +428,18 @@ def _best(output: Path) -> tuple[int, float] | None:
 def _clear_best(output: Path) -> None:
     import shutil
 
-    for name in (BEST_DIR, BEST_DIR + ".tmp", BEST_DIR + ".old"):
-        shutil.rmtree(output / name, ignore_errors=True)
-    (output / CONVERGENCE_FILE).unlink(missing_ok=True)
+    best = JobFolder(output).best
+    for folder in (best, best.with_name(f"{best.name}.tmp"), best.with_name(f"{best.name}.old")):
+        shutil.rmtree(folder, ignore_errors=True)
+    JobFolder(output).heldout.unlink(missing_ok=True)
 
 
 def _save_best(output: Path, model: Any, tokenizer: Any, step: int, score: float) -> None:
     """Write the best checkpoint whole or not at all: a kill half way leaves the previous best."""
     import shutil
 
-    tmp, old, best = output / (BEST_DIR + ".tmp"), output / (BEST_DIR + ".old"), output / BEST_DIR
+    best = JobFolder(output).best
+    tmp, old = best.with_name(f"{best.name}.tmp"), best.with_name(f"{best.name}.old")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
@@ -480,7 +479,7 @@ def _convergence_callback(
             if resume_step:
                 # The checks up to the checkpoint resumed from stand; later ones are done again.
                 with contextlib.suppress(OSError, ValueError):
-                    saved = json.loads((output / CONVERGENCE_FILE).read_text())
+                    saved = json.loads(JobFolder(output).heldout.read_text())
                     self.history = [h for h in saved["history"] if h[0] <= resume_step]
             else:
                 _clear_best(output)
@@ -494,13 +493,14 @@ def _convergence_callback(
                 guards.on_heldout(int(step), value)
 
         def _write(self) -> None:
-            tmp = output / (CONVERGENCE_FILE + ".tmp")
+            done = JobFolder(output).heldout
+            tmp = done.with_name(f"{done.name}.tmp")
             tmp.write_text(json.dumps({"history": self.history, "every": every, "patience": patience}))
-            tmp.replace(output / CONVERGENCE_FILE)
+            tmp.replace(done)
 
         def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> Any:
             step = state.global_step
-            if model is None or (step % every and step != max_steps) or _Stop.requested:
+            if model is None or (step % every and step != max_steps) or StopRequest.requested:
                 return control
             result = heldout.score(model, tokenizer, rows, scoring.grader, scoring.options,
                                    max_new_tokens=spec.training.eval_max_new_tokens, batch_size=len(rows))  # fmt: skip
@@ -589,26 +589,20 @@ def estimate_spec(
     """The memory and time estimate of a spec, with the hyperparameters it would get, without loading
     any weights (the config and the tokenizer are enough). `rows`: the rows the run will train on when
     they are not yet written to spec.dataset (the wizard's review, which holds out the same split that
-    launching writes), so that the plan here is the plan the run makes."""
-    from transformers import AutoConfig
-
+    launching writes), so that the plan here is the plan the run makes. The config and the tokenizer
+    are read without transformers (model_files): the web process asks this on every Technique step."""
     from workers.training.estimate import STARTUP_SECONDS, Shape, estimate
-    from workers.training.models import resolve as resolve_model
+    from workers.training.model_files import ChatTokenizer, read_config
 
     if rows is None:
         rows = data_module.load(spec.dataset, spec.technique, spec.column_map)
-    tokenizer = load_tokenizer(spec.model)
+    tokenizer = ChatTokenizer.for_model(spec.model)
     rows = data_module.for_model(rows, tokenizer)
-    try:
-        config = AutoConfig.from_pretrained(resolve_model(spec.model)["base"], trust_remote_code=False)
-    except OSError as exc:
-        raise ModelError(
-            f"The configuration of “{spec.model.name_or_path}” could not be read: {exc}"
-        ) from exc
+    config = read_config(spec.model)
     shape = Shape.from_config(config)
     if gpu is None:
         gpu = shape.parameters >= 50_000_000
-    hparams, _ = _plan(spec, tokenizer, rows, shape.parameters, config, gpu)
+    hparams, _ = plan_hparams(spec, tokenizer, rows, shape.parameters, config, gpu)
     generations = hparams.num_generations or int(spec.params.get("num_generations") or 4)
     guess = estimate(shape, technique=spec.technique, method=hparams.method, batch_size=hparams.batch_size,
                      max_length=hparams.max_length, steps=hparams.max_steps, lora_rank=hparams.lora_rank, gpu=gpu,
@@ -627,7 +621,7 @@ def estimate_spec(
     }
 
 
-class _Interrupted(Exception):
+class Interrupted(Exception):
     """Stopped by SIGTERM at a safe point (a checkpoint, a finished batch); running again resumes."""
 
     def __init__(
@@ -639,38 +633,41 @@ class _Interrupted(Exception):
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
-    _Stop.requested = True
+    StopRequest.requested = True
 
 
 def report_events(
     spec_path: Path, load: Callable[[Path], Any], work: Callable[[Any, EventWriter], Any]
 ) -> int:
-    """A CLI command's frame: load the spec, write events to stdout and to OUTPUT/events.jsonl, turn
-    SIGTERM into a stop at the next safe point, and end every run with an event: `interrupted` (exit 3),
-    `failed` with a message for people (exit 1, 2 for a bad spec) or whatever `work` emitted (exit 0)."""
+    """A CLI command's frame: load the spec, write events to stdout and to the job folder's events file,
+    turn SIGTERM into a stop at the next safe point, and end every run with an event: `interrupted`
+    (Exit.INTERRUPTED), `failed` with a message for people (Exit.FAILED, Exit.BAD_SPEC for a spec that
+    cannot be read) or whatever `work` emitted (Exit.OK)."""
     try:
         spec = load(spec_path)
+        if not spec.output_dir:  # a spec is checked without its folder; a job runs only in one
+            raise SpecError("The spec has no “output_dir”: the job's folder.")
     except SpecError as exc:
         EventWriter(None).emit("failed", message=str(exc))
-        return 2
+        return Exit.BAD_SPEC
     spec.output.mkdir(parents=True, exist_ok=True)
     # stdout carries the events alone: whatever the libraries print goes to stderr.
-    events = EventWriter(spec.output / "events.jsonl", stream=sys.stdout)
-    _Stop.requested = False  # a flag from an earlier run in this process must not stop this one
+    events = EventWriter(JobFolder(spec.output).events, stream=sys.stdout)
+    StopRequest.requested = False  # a flag from an earlier run in this process must not stop this one
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         with contextlib.redirect_stdout(sys.stderr):
             work(spec, events)
-        return 0
-    except _Interrupted as stop:
+        return Exit.OK
+    except Interrupted as stop:
         events.emit("interrupted", step=stop.step, message=stop.message)
-        return EXIT_INTERRUPTED
+        return Exit.INTERRUPTED
     except (SpecError, data_module.DataError, ModelError, TrainingError, ValueError) as exc:
         events.emit("failed", message=str(exc))
-        return 1
+        return Exit.FAILED
     except Exception as exc:  # noqa: BLE001 - an unexpected failure is still reported as an event
         events.emit("failed", message=f"Failed unexpectedly: {exc}", traceback=traceback.format_exc())
-        return 1
+        return Exit.FAILED
     finally:
         events.close()
 
