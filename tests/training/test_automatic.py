@@ -194,22 +194,29 @@ def _near_misses(rows: list[dict[str, Any]]) -> list[tuple[list[dict[str, str]],
     return pairs
 
 
-def _preference_accuracy(model: Any, tokenizer: Any, pairs: list[tuple[Any, str, str]]) -> float:
-    """Share of pairs whose right answer the model finds likelier than the near miss."""
+def _logp(model: Any, tokenizer: Any, prompt: list[dict[str, str]], answer: str) -> float:
+    """The log-probability of an answer to a chat prompt, through the model's chat template."""
     import torch
 
-    def logp(prompt: list[dict[str, str]], answer: str) -> float:
-        head = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-        whole = tokenizer.apply_chat_template(
-            [*prompt, {"role": "assistant", "content": answer}], tokenize=False
-        )
-        start = len(tokenizer(head, add_special_tokens=False)["input_ids"])
-        ids = torch.tensor([tokenizer(whole, add_special_tokens=False)["input_ids"]])
-        with torch.no_grad():
-            scores = model(ids).logits[0, :-1].log_softmax(-1)
-        return float(scores[start - 1 :].gather(1, ids[0, start:, None]).sum())
+    head = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    whole = tokenizer.apply_chat_template([*prompt, {"role": "assistant", "content": answer}], tokenize=False)
+    start = len(tokenizer(head, add_special_tokens=False)["input_ids"])
+    ids = torch.tensor([tokenizer(whole, add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        scores = model(ids).logits[0, :-1].log_softmax(-1)
+    return float(scores[start - 1 :].gather(1, ids[0, start:, None]).sum())
 
-    return sum(logp(p, right) > logp(p, near) for p, right, near in pairs) / len(pairs)
+
+def _preference_accuracy(model: Any, tokenizer: Any, pairs: list[tuple[Any, str, str]]) -> float:
+    """Share of pairs whose right answer the model finds likelier than the near miss."""
+    return sum(
+        _logp(model, tokenizer, p, right) > _logp(model, tokenizer, p, near) for p, right, near in pairs
+    ) / len(pairs)
+
+
+def _mean_logp(model: Any, tokenizer: Any, rows: list[dict[str, Any]]) -> float:
+    """The mean log-probability of the held-out rows' right answers."""
+    return sum(_logp(model, tokenizer, r["prompt"], r["answer"]) for r in rows) / len(rows)
 
 
 @pytest.fixture
@@ -261,6 +268,32 @@ def test_automatic_dpo_raises_preference_accuracy_and_keeps_the_task(
     job, artifact = _trained(_launch(alice_project, alice, "dpo", _rows(REVERSE / "dpo.jsonl")))
     trained = _load(artifact)
     after = (_preference_accuracy(*trained, pairs), _exact_match(*trained, held_out))
+    assert after[0] > before[0] and after[1] >= before[1], (before, after)
+    _agrees(job, before[1], after[1])
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_automatic_kto_on_thumbs_up_and_down_raises_the_right_answers_likelihood_and_keeps_the_task(
+    alice, alice_project, tiny_in_data_dir, celery_trainer, held_out
+):
+    """KTO on feedback as product logs hold it: each of 100 reverse-task pairs split into a thumbs-up row
+    and a thumbs-down one (the trainer never sees them paired), every setting automatic. Measured on 2
+    cores (AMD EPYC): the held-out right answers' mean log-probability -11.5 → -6.5, exact match 36% → 38%
+    (38 steps, about 90 s)."""
+    feedback = [
+        row
+        for pair in _rows(REVERSE / "dpo.jsonl")[:100]
+        for row in (
+            {"prompt": pair["prompt"], "completion": pair["chosen"], "label": True},
+            {"prompt": pair["prompt"], "completion": pair["rejected"], "label": False},
+        )
+    ]
+    base = _load(tiny_in_data_dir / "partial")
+    before = (_mean_logp(*base, held_out), _exact_match(*base, held_out))
+    job, artifact = _trained(_launch(alice_project, alice, "kto", feedback))
+    trained = _load(artifact)
+    after = (_mean_logp(*trained, held_out), _exact_match(*trained, held_out))
     assert after[0] > before[0] and after[1] >= before[1], (before, after)
     _agrees(job, before[1], after[1])
 

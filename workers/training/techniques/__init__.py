@@ -23,6 +23,7 @@ REGISTRY: dict[str, Technique] = _declared(
     "dpo",
     "rlvr",
     "rlaif",
+    "kto",
 )
 
 
