@@ -65,6 +65,18 @@ class Synthetic:
         return self.columns or self.fields
 
 
+def beta_field(default: float = 0.1) -> Any:
+    """The preference techniques' pull towards the starting model (DPO's and KTO's β), one field for both."""
+    return field(
+        default=default,
+        metadata={
+            "help": "How far the model may move from where it started: lower moves further.",
+            "min": 0.001,
+            "max": 5.0,
+        },
+    )
+
+
 def exact_match(params: Any) -> tuple[list[str], dict[str, dict[str, Any]]]:
     """Held-out scoring by exact match against the rows' answers (the default)."""
     return ["exact_match"], {}

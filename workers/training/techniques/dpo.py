@@ -7,19 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers.training.techniques.base import Format, Synthetic, Technique
+from workers.training.techniques.base import Format, Synthetic, Technique, beta_field
 
 
 @dataclass(frozen=True)
 class DPOParams:
-    beta: float = field(
-        default=0.1,
-        metadata={
-            "help": "How far the model may move from where it started: lower moves further.",
-            "min": 0.001,
-            "max": 5.0,
-        },
-    )
+    beta: float = beta_field()
     sft_weight: float = field(
         default=1.0,
         metadata={"help": "Weight of a supervised term on the chosen answers (0 turns it off); it keeps task accuracy.",

@@ -10,19 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers.training.techniques.base import LABEL, Format, Synthetic, Technique, label_value
+from workers.training.techniques.base import LABEL, Format, Synthetic, Technique, beta_field, label_value
 
 
 @dataclass(frozen=True)
 class KTOParams:
-    beta: float = field(
-        default=0.1,
-        metadata={
-            "help": "How far the model may move from where it started: lower moves further.",
-            "min": 0.001,
-            "max": 5.0,
-        },
-    )
+    beta: float = beta_field()
     desirable_weight: float | None = field(
         default=None,
         metadata={"help": "Weight of the thumbs-up answers. Blank: automatic, from how many there are of each.",
