@@ -18,6 +18,7 @@ urlpatterns = [
     path("", include("apps.evaluations.urls")),
     path("", include("apps.endpoints.urls")),
     path("", include("apps.synthetic.urls")),
+    path("", include("apps.datasets.urls")),
     path("", include("apps.secrets.urls")),
     path("", include("apps.projects.urls")),
 ]

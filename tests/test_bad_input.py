@@ -246,20 +246,20 @@ CASES = [
     # The wizard's data step: uploads and choices.
     Case("data: nothing chosen", wizard_data(), "Choose a dataset or upload one", (422,)),
     Case("data: an empty file", wizard_data(file=lambda: upload("empty.jsonl", b"")), "The submitted file is empty|is empty", (422,)),
-    Case("data: malformed JSONL", wizard_data(file=lambda: upload("bad.jsonl", b'{"prompt": "a"}\n{"prompt": \n')), "line 2", (422,)),
+    Case("data: malformed JSONL", wizard_data(file=lambda: upload("bad.jsonl", b'{"prompt": \n')), "line 1", (422,)),
     Case("data: a JSONL line that is a list", wizard_data(file=lambda: upload("list.jsonl", b'["prompt", "completion"]\n')), "line 1|object", (422,)),
-    Case("data: binary garbage", wizard_data(file=lambda: upload("garbage.jsonl", bytes(range(256)) * 40)), "not UTF-8|could not be read|line 1", (422,)),
-    Case("data: not UTF-8", wizard_data(file=lambda: upload("latin.jsonl", '{"prompt": "café"}\n'.encode("latin-1"))), "not UTF-8", (422,)),
+    Case("data: binary garbage", wizard_data(file=lambda: upload("garbage.jsonl", bytes(range(256)) * 40)), "not a text file", (422,)),
+    Case("data: UTF-16 that is not text", wizard_data(file=lambda: upload("utf16.jsonl", b"\xff\xfe" + bytes(range(256)))), "not a text file|could be read", (422,)),
     Case("data: a 10 MB single line", wizard_data(file=lambda: upload("long.jsonl", b"x" * 10 * 1024**2)), "line 1|could not be read", (422,)),
     Case("data: a Parquet file that is not Parquet", wizard_data(file=lambda: upload("fake.parquet", b"PAR1 not really")), "could not be read|Parquet", (422,)),
     Case("data: a CSV with only a header", wizard_data(file=lambda: upload("header.csv", b"prompt,completion\n")), "is empty|no rows", (422,)),
-    Case("data: an .exe", wizard_data(file=lambda: upload("model.exe", b"MZ")), "reads .jsonl, .csv and .parquet", (422,)),
+    Case("data: an .exe", wizard_data(file=lambda: upload("model.exe", b"MZ")), "reads .jsonl, .json, .csv, .tsv and .parquet", (422,)),
     Case("data: wrong columns", wizard_data(True, file=lambda: upload("cols.csv", b"question,reply\nq,r\n")), "A SFT dataset needs the columns messages or prompt/completion; this one has question, reply", anywhere=True),
     Case("data: a dataset id that is not a number", wizard_data(dataset="dataset:abc"), "Choose a dataset or upload one", (422,)),
     Case("data: a demo key climbing folders", wizard_data(dataset="demo:../../etc/passwd"), "Choose a dataset or upload one", (422,)),
     Case("data: an eval file that is not chosen", wizard_data(dataset="demo:reverse/sft.jsonl", eval_choice="file", eval_dataset=""), "Choose the eval file", (422,)),
     Case("data: an unknown evaluation choice", wizard_data(dataset="demo:reverse/sft.jsonl", eval_choice="everything"), CHOICE, (422,)),
-    Case("data: a column name of 200 characters", wizard_data(dataset="demo:reverse/sft.jsonl", map_from="x" * 200, map_to="prompt"), "at most 100 characters", (422,)),
+    Case("data: a column name of 300 characters", wizard_data(dataset="demo:reverse/sft.jsonl", map_prompt="x" * 300), "at most 200 characters", (422,)),
     # The wizard's technique step: hyperparameters.
     Case("technique: learning rate not a number", technique(**{"t-learning_rate": "fast"}), NUMBER, (422,)),
     Case("technique: learning rate NaN", technique(**{"t-learning_rate": "nan"}), NUMBER, (422,)),
@@ -381,7 +381,7 @@ CASES = [
     Case("password: the old one wrong", plain("password_change", {"old_password": "wrong", "new_password1": "a-new-passphrase", "new_password2": "a-new-passphrase"}), "old password was entered incorrectly", (200,)),
     Case("password: the two differ", plain("password_change", {"old_password": PASSWORD, "new_password1": "a-new-passphrase", "new_password2": "another-passphrase"}), "didn.t match", (200,)),
     Case("password: too short and common", plain("password_change", {"old_password": PASSWORD, "new_password1": "1234", "new_password2": "1234"}), "too short|too common", (200,)),
-    Case("dataset list: a garbage upload", post("dataset-list", lambda: {"file": upload("garbage.csv", b"\xff\xfe\x00\x01" * 100)}), "not UTF-8|could not be read"),
+    Case("dataset list: a garbage upload", post("dataset-list", lambda: {"file": upload("garbage.csv", b"\xff\xfe\x00\x01" * 100)}), "not UTF-8|could not be read|no rows"),
 ]  # fmt: skip
 
 

@@ -22,6 +22,12 @@ class Dataset(models.Model):
     columns = models.JSONField(default=list)
     # Per technique: {"ok": bool, "good": n, "errors": [[line, message], ...first 100], "error_count": n, "message": str}
     checks = models.JSONField(default=dict)
+    # How its rows become the techniques' columns (workers.training.formats.Mapping: {"columns": {needed:
+    # file column}, "format": "auto" | "as-is" | a known format}), chosen in the wizard or on its page.
+    mapping = models.JSONField(default=dict, blank=True)
+    # What the survey found under that mapping (workers.training.data.Survey.as_dict: format, bad lines,
+    # duplicates, answers, notices), computed when it is uploaded or its mapping changes.
+    survey = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -33,6 +39,14 @@ class Dataset(models.Model):
     @property
     def file(self) -> Path:
         return Path(self.path)
+
+    @property
+    def spec_mapping(self) -> dict[str, object]:
+        """The mapping as a job or an evaluation spec takes it: {"column_map": renames, "data_format"}."""
+        from workers.training.formats import Mapping, renames
+
+        mapping = Mapping.of(self.mapping)
+        return {"column_map": renames(mapping.columns), "data_format": mapping.format}
 
     def fits(self, technique: str) -> bool:
         return bool((self.checks.get(technique) or {}).get("ok"))

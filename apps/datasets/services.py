@@ -1,28 +1,34 @@
-"""Uploading and checking datasets. The upload is streamed to disk in chunks with a size cap, so a large
-file never sits in memory and an oversized one is stopped early; nothing is kept of a file that failed."""
+"""Uploading, surveying, mapping and deleting datasets. The upload is streamed to disk in chunks with a size
+cap, so a large file never sits in memory and an oversized one is stopped early; a file in another
+encoding is converted to UTF-8 once, with a notice; a file with bad lines is kept with its good rows (the
+bad lines are listed by the survey); nothing is kept of a file that cannot be read at all."""
 
 from __future__ import annotations
 
+import codecs
 import json
 import shutil
 import uuid
-from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
 
 from apps.datasets.models import Dataset
 from apps.projects.models import Project
+from workers.training import data
+from workers.training.formats import Mapping
 from workers.training.techniques import REGISTRY
 
-SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+SUFFIXES = data.SUFFIXES
 TECHNIQUES = tuple(REGISTRY)  # a dataset is checked against each
-ERRORS_SHOWN = 100
 ROWS_FILE = "rows"  # every dataset's file is rows.<suffix> in its own folder; the user's name is only a label
+ACCEPTS = "Atelier reads .jsonl, .json, .csv, .tsv and .parquet files."
 
 
 def _size(n: int) -> str:
@@ -38,54 +44,78 @@ def new_file(project_id: int, suffix: str) -> Path:
     return folder / f"{ROWS_FILE}{suffix}"
 
 
-def read(path: Path, *, label: str | None = None) -> list[dict[str, Any]]:
-    """The rows of a dataset file. Raises ValidationError, worded for people, for a file that cannot be read;
-    `label` is the name the person knows the file by (the name it was uploaded with)."""
-    from workers.training import data
+def _people(exc: Exception, path: Path, label: str) -> ValidationError:
+    """A reading error as a person's message, naming the file as they know it."""
+    if isinstance(exc, data.DataError):
+        return ValidationError(str(exc).replace(path.name, label))
+    return ValidationError(f"{label} could not be read: {exc}")
 
+
+def survey(
+    path: Path | str, mapping: dict[str, Any] | None = None, *, label: str | None = None, model: str | None = None,
+    eval_path: str | None = None, eval_mapping: dict[str, Any] | None = None, keep: int = 2000,
+) -> data.Survey:  # fmt: skip
+    """The survey of a dataset file under a mapping (workers.training.data.survey), worded for people
+    (ValidationError for a file that cannot be read). With `model`: rows longer than the model reads are
+    found with its tokenizer (read from its files, no transformers); with `eval_path`: the training rows
+    whose prompt is also in the eval file."""
+    path = Path(path)
     label = label or path.name
+    context, measure = None, None
+    if model:
+        context, measure = model_reader(model)
+    exclude = None
+    if eval_path:
+        try:
+            exclude = data.prompt_keys(eval_path, Mapping.of(eval_mapping))
+        except (data.DataError, OSError):
+            exclude = None  # the eval file's own problems are said where it is chosen
     try:
-        rows = data.read_rows(path)
-    except UnicodeDecodeError as exc:
-        raise ValidationError(
-            f"{label} is not UTF-8 text (byte {exc.start} cannot be read). Save it as UTF-8 and upload it again."
-        ) from exc
-    except data.DataError as exc:
-        raise ValidationError(str(exc).replace(path.name, label)) from exc
-    except Exception as exc:
-        raise ValidationError(f"{label} could not be read: {exc}") from exc
-    if not rows:
-        raise ValidationError(f"{label} is empty: it has no rows.")
-    return rows
+        return data.survey(path, Mapping.of(mapping), context=context, measure=measure, exclude=exclude,
+                           label=label, keep=keep)  # fmt: skip
+    except (data.DataError, OSError, UnicodeError, ValueError) as exc:
+        raise _people(exc, path, label) from exc
+
+
+def model_reader(model: str) -> tuple[int | None, Any]:
+    """(the model's context in tokens, a row → its token count through the chat template), or
+    (None, None) where the model's files cannot say."""
+    from workers.training.model_files import ChatTokenizer, read_config
+    from workers.training.models import ModelError
+    from workers.training.spec import ModelRef
+
+    try:
+        ref = ModelRef(model)
+        tokenizer = ChatTokenizer.for_model(ref)
+        config = read_config(ref)
+    except (ModelError, OSError, ValueError, KeyError):
+        return None, None
+    context = getattr(config, "max_position_embeddings", None)
+
+    def measure(row: dict[str, Any]) -> int:
+        try:
+            return len(tokenizer(data.render_row(tokenizer, row), add_special_tokens=False)["input_ids"])
+        except (KeyError, ValueError, TypeError):
+            return 0
+
+    return (int(context) if context else None), measure
+
+
+def stored(found: data.Survey) -> dict[str, Any]:
+    """A survey as a Dataset keeps it: the fields the list shows, the rest under `survey`."""
+    return {
+        "rows": found.rows,
+        "columns": found.file_columns,
+        "checks": found.checks,
+        "survey": found.as_dict(),
+    }
 
 
 def check_rows(
-    path: Path, column_map: dict[str, str] | None = None, *, label: str | None = None
-) -> tuple[int, list[str], dict[str, Any]]:
-    """(rows, columns, checks per technique) of a dataset file."""
-    rows = read(path, label=label)
-    return (len(rows), *check(rows, column_map))
-
-
-def check(
-    rows: list[dict[str, Any]], column_map: dict[str, str] | None = None
-) -> tuple[list[str], dict[str, Any]]:
-    """(columns, checks per technique): which techniques the rows fit, their bad rows by line, or why not."""
-    from workers.training import data
-
-    columns = sorted(set().union(*(row.keys() for row in rows)))
-    checks: dict[str, Any] = {}
-    for technique in TECHNIQUES:
-        try:
-            result = data.validate(rows, technique, column_map)
-        except data.DataError as exc:
-            checks[technique] = {"ok": False, "good": 0, "errors": [], "error_count": 0, "message": str(exc)}
-            continue
-        checks[technique] = {
-            "ok": not result.errors and bool(result.rows), "good": len(result.rows),
-            "errors": result.errors[:ERRORS_SHOWN], "error_count": len(result.errors), "message": "",
-        }  # fmt: skip
-    return columns, checks
+    path: Path, mapping: dict[str, Any] | None = None, *, label: str | None = None
+) -> dict[str, Any]:
+    """The stored survey of a dataset file (stored)."""
+    return stored(survey(path, mapping, label=label))
 
 
 def upload_to_disk(upload: UploadedFile, target: Path, *, cap: int, over: str | dict[str, str]) -> int:
@@ -101,11 +131,32 @@ def upload_to_disk(upload: UploadedFile, target: Path, *, cap: int, over: str | 
     return written
 
 
+def to_utf8(path: Path, label: str) -> str:
+    """Convert a text file in another encoding to UTF-8 in place, streamed; the notice to show (empty
+    when it was UTF-8 already). A UTF-8 BOM is dropped: other tools then read the first column's name."""
+    kind = data.kind_of(path, label)
+    if kind.reader not in ("jsonl", "json-array", "csv") or kind.encoding == "utf-8":
+        return ""
+    converted = path.with_suffix(path.suffix + ".utf8")
+    with (
+        path.open(encoding=kind.encoding, errors="replace", newline="") as src,
+        converted.open("w", encoding="utf-8", newline="") as out,
+    ):
+        first = True
+        while chunk := src.read(1 << 20):
+            if first:
+                chunk = chunk.lstrip(codecs.BOM_UTF8.decode("utf-8"))
+                first = False
+            out.write(chunk)
+    converted.replace(path)
+    return kind.notice
+
+
 def dataset_upload(*, project: Project, user: User, upload: UploadedFile) -> Dataset:
     name = Path(upload.name or "dataset").name
     suffix = Path(name).suffix.lower()
     if suffix not in SUFFIXES:
-        raise ValidationError({"file": f"{name}: Atelier reads .jsonl, .csv and .parquet files."})
+        raise ValidationError({"file": f"{name}: {ACCEPTS}"})
     cap = settings.DATASET_MAX_BYTES
     if upload.size is not None and upload.size > cap:
         raise ValidationError({"file": f"{name} is {_size(upload.size)}; the limit is {_size(cap)}."})
@@ -118,19 +169,98 @@ def dataset_upload(*, project: Project, user: User, upload: UploadedFile) -> Dat
         if written == 0:
             raise ValidationError({"file": f"{name} is empty."})
         try:
-            rows, columns, checks = check_rows(target, label=name)
+            notice = to_utf8(target, name)
+            found = stored(survey(target, label=name))
+        except data.DataError as exc:
+            raise ValidationError({"file": [str(exc).replace(target.name, name)]}) from exc
         except ValidationError as exc:
             raise ValidationError({"file": exc.messages}) from exc
+        if not found["rows"]:
+            bad = found["survey"]["unreadable"]
+            raise ValidationError({"file": [
+                f"No line of {name} could be read as a row: " + data.bad_lines(bad, name, found["survey"]["unreadable_count"])
+            ]})  # fmt: skip
+        found["survey"]["converted"] = notice  # the file is UTF-8 now: its survey no longer sees it
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return Dataset.objects.create(
-        project=project, created_by=user, name=name, path=str(target), size_bytes=written,
-        rows=rows, columns=columns, checks=checks,
-    )  # fmt: skip
+    return Dataset.objects.create(project=project, created_by=user, name=name, path=str(target),
+                                  size_bytes=written, **found)  # fmt: skip
 
 
-def duplicates(rows: list[dict[str, Any]]) -> int:
-    """How many rows repeat an earlier row exactly."""
-    counts = Counter(json.dumps(row, sort_keys=True, default=str) for row in rows)
-    return sum(n - 1 for n in counts.values() if n > 1)
+def dataset_remap(*, dataset: Dataset, mapping: dict[str, Any]) -> Dataset:
+    """Save a dataset's mapping and its survey under it (ValidationError if the file cannot be read)."""
+    chosen = Mapping.of(mapping).as_dict()
+    if chosen == Mapping.of(dataset.mapping).as_dict() and dataset.survey:
+        return dataset
+    found = stored(survey(dataset.file, chosen, label=dataset.name))
+    found["survey"]["converted"] = (dataset.survey or {}).get("converted", "")
+    for key, value in found.items():
+        setattr(dataset, key, value)
+    dataset.mapping = chosen
+    dataset.save(update_fields=["mapping", "rows", "columns", "checks", "survey"])
+    return dataset
+
+
+def dataset_delete(*, dataset: Dataset, user: User) -> None:
+    """Delete a dataset and its folder. The jobs trained on it keep their own copy of its rows (the
+    launch writes them to the job's split), so no job loses anything."""
+    from apps.projects.models import Membership
+
+    membership = Membership.objects.filter(user=user, project_id=dataset.project_id).first()
+    if membership is None or not membership.can_edit:
+        raise PermissionDenied("Viewers cannot delete datasets.")
+    folder = dataset.file.parent
+    with transaction.atomic():
+        dataset.delete()
+    if folder.name != "datasets" and (Path(settings.DATA_DIR) / "projects") in folder.parents:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def read(
+    path: Path, *, label: str | None = None, mapping: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The readable rows of a dataset, converted by its mapping (for the few callers that need a list:
+    seeds for the teacher). ValidationError, worded for people, for a file that cannot be read."""
+    label = label or path.name
+    try:
+        found = data.converted(data.records(path), Mapping.of(mapping))
+        rows = [r.row for r in found.records if r.row is not None]
+    except (data.DataError, OSError, UnicodeError) as exc:
+        raise _people(exc, path, label) from exc
+    if not rows:
+        raise ValidationError(f"{label} is empty: it has no rows.")
+    return rows
+
+
+def browse(
+    dataset: Dataset, *, query: str = "", page: int = 1, per_page: int = 25
+) -> tuple[list[tuple[int, dict[str, Any]]], bool]:
+    """One page of a dataset's rows, converted by its mapping, as (line, row); with `query`, the rows whose
+    text holds it (case folded). Streams: a page deep in a large file costs a read, never its memory.
+    (rows, whether there are more)."""
+    needle = query.casefold().strip()
+    skip = (max(1, page) - 1) * per_page
+    shown: list[tuple[int, dict[str, Any]]] = []
+    try:
+        found = data.converted(data.records(dataset.file), Mapping.of(dataset.mapping))
+        for record in found.records:
+            if record.row is None:
+                continue
+            if needle and needle not in json.dumps(record.row, ensure_ascii=False).casefold():
+                continue
+            if skip:
+                skip -= 1
+                continue
+            if len(shown) == per_page:
+                return shown, True
+            shown.append((record.line, record.row))
+    except (data.DataError, OSError, UnicodeError):
+        pass
+    return shown, False
+
+
+def download(dataset: Dataset) -> Iterator[bytes]:
+    with dataset.file.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            yield chunk

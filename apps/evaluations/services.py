@@ -69,10 +69,12 @@ def spec_for_job(
     benchmarks: list[str] | None = None,
     max_rows: int | None = None,
     max_new_tokens: int | None = None,
+    mapping: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The evaluation spec of a training job's model against its base model (or against `baseline`, an
-    earlier job's model), plus any `others`, on the job's held-out split unless `dataset` names another.
-    Graders and judge default to what the job was trained with."""
+    earlier job's model), plus any `others`, on the job's held-out split unless `dataset` names another
+    (read under `mapping`, that dataset's own: Dataset.spec_mapping). Graders and judge default to what
+    the job was trained with."""
     from workers.training.techniques import REGISTRY, make_params
 
     params = dict(job.spec.get("params") or {})
@@ -113,7 +115,8 @@ def spec_for_job(
             max_rows=max_rows or int(training.get("eval_max_rows") or defaults.eval_max_rows),
             max_new_tokens=max_new_tokens or int(training.get("eval_max_new_tokens") or defaults.eval_max_new_tokens),
             batch_size=int(training.get("eval_batch_size") or defaults.eval_batch_size),
-            column_map=job.spec.get("column_map"),
+            **(mapping if dataset and mapping is not None else {"column_map": job.spec.get("column_map"),
+                                                               "data_format": job.spec.get("data_format") or "auto"}),
         )  # fmt: skip
     except SpecError as exc:
         raise ValidationError(str(exc)) from exc

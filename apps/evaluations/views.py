@@ -119,6 +119,10 @@ class EvaluationForm(forms.Form):
             self.add_error("baseline", "Choose the base model or a finished job.")
         if data.get("dataset") not in ("heldout", *self.datasets):
             self.add_error("dataset", "Choose the job's held-out rows or a dataset of this project.")
+        elif data["dataset"] != "heldout" and (
+            problem := eval_dataset_problem(self.datasets[data["dataset"]])
+        ):
+            self.add_error("dataset", problem)
         return data
 
     def spec(self) -> dict[str, Any]:
@@ -138,14 +142,30 @@ class EvaluationForm(forms.Form):
             judge |= {"scores": data["judge_scores"], "pairwise": data["judge_pairwise"]}
             if data.get("rubric"):
                 judge["rubric"] = data["rubric"]
-        dataset = None if data["dataset"] == "heldout" else self.datasets[data["dataset"]].path
+        chosen = None if data["dataset"] == "heldout" else self.datasets[data["dataset"]]
+        dataset = chosen.path if chosen else None
         baseline = None if data["baseline"] == "base" else self.jobs[int(data["baseline"])]
         return services.spec_for_job(
             job, baseline=baseline, others=[self.jobs[pk] for pk in data.get("others") or []],
             dataset=str(dataset) if dataset else None, graders=list(data.get("graders") or []), grader_options=options,
             judge=judge, text_metrics=data["text_metrics"], max_rows=data["max_rows"], max_new_tokens=data["max_new_tokens"],
             benchmarks=[b.strip() for b in (data.get("benchmarks") or "").split(",") if b.strip()],
+            mapping=chosen.spec_mapping if chosen else None,
         )  # fmt: skip
+
+
+def eval_dataset_problem(dataset: Any) -> str | None:
+    """Why a dataset cannot be evaluated on under its mapping (no row with a prompt), said where it is
+    chosen rather than when the evaluation runs; None when it can."""
+    from workers.training import data as data_module
+    from workers.training import heldout
+
+    mapping = dataset.spec_mapping
+    try:
+        heldout.select_rows(dataset.path, mapping["column_map"], 1, mapping["data_format"])
+    except (data_module.DataError, OSError) as exc:
+        return f"{str(exc).rstrip('.')} on the dataset's page (Datasets → {dataset.name})."
+    return None
 
 
 def _datasets(project_id: int) -> list[Any]:

@@ -21,6 +21,7 @@ from apps.core.formatting import human
 from apps.core.forms import form_kept, initial_from
 from apps.core.http import ProjectRequest
 from apps.datasets import services as dataset_services
+from apps.datasets.models import Dataset
 from apps.endpoints.forms import judge_endpoint_choices
 from apps.endpoints.selectors import builtin_endpoint
 from apps.evaluations.selectors import evaluation_state
@@ -30,6 +31,7 @@ from apps.jobs.selectors import job_get_for_user, job_list_for_project, queue_po
 from apps.jobs.services import COMPUTE_CLASSES, job_cancel, job_continue, job_create, job_move, job_retry
 from apps.projects.decorators import project_view
 from apps.secrets.services import key_choices
+from workers.training import formats
 from workers.training.hparams import LORA_RANKS
 from workers.training.techniques import REGISTRY
 
@@ -225,37 +227,83 @@ def wizard_model(request: ProjectRequest) -> HttpResponse:
 
 class DataForm(forms.Form):
     dataset = forms.CharField(required=False)
-    file = forms.FileField(required=False, label="Upload JSONL, CSV or Parquet")
-    map_from = forms.CharField(required=False, max_length=100, label="Rename column")
-    map_to = forms.CharField(required=False, max_length=100, label="to")
+    file = forms.FileField(required=False, label="Upload JSONL, JSON, CSV, TSV or Parquet")
+    format = forms.ChoiceField(
+        choices=formats.choices(), initial=formats.AUTO, required=False, label="Format"
+    )
     drop_bad = forms.BooleanField(required=False, label="Drop rows that do not fit (listed below)")
+    long_rows = forms.ChoiceField(
+        choices=[("truncate", "Keep them: training cuts them at the max length"), ("drop", "Drop them")],
+        initial="truncate", required=False, widget=forms.RadioSelect, label="Rows longer than the model reads",
+    )  # fmt: skip
+    drop_duplicates = forms.BooleanField(required=False, label="Drop duplicate rows (keep the first of each)")
+    drop_overlap = forms.BooleanField(
+        required=False, label="Drop training rows whose prompt is in the eval file"
+    )
     eval_choice = forms.ChoiceField(
-        choices=[("auto", "Hold out 10% automatically"), ("none", "No evaluation"), ("file", "A separate eval file")],
+        choices=[("auto", f"Hold out 10% automatically (from {wizard.HOLD_OUT_MIN} rows up)"), ("none", "No evaluation"),
+                 ("file", "A separate eval file")],
         initial="auto", widget=forms.RadioSelect, label="Evaluation",
     )  # fmt: skip
     eval_dataset = forms.CharField(required=False)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for target in formats.TARGETS:  # the mapping table: each needed column, from which file column
+            self.fields[f"map_{target}"] = forms.CharField(required=False, max_length=200, label=target)
+
+    def mapping(self) -> dict[str, Any]:
+        """The mapping table as chosen ({needed column: file column}, the format)."""
+        values = self.cleaned_data
+        columns = {
+            t: values[f"map_{t}"].strip() for t in formats.TARGETS if values.get(f"map_{t}", "").strip()
+        }
+        return formats.Mapping(columns, values.get("format") or formats.AUTO).as_dict()
+
+
+def mapping_problem(mapping: dict[str, Any], columns: list[str]) -> str | None:
+    """Why a mapping table cannot apply to a file with these columns, or None."""
+    chosen = formats.Mapping.of(mapping).columns
+    missing = sorted({c for c in chosen.values() if c not in columns})
+    if missing:
+        return f"The file has no column {', '.join(missing)}: choose among {', '.join(columns)}."
+    twice = sorted({c for c in chosen.values() if list(chosen.values()).count(c) > 1})
+    if twice:
+        return f"“{twice[0]}” is chosen for more than one column: a file column fills one."
+    return None
+
 
 def _data_context(request: ProjectRequest, draft: Any) -> dict[str, Any]:
-    from apps.datasets.models import Dataset
-
     context: dict[str, Any] = {
         "demos": wizard.demo_datasets(),
         "datasets": Dataset.objects.filter(project=request.project)[:50],
         "max_mb": round(settings.DATASET_MAX_BYTES / 1024**2),
         # Each technique's accepted columns, as it declares them (techniques.base.Technique.formats).
         "formats": [(t.short, [f.columns for f in t.formats]) for t in REGISTRY.values()],
+        "known_formats": formats.KNOWN.values(),
+        "hold_out_min": wizard.HOLD_OUT_MIN,
     }
     key = draft.data.get("dataset_key")
     if key:
         try:
             source = wizard.dataset_source(request.project, key)
-            rows = dataset_services.read(Path(source["path"]))
-            column_map = draft.data.get("column_map") or {}
-            columns, checks = dataset_services.check(rows, column_map or None)
-            context |= {"source": source, "rows": len(rows), "columns": columns, "checks": checks,
-                        "duplicates": dataset_services.duplicates(rows),
-                        **wizard.preview(draft.data["model"], rows, column_map)}  # fmt: skip
+            mapping = draft.data.get("mapping") or {}
+            found = dataset_services.survey(
+                source["path"], mapping, label=source["label"], model=draft.data["model"],
+                eval_path=draft.data.get("eval_dataset") if draft.data.get("eval_choice") == "file" else None,
+                eval_mapping=draft.data.get("eval_mapping"),
+            )  # fmt: skip
+            report = found.as_dict()
+            if source["dataset_id"]:  # converted to UTF-8 when it was uploaded: said as long as it is shown
+                stored = (
+                    Dataset.objects.filter(pk=source["dataset_id"]).values_list("survey", flat=True).first()
+                )
+                report["converted"] = (stored or {}).get("converted", "")
+            fitting = [c["good"] for c in found.checks.values() if c["good"]]
+            context |= {"source": source, "survey": report, "rows": found.rows, "columns": found.file_columns,
+                        "checks": found.checks, "mapping": formats.Mapping.of(mapping),
+                        "targets": formats.TARGETS, "few_rows": bool(fitting) and max(fitting) < wizard.HOLD_OUT_MIN,
+                        **wizard.preview(draft.data["model"], found.sample)}  # fmt: skip
         except ValidationError as exc:
             context["source_error"] = " ".join(exc.messages)
     return context
@@ -267,8 +315,10 @@ def wizard_data(request: ProjectRequest) -> HttpResponse:
     draft = wizard.draft_for(project=request.project, user=request.user)
     if not draft.data.get("model"):
         return _to("model", request)
-    saved = draft.data.get("data_form") or {}
-    form = DataForm(request.POST or None, request.FILES or None, initial=saved or None)
+    saved = dict(draft.data.get("data_form") or {})
+    chosen = formats.Mapping.of(draft.data.get("mapping"))
+    saved |= {"format": chosen.format, **{f"map_{t}": c for t, c in chosen.columns.items()}}
+    form = DataForm(request.POST or None, request.FILES or None, initial=saved)
     if request.method == "POST" and form.is_valid():
         values = form.cleaned_data
         key = values["dataset"]
@@ -279,11 +329,32 @@ def wizard_data(request: ProjectRequest) -> HttpResponse:
                 )
                 key = f"dataset:{uploaded.pk}"
             source = wizard.dataset_source(request.project, key)
-            eval_path = None
+            eval_path, eval_mapping = None, None
             if values["eval_choice"] == "file":
-                eval_path = wizard.dataset_source(request.project, values["eval_dataset"])["path"]
+                eval_source = wizard.dataset_source(request.project, values["eval_dataset"])
+                eval_path, eval_mapping = eval_source["path"], eval_source.get("mapping")
+            dataset = (
+                Dataset.objects.filter(pk=source["dataset_id"]).first() if source["dataset_id"] else None
+            )
+            if key != draft.data.get(
+                "dataset_key"
+            ):  # another file: its own mapping, not the table posted for the last
+                mapping = dict(dataset.mapping) if dataset else {}
+            else:
+                mapping = form.mapping()
+                columns = (
+                    dataset.columns
+                    if dataset
+                    else dataset_services.survey(source["path"], keep=0).file_columns
+                )
+                if problem := mapping_problem(mapping, columns):
+                    raise ValidationError({"format": problem})
+            if dataset is not None:
+                dataset_services.dataset_remap(dataset=dataset, mapping=mapping)
         except ValidationError as exc:
-            if (
+            if hasattr(exc, "error_dict") and "format" in exc.error_dict:
+                form.add_error("format", exc.error_dict["format"])
+            elif (
                 hasattr(exc, "error_dict")
                 and "dataset" in exc.error_dict
                 and values["eval_choice"] == "file"
@@ -293,16 +364,16 @@ def wizard_data(request: ProjectRequest) -> HttpResponse:
             else:
                 form.add_error("file" if values["file"] else "dataset", exc.messages)
         else:
-            column_map = (
-                {values["map_from"].strip(): values["map_to"].strip()}
-                if values["map_from"].strip() and values["map_to"].strip()
-                else {}
-            )
-            kept = {k: v for k, v in values.items() if k != "file"}
+            chosen = formats.Mapping.of(mapping)
+            kept = {
+                k: v for k, v in values.items() if k != "file" and not k.startswith("map_") and k != "format"
+            }
             kept["dataset"] = key
             wizard.draft_save(draft, data_form=kept, dataset_key=key, dataset=source["path"], dataset_label=source["label"],
-                              column_map=column_map, drop_bad=values["drop_bad"], eval_choice=values["eval_choice"],
-                              eval_dataset=eval_path)  # fmt: skip
+                              mapping=chosen.as_dict(), column_map=formats.renames(chosen.columns), data_format=chosen.format,
+                              drop_bad=values["drop_bad"], long_rows=values["long_rows"] or "truncate",
+                              drop_duplicates=values["drop_duplicates"], drop_overlap=values["drop_overlap"],
+                              eval_choice=values["eval_choice"], eval_dataset=eval_path, eval_mapping=eval_mapping)  # fmt: skip
             if request.POST.get("go") == "next":
                 return _to("technique", request)
             return _to("data", request)
@@ -343,9 +414,7 @@ def wizard_technique(request: ProjectRequest) -> HttpResponse:
         training_form.initial.update(initial_from(training_form, kept))
     checks: dict[str, Any] = {}
     try:
-        _, _, checks = dataset_services.check_rows(
-            Path(draft.data["dataset"]), draft.data.get("column_map") or None
-        )
+        checks = wizard.draft_checks(draft)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     if posted and params_form.is_valid() and training_form.is_valid():

@@ -206,52 +206,59 @@ def demo_datasets() -> list[dict[str, str]]:
 
 
 def dataset_source(project: Project, key: str) -> dict[str, Any]:
-    """{"path", "label", "dataset_id"} of a demo file or a project dataset."""
+    """{"path", "label", "dataset_id", "mapping"} of a demo file or a project dataset."""
     if key.startswith("demo:"):
         found = next((d for d in demo_datasets() if d["key"] == key), None)
         if found:
-            return {"path": found["path"], "label": found["label"], "dataset_id": None}
+            return {"path": found["path"], "label": found["label"], "dataset_id": None, "mapping": {}}
     if key.startswith("dataset:") and key.removeprefix("dataset:").isdigit():
         ds = Dataset.objects.filter(project=project, pk=int(key.removeprefix("dataset:"))).first()
         if ds:
-            return {"path": ds.path, "label": ds.name, "dataset_id": ds.pk}
+            return {"path": ds.path, "label": ds.name, "dataset_id": ds.pk, "mapping": ds.mapping}
     raise ValidationError({"dataset": "Choose a dataset or upload one."})
 
 
-def preview(model: str, rows: list[dict[str, Any]], column_map: dict[str, str]) -> dict[str, Any]:
-    """A few rows through the model's chat template, exactly as training sees them, and the histogram of
-    the token lengths of (up to 2,000 of) the rows; or why there is no preview. Read from the model's
-    files (model_files.ChatTokenizer: tokenizers and jinja2), so the page never imports transformers."""
+def draft_checks(draft: Draft) -> dict[str, Any]:
+    """Which techniques the draft's data fits under its mapping: a project dataset's stored checks when
+    its mapping is the draft's, a survey otherwise (ValidationError for a file that cannot be read)."""
+    from apps.datasets import services as dataset_services
+    from workers.training.formats import Mapping
+
+    mapping = Mapping.of(draft.data.get("mapping")).as_dict()
+    key = str(draft.data.get("dataset_key") or "")
+    if key.startswith("dataset:") and key.removeprefix("dataset:").isdigit():
+        ds = Dataset.objects.filter(project_id=draft.project_id, pk=int(key.removeprefix("dataset:"))).first()
+        if ds is not None and ds.checks and Mapping.of(ds.mapping).as_dict() == mapping:
+            return dict(ds.checks)
+    return dataset_services.survey(draft.data["dataset"], mapping, keep=0).checks
+
+
+def preview(model: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A few rows (converted: the survey's sample) through the model's chat template, exactly as training
+    sees them, and the histogram of the token lengths of (up to 2,000 of) the rows; or why there is no
+    preview. Read from the model's files (model_files.ChatTokenizer: tokenizers and jinja2), so the page
+    never imports transformers."""
+    from workers.training.data import render_row
     from workers.training.model_files import ChatTokenizer
     from workers.training.models import ModelError
     from workers.training.spec import ModelRef
 
-    rows = [{column_map.get(k, k): v for k, v in row.items()} for row in rows[:2000]]
     try:
         tokenizer = ChatTokenizer.for_model(ModelRef(model))
-        texts = [render_row(tokenizer, row) for row in rows]
-    except (ModelError, KeyError, ValueError, TypeError) as exc:
+    except (ModelError, KeyError, ValueError, TypeError, OSError) as exc:
         return {"preview_error": f"No preview: {exc}"}
+    texts, failed = [], None
+    for row in rows[:2000]:  # a row the template cannot render (a tool call it knows nothing of) is skipped
+        try:
+            texts.append(render_row(tokenizer, row))
+        except Exception as exc:  # noqa: BLE001 - jinja2's errors, from a template we do not write
+            failed = failed or exc
+    if not texts and failed is not None:
+        return {
+            "preview_error": f"No preview: the model's chat template cannot render these rows ({failed})."
+        }
     lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
     return {"preview": texts[:3], "histogram": histogram(lengths), "longest": max(lengths, default=0)}
-
-
-def render_row(tokenizer: Any, row: dict[str, Any]) -> str:
-    """A row as the trainer sees it: through the model's chat template."""
-
-    def chat(value: Any, role: str) -> list[dict[str, str]]:
-        return value if isinstance(value, list) else [{"role": role, "content": str(value)}]
-
-    if "messages" in row:
-        messages = row["messages"]
-    elif "completion" in row:
-        messages = chat(row["prompt"], "user") + chat(row["completion"], "assistant")
-    elif "chosen" in row:
-        messages = chat(row["prompt"], "user") + chat(row["chosen"], "assistant")
-    else:
-        messages = chat(row.get("prompt", ""), "user")
-        return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
-    return str(tokenizer.apply_chat_template(messages, tokenize=False))
 
 
 def histogram(values: list[int], bins: int = 10) -> list[dict[str, Any]]:
@@ -505,12 +512,12 @@ def judge_fit_problem(draft: Draft, technique: str, params: dict[str, Any]) -> s
     if endpoint is None:
         return None  # said by clean_params' own check, and by the runner
     chosen = make_params(REGISTRY[technique], params)
-    mapping = draft.data.get("column_map") or {}
     try:
-        rows = [
-            {mapping.get(k, k): v for k, v in row.items()}
-            for row in data_module.read_rows(draft.data["dataset"])
-        ]
+        read = data_module.converted(
+            data_module.records(draft.data["dataset"]),
+            data_module.mapping_of(draft.data.get("column_map"), draft.data.get("data_format") or "auto"),
+        )
+        rows = [r.row for r in read.records if r.row is not None]
     except (data_module.DataError, KeyError, OSError, ValueError):
         return None  # the data step says what is wrong with the file
     asked = [(str(r.get("rubric") or chosen.rubric), r["prompt"]) for r in rows if r.get("prompt")]
@@ -545,6 +552,7 @@ def spec_from_draft(draft: Draft, **chosen: Any) -> dict[str, Any]:
         technique=data["technique"], model=data["model"], dataset=data["dataset"],
         eval_dataset=data.get("eval_dataset"), params=data.get("params"), training=training,
         column_map=data.get("column_map"), resilience=data.get("resilience"),
+        data_format=data.get("data_format") or "auto",
     )  # fmt: skip
 
 
@@ -560,46 +568,103 @@ def review(draft: Draft) -> dict[str, Any]:
     return estimate_spec(spec, rows=train)
 
 
+HOLD_OUT_MIN = 20  # rows a dataset needs before 10% of it is held out for the automatic evaluation
+
+
 def split_rows(draft: Draft) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The rows the job trains on and its held-out rows: columns mapped, bad rows dropped if asked, the
-    automatic evaluation split (10%, a fixed shuffle) held out. The review's plan and the launch both
-    come from here."""
+    """The rows the job trains on and its held-out rows: converted by the mapping, bad rows dropped if
+    asked (lines that cannot be read included), and the Data step's other fixes if chosen (rows longer
+    than the model reads, duplicates, rows also in the eval file); the automatic evaluation split (10%,
+    a fixed shuffle, from HOLD_OUT_MIN rows) held out. The review's plan and the launch both come from
+    here."""
+    from apps.datasets.services import model_reader
     from workers.training import data as data_module
     from workers.training.techniques import REGISTRY
 
     spec = spec_from_draft(draft)
-    check = data_module.validate(
-        data_module.read_rows(spec["dataset"]), spec["technique"], spec["column_map"]
-    )
+    technique = REGISTRY[spec["technique"]]
+    try:
+        check = data_module.validate(
+            data_module.records(spec["dataset"]),
+            spec["technique"],
+            spec["column_map"],
+            spec.get("data_format", "auto"),
+        )
+    except data_module.DataError as exc:
+        raise ValidationError(str(exc)) from exc
     if check.errors and not draft.data.get("drop_bad"):
         raise ValidationError(
-            f"{len(check.errors)} rows do not fit {REGISTRY[spec['technique']].short}; fix them or choose to drop them."
+            f"{len(check.errors)} rows do not fit {technique.short}; fix them or choose to drop them on the Data step."
         )
     rows = check.rows
+    if draft.data.get("long_rows") == "drop":
+        context, measure = model_reader(spec["model"])
+        if context and measure:
+            rows = [
+                r
+                for r in rows
+                if len(json.dumps(r, ensure_ascii=False).encode()) <= context or measure(r) <= context
+            ]
+    if draft.data.get("drop_duplicates"):
+        seen: set[int] = set()
+        kept = []
+        for row in rows:
+            key = data_module.row_key(row)
+            if key not in seen:
+                seen.add(key)
+                kept.append(row)
+        rows = kept
+    if (
+        draft.data.get("drop_overlap")
+        and draft.data.get("eval_choice") == "file"
+        and draft.data.get("eval_dataset")
+    ):
+        from workers.training.formats import Mapping
+
+        exclude = data_module.prompt_keys(
+            draft.data["eval_dataset"], Mapping.of(draft.data.get("eval_mapping"))
+        )
+        keys = data_module.near_keys([data_module.prompt_text(r) for r in rows]) if rows else []
+        rows = [r for r, key in zip(rows, keys, strict=True) if key not in exclude]
+    if not rows:
+        raise ValidationError("No rows are left to train on: go back to Data and keep more of them.")
     if draft.data.get("eval_choice") != "auto":
         return rows, []
     rng = random.Random(0)  # noqa: S311 - a reproducible split, not a secret
     rows = rows[:]
     rng.shuffle(rows)
-    held = max(1, len(rows) // 10) if len(rows) >= 20 else 0
-    technique = REGISTRY[spec["technique"]]
+    held = max(1, len(rows) // 10) if len(rows) >= HOLD_OUT_MIN else 0
     evaluation = [e for e in map(technique.heldout, rows[:held]) if e is not None]
     return (rows[held:], evaluation) if evaluation else (rows, [])
 
 
 def materialize(draft: Draft) -> dict[str, Any]:
-    """The spec to launch: the rows the job trains on written to their own file (split_rows), so later
-    edits of the source change nothing."""
+    """The spec to launch: the rows the job trains on written to their own file (split_rows), converted,
+    so later edits of the source (or of its mapping) change nothing; a separate eval file is written
+    converted beside them."""
+    from workers.training import data as data_module
+    from workers.training.formats import Mapping
     from workers.training.spec import SpecError
 
     rows, evaluation = split_rows(draft)
     folder = Path(settings.DATA_DIR) / "projects" / str(draft.project_id) / "splits" / uuid.uuid4().hex
     folder.mkdir(parents=True)
-    written = {"dataset": str(folder / "train.jsonl"), "column_map": {}}  # the rows as mapped and kept
+    # the rows as mapped, converted and kept
+    written: dict[str, Any] = {
+        "dataset": str(folder / "train.jsonl"),
+        "column_map": {},
+        "data_format": "auto",
+    }
+    if not evaluation and draft.data.get("eval_choice") == "file" and draft.data.get("eval_dataset"):
+        found = data_module.converted(data_module.records(draft.data["eval_dataset"]),
+                                      Mapping.of(draft.data.get("eval_mapping")))  # fmt: skip
+        evaluation = [r.row for r in found.records if r.row is not None]
     if evaluation:
-        (folder / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in evaluation))
+        (folder / "eval.jsonl").write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in evaluation)
+        )
         written["eval_dataset"] = str(folder / "eval.jsonl")
-    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "train.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     try:
         return spec_from_draft(draft, **written)
     except SpecError as exc:

@@ -95,7 +95,7 @@ def seeds_from_dataset(dataset: Dataset, technique: str, count: int = 5) -> list
     from workers.training.techniques import REGISTRY
 
     seeds = []
-    for row in dataset_services.read(Path(dataset.path)):
+    for row in dataset_services.read(Path(dataset.path), mapping=dataset.mapping):
         held = REGISTRY[technique].heldout(row) or {}  # a row's prompt and its good answer
         prompt = held.get("prompt")
         text = prompt[-1]["content"] if isinstance(prompt, list) and prompt else prompt
@@ -236,10 +236,9 @@ def generation_save_dataset(*, job: Job, user: User, name: str) -> Dataset:
                     **({"original": r.original} if r.edited else {})}, ensure_ascii=False) + "\n"
         for r in accepted
     ))  # fmt: skip
-    rows, columns, checks = dataset_services.check_rows(target, label=name)
     return Dataset.objects.create(
         project=job.project, created_by=user, name=name, path=str(target),
-        size_bytes=target.stat().st_size, rows=rows, columns=columns, checks=checks,
+        size_bytes=target.stat().st_size, **dataset_services.check_rows(target, label=name),
     )  # fmt: skip
 
 

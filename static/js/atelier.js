@@ -7,3 +7,9 @@
     if (field) field.select();
   });
 })();
+
+// A form with data-confirm asks before it is sent (deleting a dataset): the CSP allows no inline handler.
+document.addEventListener("submit", function (event) {
+  const question = event.target.getAttribute && event.target.getAttribute("data-confirm");
+  if (question && !window.confirm(question)) event.preventDefault();
+});

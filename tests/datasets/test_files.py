@@ -53,12 +53,28 @@ def test_an_upload_is_stored_under_the_datasets_id_and_shown_under_its_own_name(
     assert dataset.name == "provenance.jsonl" and dataset.file.name == "rows.jsonl" and dataset.rows == 1
 
 
-def test_a_broken_upload_is_worded_with_the_name_it_was_uploaded_with(
+def test_a_broken_line_keeps_the_good_rows_and_is_listed_under_the_name_it_was_uploaded_with(
     alice, alice_project, settings, tmp_path
 ):
     settings.DATA_DIR = tmp_path
     upload = SimpleUploadedFile("mine.jsonl", b'{"prompt": "a", "completion": "b"}\n{oops}\n')
+    dataset = dataset_services.dataset_upload(project=alice_project, user=alice, upload=upload)
+    dataset.refresh_from_db()
+    assert dataset.rows == 1 and dataset.checks["sft"]["good"] == 1 and not dataset.fits("sft")
+    assert dataset.survey["unreadable"] == [
+        [2, "is not valid JSON: Expecting property name enclosed in double quotes at column 2"]
+    ]
+
+
+def test_a_file_with_no_readable_line_is_refused_with_its_name_and_leaves_nothing(
+    alice, alice_project, settings, tmp_path
+):
+    settings.DATA_DIR = tmp_path
+    upload = SimpleUploadedFile("mine.jsonl", b"{oops}\n[1]\n")
     with pytest.raises(Exception) as caught:
         dataset_services.dataset_upload(project=alice_project, user=alice, upload=upload)
-    assert "Line 2 of mine.jsonl is not valid JSON" in str(caught.value)
+    assert (
+        "No line of mine.jsonl could be read as a row: 2 bad lines in mine.jsonl: line 1 is not valid JSON"
+        in str(caught.value)
+    )
     assert not any((tmp_path / "projects").rglob("*.jsonl"))

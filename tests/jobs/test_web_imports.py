@@ -123,7 +123,8 @@ def test_the_preview_renders_and_counts_the_rows_as_transformers_does(tiny_model
     """The Data step's preview, read without transformers, shows the texts and the token lengths that
     transformers' tokenizer gives for the same rows (plain prompt/completion, DPO pairs, RLAIF prompts
     with the generation prompt, chats)."""
-    from apps.jobs.wizard import histogram, preview, render_row
+    from apps.jobs.wizard import histogram, preview
+    from workers.training.data import render_row
     from workers.training.models import load_tokenizer
     from workers.training.spec import ModelRef
 
@@ -143,7 +144,7 @@ def test_the_preview_renders_and_counts_the_rows_as_transformers_does(tiny_model
         ]
     )
     model = str(tiny_model / "partial")
-    shown = preview(model, rows, {})
+    shown = preview(model, rows)
     tokenizer = load_tokenizer(ModelRef(model))
     texts = [render_row(tokenizer, row) for row in rows]
     lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -83,10 +84,10 @@ def test_coming_back_shows_what_was_chosen(wizard):
 
 
 @pytest.mark.parametrize(("name", "content", "message"), [
-    ("latin1.jsonl", '{"prompt": "caf\xe9"}\n'.encode("latin-1"), "is not UTF-8 text"),
-    ("broken.jsonl", b'{"prompt": "a", "completion": "b"}\n{"prompt": "c", "completion": "d"}\n{"prompt": oops}\n', "Line 3 of broken.jsonl is not valid JSON"),
+    ("binary.jsonl", bytes(range(256)), "binary.jsonl is not a text file"),
+    ("broken.jsonl", b'{"prompt": oops}\n', "No line of broken.jsonl could be read as a row: 1 bad line in broken.jsonl: line 1 is not valid JSON"),
     ("empty.jsonl", b"", "is empty"),
-    ("notes.txt", b"hello", "Atelier reads .jsonl, .csv and .parquet files"),
+    ("notes.txt", b"hello", "Atelier reads .jsonl, .json, .csv, .tsv and .parquet files"),
 ])  # fmt: skip
 def test_a_bad_upload_gets_a_clear_message_on_the_data_step_and_the_model_is_kept(
     wizard, name, content, message
@@ -124,22 +125,94 @@ def test_a_csv_without_the_needed_columns_is_stopped_at_the_technique_step(wizar
     )
 
 
-def test_mapping_a_column_makes_the_data_fit(wizard):
+def test_several_columns_are_mapped_at_once_and_the_mapping_is_kept_with_that_dataset_only(wizard):
+    """The mapping table: each needed column chooses a file column, several at once; saved with the
+    dataset (its page and the next visit show it) and never applied to a later upload."""
+    from apps.datasets.models import Dataset
+
     client, url, _ = wizard
     _model(client, url)
-    assert _upload(client, url, "qa.csv", b"question,completion\nhi,hello\n", map_from="question", map_to="prompt",
-                   go="next").status_code == 302  # fmt: skip
+    assert _upload(client, url, "qa.csv", b"ask,reply\nhi,hello\n", go="check").status_code == 302
+    dataset = Dataset.objects.get(name="qa.csv")
+    assert not dataset.fits("sft")
+    posted = {
+        "dataset": f"dataset:{dataset.pk}",
+        "eval_choice": "none",
+        "map_prompt": "ask",
+        "map_completion": "reply",
+    }
+    assert client.post(url("data"), {**posted, "go": "check"}).status_code == 302
+    dataset.refresh_from_db()
+    assert dataset.mapping == {"columns": {"prompt": "ask", "completion": "reply"}, "format": "auto"}
+    assert dataset.fits("sft") and dataset.survey["format"] == "standard"
+    page = client.get(url("data")).content.decode()
+    assert '<option value="ask" selected>' in page and '<option value="reply" selected>' in page
+    assert client.post(url("data"), {**posted, "go": "next"}).status_code == 302
+    assert client.post(url("technique"), {"technique": "sft", "t-method": "lora"}).status_code == 302
+    # Another file: its own (empty) mapping, whatever the table posted for the last one held
+    assert (
+        _upload(
+            client, url, "other.jsonl", b'{"ask": "a", "reply": "b"}\n', map_prompt="ask", go="check"
+        ).status_code
+        == 302
+    )
+    assert Dataset.objects.get(name="other.jsonl").mapping == {}
+    assert Draft.objects.get().data["column_map"] == {}
+
+
+def test_a_column_the_file_does_not_have_is_refused_beside_the_table(wizard):
+    client, url, _ = wizard
+    _model(client, url)
+    client.post(url("data"), {"dataset": "demo:reverse/sft.jsonl", "eval_choice": "auto", "go": "check"})
+    response = client.post(url("data"), {"dataset": "demo:reverse/sft.jsonl", "eval_choice": "auto",
+                                         "map_prompt": "question", "go": "check"})  # fmt: skip
+    assert response.status_code == 422
+    assert "The file has no column question: choose among messages." in response.content.decode()
+
+
+def test_a_recognised_format_is_said_and_can_be_overridden(wizard):
+    """A ShareGPT file is converted (its Data step a 500 before), said as such; choosing another format
+    lists each row it cannot convert, and choosing ShareGPT again fits."""
+    client, url, _ = wizard
+    _model(client, url)
+    row = {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]}
+    assert (
+        _upload(client, url, "chats.jsonl", (json.dumps(row) + "\n").encode() * 3, go="check").status_code
+        == 302
+    )
+    page = client.get(url("data")).content.decode()
+    assert (
+        "<strong>ShareGPT</strong>: conversations (human → user, gpt → assistant, system → system) → messages"
+        in page
+    )
+    assert "&lt;|im_start|&gt;user\nhi&lt;|im_end|&gt;" in page  # the preview, through the chat template
+    key = Draft.objects.get().data["dataset_key"]
+    assert (
+        client.post(
+            url("data"), {"dataset": key, "eval_choice": "none", "format": "alpaca", "go": "check"}
+        ).status_code
+        == 302
+    )
+    page = client.get(url("data")).content.decode()
+    assert page.count("“instruction” is empty") >= 3 and "3 lines could not be read" in page
+    assert (
+        client.post(
+            url("data"), {"dataset": key, "eval_choice": "none", "format": "sharegpt", "go": "next"}
+        ).status_code
+        == 302
+    )
     assert client.post(url("technique"), {"technique": "sft", "t-method": "lora"}).status_code == 302
 
 
-def test_parquet_with_wrong_types_lists_the_bad_rows(wizard):
+def test_numbers_in_text_columns_are_read_as_text_and_said(wizard):
     client, url, _ = wizard
     _model(client, url)
     buffer = io.BytesIO()
     pq.write_table(pa.table({"prompt": [1, 2, 3], "completion": [4, 5, 6]}), buffer)
     assert _upload(client, url, "numbers.parquet", buffer.getvalue(), go="check").status_code == 302
     page = client.get(url("data")).content.decode()
-    assert "3 rows with problems" in page and "“prompt” is empty or not text" in page
+    assert "3 rows have numbers in text columns; they are read as text." in page
+    assert "pydantic" not in page and "&lt;|im_start|&gt;user\n1&lt;|im_end|&gt;" in page
 
 
 def test_an_unknown_hugging_face_id_or_folder_gets_a_message_beside_its_field(wizard):
@@ -287,3 +360,77 @@ def test_python_graders_are_refused_beside_the_choice_and_in_try_where_the_sandb
     assert "technique" not in Draft.objects.get().data
     tried = client.post(reverse("wizard-try", kwargs={"project_id": project.pk}), chosen).content.decode()
     assert "Python graders are turned off on this server" in tried
+
+
+def test_dropping_bad_rows_carries_through_to_the_review_and_the_launch(wizard):
+    """A JSONL with broken lines and a null: the good rows are kept, every bad line is listed, and with
+    "Drop rows" ticked the review plans on the good rows and the launch writes only them (the review
+    once re-read the file without dropping them, and Launch stayed disabled)."""
+    client, url, _ = wizard
+    _model(client, url)
+    good = _sft_rows(40).decode().splitlines()
+    lines = [
+        *good[:10],
+        '{"messages": "oops"',
+        "[1, 2]",
+        *good[10:20],
+        '{"prompt": "x", "completion": null}',
+        *good[20:],
+    ]
+    content = ("\n".join(lines) + "\n").encode()
+    assert _upload(client, url, "mixed.jsonl", content, go="check").status_code == 302
+    page = client.get(url("data")).content.decode()
+    assert "2 lines could not be read" in page and "Unterminated" not in page
+    assert (
+        "is not valid JSON: Expecting &#x27;,&#x27; delimiter at column 20" in page
+        and "is a list, not a JSON object" in page
+    )
+    key = Draft.objects.get().data["dataset_key"]
+    assert client.post(url("data"), {"dataset": key, "eval_choice": "auto", "go": "next"}).status_code == 302
+    response = client.post(url("technique"), {"technique": "sft", "t-method": "lora"})
+    assert response.status_code == 422 and "3 rows of the dataset do not fit SFT" in response.content.decode()
+    assert (
+        client.post(
+            url("data"), {"dataset": key, "eval_choice": "auto", "drop_bad": "on", "go": "next"}
+        ).status_code
+        == 302
+    )
+    assert client.post(url("technique"), {"technique": "sft", "t-method": "lora"}).status_code == 302
+    page = client.get(url("review")).content.decode()
+    assert 'data-testid="review-error"' not in page and "36 training rows" in page  # 40 good, 4 held out
+    assert client.post(url("review"), {"name": "dropped"}).status_code == 302
+    job = Job.objects.get(name="dropped")
+    trained = Path(job.spec["dataset"]).read_text().splitlines()
+    assert len(trained) == 36 and len(Path(job.spec["eval_dataset"]).read_text().splitlines()) == 4
+
+
+def test_the_hold_out_rule_is_said_where_the_dataset_is_too_small(wizard):
+    client, url, _ = wizard
+    _model(client, url)
+    assert _upload(client, url, "few.jsonl", _sft_rows(15), go="check").status_code == 302
+    page = client.get(url("data")).content.decode()
+    assert "Holding out 10% needs at least 20 rows; this dataset has fewer" in page
+    assert _upload(client, url, "enough.jsonl", _sft_rows(20), go="check").status_code == 302
+    assert "Holding out 10% needs" not in client.get(url("data")).content.decode()
+
+
+def test_rows_longer_than_the_model_reads_are_listed_and_can_be_dropped(wizard):
+    """The tiny model reads 256 tokens: a 200,000-character row is named by its line with its length,
+    and "Drop them" leaves it out of the launch."""
+    from apps.jobs.wizard import split_rows
+
+    client, url, _ = wizard
+    _model(client, url)
+    rows = _sft_rows(25).decode().splitlines()
+    rows.insert(3, json.dumps({"prompt": "x " * 100_000, "completion": "y"}))
+    assert (
+        _upload(client, url, "long.jsonl", ("\n".join(rows) + "\n").encode(), go="check").status_code == 302
+    )
+    page = client.get(url("data")).content.decode()
+    assert "1 row is longer than the model reads" in page and "line 4 (" in page
+    key = Draft.objects.get().data["dataset_key"]
+    client.post(url("data"), {"dataset": key, "eval_choice": "none", "long_rows": "drop", "go": "next"})
+    response = client.post(url("technique"), {"technique": "sft", "t-method": "lora"})
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    train, _ = split_rows(Draft.objects.get())
+    assert len(train) == 25 and all("x x x" not in json.dumps(r) for r in train)

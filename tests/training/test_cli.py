@@ -49,7 +49,7 @@ def test_validate_names_the_bad_lines_and_exits_non_zero(tmp_path):
     path.write_text('{"prompt": "a", "answer": "b"}\n{"prompt": "", "answer": "b"}\n')
     result = _cli("validate", str(path), "--technique", "rlvr")
     assert result.returncode == 1
-    assert json.loads(result.stdout)["errors"] == [{"line": 2, "message": "“prompt” is empty or not text"}]
+    assert json.loads(result.stdout)["errors"] == [{"line": 2, "message": "“prompt” is empty"}]
 
 
 def test_build_tiny_skips_a_model_that_is_built(tiny_model):

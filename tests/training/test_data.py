@@ -45,7 +45,7 @@ def test_a_dpo_dataset_without_a_rejected_column_is_refused_with_the_columns_it_
 def test_an_empty_dataset_is_refused(tmp_path):
     path = tmp_path / "empty.jsonl"
     path.write_text("\n")
-    with pytest.raises(DataError, match="The dataset is empty"):
+    with pytest.raises(DataError, match=re.escape("empty.jsonl is empty: it has no rows")):
         load(path, "sft")
 
 
@@ -53,11 +53,11 @@ def test_bad_rows_are_named_by_line_and_can_be_dropped(tmp_path):
     good = {"prompt": "add: 1 + 1", "completion": "2"}
     path = _jsonl(
         tmp_path / "d.jsonl",
-        [good, {"prompt": "", "completion": "x"}, good, {"prompt": "q", "completion": 3}],
+        [good, {"prompt": "", "completion": "x"}, good, {"prompt": "q", "completion": {"a": 1}}],
     )
     check = validate(read_rows(path), "sft")
-    assert check.errors == [(2, "“prompt” is empty or not text"), (4, "“completion” is empty or not text")]
-    with pytest.raises(DataError, match=re.escape("2 bad rows in d.jsonl: line 2: “prompt” is empty")):
+    assert check.errors == [(2, "“prompt” is empty"), (4, "“completion” is a JSON object, not text")]
+    with pytest.raises(DataError, match=re.escape("2 bad rows in d.jsonl: line 2: “prompt” is empty;")):
         load(path, "sft")
     assert load(path, "sft", drop_bad=True) == [good, good]
 
@@ -76,7 +76,10 @@ def test_columns_with_other_names_are_mapped(tmp_path):
 def test_invalid_json_names_its_line(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"prompt": "a"}\n{"prompt": \n')
-    with pytest.raises(DataError, match=re.escape("Line 2 of d.jsonl is not valid JSON")):
+    with pytest.raises(
+        DataError,
+        match=re.escape("1 bad line in d.jsonl: line 2 is not valid JSON: Expecting value at column 12."),
+    ):
         read_rows(path)
 
 
@@ -89,7 +92,9 @@ def test_csv_and_parquet_are_read(tmp_path):
 
 def test_other_file_types_and_missing_files_are_named(tmp_path):
     (tmp_path / "d.txt").write_text("x")
-    with pytest.raises(DataError, match=re.escape("Atelier reads .jsonl, .csv and .parquet files")):
+    with pytest.raises(
+        DataError, match=re.escape("Atelier reads .jsonl, .json, .csv, .tsv and .parquet files")
+    ):
         read_rows(tmp_path / "d.txt")
     with pytest.raises(DataError, match="No dataset file at"):
         read_rows(tmp_path / "nope.jsonl")
@@ -114,3 +119,37 @@ def test_plain_text_rows_are_trained_as_chat_turns_where_the_model_has_a_chat_te
         chat_template = None
 
     assert data.for_model(rows, NoTemplate()) == rows
+
+
+def test_the_arrow_survey_and_the_row_by_row_survey_agree(tmp_path, tiny_model):
+    """A clean file of text columns is surveyed in Arrow batches (as fast as `datasets` loads it); any
+    other file row by row. Both give the same answers: checks, duplicates (exact and near), answers,
+    long rows, the rows also in an eval file, the sample shown."""
+    from apps.datasets.services import model_reader
+    from workers.training.formats import Mapping
+
+    words = ["cat", "dog", "sun", "moon", "tree", "star", "fish", "bird", "lake", "rain", "snow", "wind"]
+    rows = [
+        {"prompt": f"reverse: {' '.join(w)}", "completion": " ".join(w[::-1]), "id": i}
+        for i, w in enumerate(words)
+    ]
+    rows += [
+        rows[0],
+        {**rows[1], "prompt": "Reverse:  D O G!"},
+        {"prompt": "long " * 2000, "completion": "x", "id": 99},
+    ]
+    rows += [{"prompt": f"q{i}", "completion": "yes", "id": 100 + i} for i in range(12)]
+    path = _jsonl(tmp_path / "d.jsonl", rows)
+    eval_path = _jsonl(tmp_path / "eval.jsonl", [{"prompt": "reverse: c a t", "answer": "t a c"}])
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "d.parquet")
+    context, measure = model_reader(str(tiny_model / "partial"))
+    for source in (path, tmp_path / "d.parquet"):
+        keys = data.prompt_keys(eval_path, Mapping({}))
+        fast, slow = (
+            data.survey(source, context=context, measure=measure, exclude=keys, arrow=arrow)
+            for arrow in (True, False)
+        )
+        assert (fast.engine, slow.engine) == ("arrow", "rows")
+        assert fast.as_dict() == slow.as_dict() and fast.sample == slow.sample
+        assert (fast.duplicates, fast.near_duplicates, fast.overlap, fast.long_count) == (1, 1, 2, 1)
+        assert fast.top_answer == "yes" and fast.checks["sft"]["good"] == len(rows)

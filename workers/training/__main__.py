@@ -77,10 +77,10 @@ def _build_helper(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from workers.training.data import DataError, read_rows, validate
+    from workers.training.data import DataError, records, validate
 
     try:
-        check = validate(read_rows(args.dataset), args.technique)
+        check = validate(records(args.dataset), args.technique)
     except DataError as exc:
         print(json.dumps({"ok": False, "error": str(exc)}))
         return 1
@@ -97,9 +97,12 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Each spec in turn, in this one process (torch and the trainers imported once); the first failure's
+    exit code, or 0."""
     from workers.training.train import run_and_report
 
-    return run_and_report(Path(args.spec))
+    codes = [run_and_report(Path(spec)) for spec in args.spec]
+    return next((code for code in codes if code), 0)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -184,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="train as a spec file says")
-    p.add_argument("spec")
+    p = sub.add_parser("run", help="train as a spec file says (several: one after the other)")
+    p.add_argument("spec", nargs="+")
     p.set_defaults(func=_run)
     p = sub.add_parser("evaluate", help="compare models on held-out rows: graders, text metrics, a judge")
     p.add_argument("spec")

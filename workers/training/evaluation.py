@@ -63,6 +63,7 @@ class EvalSpec:
     dataset: str
     output_dir: str = ""  # the job's folder; empty in a spec that is only checked
     column_map: dict[str, str] = field(default_factory=dict)
+    data_format: str = "auto"  # workers.training.formats
     graders: tuple[str, ...] = ("exact_match",)
     grader_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     text_metrics: bool = True
@@ -132,7 +133,7 @@ def _slug(label: str) -> str:
 
 def eval_rows(spec: EvalSpec) -> list[dict[str, Any]]:
     """The rows to evaluate: the held-out selection the trainer scores too (heldout.select_rows)."""
-    return heldout.select_rows(spec.dataset, spec.column_map, spec.max_rows)
+    return heldout.select_rows(spec.dataset, spec.column_map, spec.max_rows, spec.data_format)
 
 
 # Generation -----------------------------------------------------------------------------------------------

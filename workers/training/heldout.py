@@ -30,22 +30,27 @@ BOOTSTRAP_SEED = 0
 
 
 def select_rows(
-    path: Path | str, column_map: dict[str, str] | None = None, max_rows: int = MAX_ROWS
-) -> list[dict[str, Any]]:
-    """The held-out rows, in file order, at most `max_rows`: any technique's format, as
-    {"prompt": chat, "answer"?: text, ...}. The trainer and the evaluation both call this."""
-    mapping = column_map or {}
-    raw = [{mapping.get(k, k): v for k, v in row.items()} for row in data_module.read_rows(path)]
-    if not raw:
+    path: Path | str, column_map: dict[str, str] | None = None, max_rows: int = MAX_ROWS,
+    data_format: str = "auto",
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The held-out rows, in file order, at most `max_rows`: any technique's format (converted from the
+    file's own, workers.training.formats), as {"prompt": chat, "answer"?: text, ...}. Lines that cannot be
+    read or converted are skipped. The trainer and the evaluation both call this."""
+    found = data_module.converted(data_module.records(path), data_module.mapping_of(column_map, data_format))
+    if not found.file_columns:
         raise data_module.DataError("The eval dataset is empty: it has no rows.")
-    rows = [r for r in map(data_module.eval_row, raw) if r is not None]
+    rows: list[dict[str, Any]] = []
+    for record in found.records:
+        if record.row is not None and (row := data_module.eval_row(record.row)) is not None:
+            rows.append(row)
+            if len(rows) >= max_rows:
+                break
     if not rows:
-        present = sorted(set().union(*(r.keys() for r in raw)))
         raise data_module.DataError(
             "No row of the eval dataset has a prompt: it needs “prompt” (text or chat) or “messages” columns; "
-            f"it has {', '.join(present)}. Map a column to “prompt”."
+            f"it has {', '.join(found.file_columns)}. Map a column to “prompt”."
         )
-    return rows[:max_rows]
+    return rows
 
 
 def sample_indices(n_rows: int, size: int = SAMPLE_ROWS, seed: int = 0) -> list[int]:

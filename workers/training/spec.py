@@ -76,6 +76,8 @@ class JobSpec:
     training: Training = field(default_factory=Training)
     tracking: Tracking = field(default_factory=Tracking)
     column_map: dict[str, str] = field(default_factory=dict)
+    # The dataset's format (workers.training.formats: "auto" recognises it from its columns)
+    data_format: str = "auto"
     job_id: str = "local"
     # Checkpointless, elastic training on torchft (workers.training.resilient); empty: a plain run.
     resilience: dict[str, Any] = field(default_factory=dict)
@@ -124,6 +126,7 @@ class JobSpec:
                 training=training,
                 tracking=Tracking(**(data.get("tracking") or {})),
                 column_map=dict(data.get("column_map") or {}),
+                data_format=str(data.get("data_format") or "auto"),
                 job_id=str(data.get("job_id", "local")),
                 resilience=dict(data.get("resilience") or {}),
             )
@@ -165,12 +168,15 @@ def new_training_spec(
     training: dict[str, Any] | None = None,
     column_map: dict[str, str] | None = None,
     resilience: dict[str, Any] | None = None,
+    data_format: str = "auto",
 ) -> dict[str, Any]:
     """A training job's spec (read by JobSpec)."""
     spec: dict[str, Any] = {
         "technique": technique, "model": model, "dataset": dataset, "eval_dataset": eval_dataset or None,
         "params": dict(params or {}), "training": dict(training or {}), "column_map": dict(column_map or {}),
     }  # fmt: skip
+    if data_format != "auto":  # only a dataset whose format the person chose has the key
+        spec["data_format"] = data_format
     if resilience:  # only a resilient job has the key (workers.replicas finds them by it)
         spec["resilience"] = dict(resilience)
     JobSpec.from_dict(spec)
@@ -190,6 +196,7 @@ def new_evaluation_spec(
     max_new_tokens: int,
     batch_size: int,
     column_map: dict[str, str] | None = None,
+    data_format: str = "auto",
 ) -> dict[str, Any]:
     """An evaluation job's spec (read by workers.training.evaluation.EvalSpec): `models` are
     {"label", "model", "mlflow_run_id"}, the first the baseline."""
@@ -201,6 +208,8 @@ def new_evaluation_spec(
         "benchmarks": list(benchmarks or []), "max_rows": max_rows, "max_new_tokens": max_new_tokens,
         "batch_size": batch_size, "column_map": dict(column_map or {}),
     }  # fmt: skip
+    if data_format != "auto":
+        spec["data_format"] = data_format
     EvalSpec.from_dict(spec)
     return spec
 

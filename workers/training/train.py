@@ -224,11 +224,11 @@ def run(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
         pid=os.getpid(),
     )
 
-    train_rows = data_module.load(spec.dataset, spec.technique, spec.column_map)
+    train_rows = data_module.load(spec.dataset, spec.technique, spec.column_map, data_format=spec.data_format)
     # The held-out selection the automatic evaluation scores too (heldout.select_rows), and the grader
     # that leads: before → after, the checks during training and the report's number are one function.
     eval_rows = (
-        heldout.select_rows(spec.eval_dataset, spec.column_map, spec.training.eval_max_rows)
+        heldout.select_rows(spec.eval_dataset, spec.column_map, spec.training.eval_max_rows, spec.data_format)
         if spec.eval_dataset
         else []
     )
@@ -595,7 +595,7 @@ def estimate_spec(
     from workers.training.model_files import ChatTokenizer, read_config
 
     if rows is None:
-        rows = data_module.load(spec.dataset, spec.technique, spec.column_map)
+        rows = data_module.load(spec.dataset, spec.technique, spec.column_map, data_format=spec.data_format)
     tokenizer = ChatTokenizer.for_model(spec.model)
     rows = data_module.for_model(rows, tokenizer)
     config = read_config(spec.model)

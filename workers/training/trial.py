@@ -38,7 +38,9 @@ def try_rewards(spec: JobSpec, rows: int = 4) -> list[dict[str, Any]]:
     from workers.training.models import load_model, load_tokenizer
 
     scorers = _scorers(spec)
-    sample = data_module.load(spec.dataset, spec.technique, spec.column_map, drop_bad=True)[:rows]
+    sample = data_module.load(
+        spec.dataset, spec.technique, spec.column_map, drop_bad=True, data_format=spec.data_format
+    )[:rows]
     model = load_model(spec.model, method="full")
     tokenizer = load_tokenizer(spec.model)
     prompts = [

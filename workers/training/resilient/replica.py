@@ -158,7 +158,7 @@ def run_replica(
     # Replicas share a machine's cores here; on their own machines set ATELIER_REPLICA_THREADS.
     torch.set_num_threads(int(os.environ.get("ATELIER_REPLICA_THREADS", "1")))
     events.emit("replica_started", replica=index, pid=os.getpid(), host=socket.gethostname())
-    rows = data_module.load(spec.dataset, spec.technique, spec.column_map)
+    rows = data_module.load(spec.dataset, spec.technique, spec.column_map, data_format=spec.data_format)
     # An earlier job's adapter: train from its merged model (merged once, under a lock, whichever replica
     # comes first), so a LoRA result names a base every tool loads, as in a plain run.
     base = training_base(spec.model, scratch=spec.output / "base")
