@@ -233,7 +233,7 @@ class DataForm(forms.Form):
     )
     drop_bad = forms.BooleanField(required=False, label="Drop rows that do not fit (listed below)")
     long_rows = forms.ChoiceField(
-        choices=[("truncate", "Keep them: training cuts them at the max length"), ("drop", "Drop them")],
+        choices=[("truncate", "Cut them to fit (the end of their longest text)"), ("drop", "Drop them")],
         initial="truncate", required=False, widget=forms.RadioSelect, label="Rows longer than the model reads",
     )  # fmt: skip
     drop_duplicates = forms.BooleanField(required=False, label="Drop duplicate rows (keep the first of each)")

@@ -597,13 +597,17 @@ def split_rows(draft: Draft) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
             f"{len(check.errors)} rows do not fit {technique.short}; fix them or choose to drop them on the Data step."
         )
     rows = check.rows
-    if draft.data.get("long_rows") == "drop":
-        context, measure = model_reader(spec["model"])
-        if context and measure:
+    context, measure = model_reader(spec["model"])
+    if context and measure:  # rows longer than the model reads: dropped, or cut to fit (as chosen)
+        fits = [
+            len(json.dumps(r, ensure_ascii=False).encode()) <= context or measure(r) <= context for r in rows
+        ]
+        if draft.data.get("long_rows") == "drop":
+            rows = [r for r, ok in zip(rows, fits, strict=True) if ok]
+        else:
             rows = [
-                r
-                for r in rows
-                if len(json.dumps(r, ensure_ascii=False).encode()) <= context or measure(r) <= context
+                r if ok else data_module.cut_to_fit(r, context, measure)
+                for r, ok in zip(rows, fits, strict=True)
             ]
     if draft.data.get("drop_duplicates"):
         seen: set[int] = set()

@@ -414,9 +414,11 @@ def test_the_hold_out_rule_is_said_where_the_dataset_is_too_small(wizard):
     assert "Holding out 10% needs" not in client.get(url("data")).content.decode()
 
 
-def test_rows_longer_than_the_model_reads_are_listed_and_can_be_dropped(wizard):
-    """The tiny model reads 256 tokens: a 200,000-character row is named by its line with its length,
-    and "Drop them" leaves it out of the launch."""
+def test_rows_longer_than_the_model_reads_are_listed_and_dropped_or_cut_to_fit(wizard):
+    """The tiny model reads 2,048 tokens: a 200,000-character row is named by its line with its length;
+    "Drop them" leaves it out of the launch, "Cut them to fit" (the default) keeps it cut at the end of
+    its longest text, so that the review plans and the run trains (it refuses rows over its length)."""
+    from apps.datasets.services import model_reader
     from apps.jobs.wizard import split_rows
 
     client, url, _ = wizard
@@ -434,3 +436,12 @@ def test_rows_longer_than_the_model_reads_are_listed_and_can_be_dropped(wizard):
     assert response.status_code == 302, response.content.decode()[-3000:]
     train, _ = split_rows(Draft.objects.get())
     assert len(train) == 25 and all("x x x" not in json.dumps(r) for r in train)
+    client.post(url("data"), {"dataset": key, "eval_choice": "none", "long_rows": "truncate", "go": "next"})
+    assert client.post(url("technique"), {"technique": "sft", "t-method": "lora"}).status_code == 302
+    train, _ = split_rows(Draft.objects.get())
+    context, measure = model_reader(Draft.objects.get().data["model"])
+    assert context is not None and measure is not None
+    cut = next(r for r in train if str(r.get("prompt", "")).startswith("x x x"))
+    assert len(train) == 26 and context - 64 < measure(cut) <= context and cut["completion"] == "y"
+    page = client.get(url("review")).content.decode()
+    assert 'data-testid="review-error"' not in page and "26 training rows" in page

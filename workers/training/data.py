@@ -971,6 +971,32 @@ def for_model(rows: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]
     return as_chat(rows) if getattr(tokenizer, "chat_template", None) else rows
 
 
+def cut_to_fit(row: dict[str, Any], context: int, measure: Callable[[dict[str, Any]], int]) -> dict[str, Any]:
+    """A row longer than the model reads (`measure`: its tokens through the chat template) with its
+    longest text cut at the end until it fits, as other trainers cut at their cutoff length; a row that
+    fits comes back as it is."""
+    tokens = measure(row)
+    for _ in range(8):
+        if tokens <= context:
+            return row
+        texts = [(k, None, v) for k, v in row.items() if isinstance(v, str)] + [
+            (k, i, m["content"]) for k, v in row.items() if _is_chat(v)
+            for i, m in enumerate(v) if isinstance(m.get("content"), str)
+        ]  # fmt: skip
+        if not texts:
+            return row
+        key, index, text = max(texts, key=lambda t: len(t[2]))
+        keep = max(1, int(len(text) * (context - 8) / tokens) - 1)
+        if index is None:
+            row = {**row, key: text[:keep]}
+        else:
+            turns = [dict(m) for m in row[key]]
+            turns[index]["content"] = text[:keep]
+            row = {**row, key: turns}
+        tokens = measure(row)
+    return row
+
+
 def render_row(tokenizer: Any, row: dict[str, Any]) -> str:
     """A converted row as the trainer's text: through the model's chat template (the Data step's preview,
     the long-row check). A row with no answer (an RL prompt) ends with the generation prompt."""
