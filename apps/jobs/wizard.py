@@ -238,7 +238,7 @@ def preview(model: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     sees them, and the histogram of the token lengths of (up to 2,000 of) the rows; or why there is no
     preview. Read from the model's files (model_files.ChatTokenizer: tokenizers and jinja2), so the page
     never imports transformers."""
-    from workers.training.data import render_row
+    from workers.training.data import render_row, trainer_tokens
     from workers.training.model_files import ChatTokenizer
     from workers.training.models import ModelError
     from workers.training.spec import ModelRef
@@ -258,7 +258,16 @@ def preview(model: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
             "preview_error": f"No preview: the model's chat template cannot render these rows ({failed})."
         }
     lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-    return {"preview": texts[:3], "histogram": histogram(lengths), "longest": max(lengths, default=0)}
+    # The first rows as the trainer's tokens, the ones it learns from marked (data.trainer_tokens: the
+    # same ids and loss as the SFT trainer's batch, tests/training/test_preview_tokens.py)
+    tokens = []
+    for row in rows[:3]:
+        try:
+            tokens.append(trainer_tokens(tokenizer, row)["spans"])
+        except Exception:  # noqa: BLE001 - a row the template cannot render is left out, as above
+            continue
+    return {"preview": texts[:3], "preview_tokens": tokens, "histogram": histogram(lengths),
+            "longest": max(lengths, default=0)}  # fmt: skip
 
 
 def histogram(values: list[int], bins: int = 10) -> list[dict[str, Any]]:

@@ -148,5 +148,10 @@ def test_the_preview_renders_and_counts_the_rows_as_transformers_does(tiny_model
     tokenizer = load_tokenizer(ModelRef(model))
     texts = [render_row(tokenizer, row) for row in rows]
     lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-    assert shown == {"preview": texts[:3], "histogram": histogram(lengths), "longest": max(lengths)}
+    assert {k: shown[k] for k in ("preview", "histogram", "longest")} == {
+        "preview": texts[:3],
+        "histogram": histogram(lengths),
+        "longest": max(lengths),
+    }
+    assert ["".join(text for text, _ in spans) for spans in shown["preview_tokens"]] == texts[:3]
     assert texts[8].endswith("<|im_start|>assistant\n") and len(set(lengths)) > 1

@@ -801,7 +801,7 @@ class _Slow(Exception):
     """The Arrow path cannot survey this file (a bad row, a nested column): the row-by-row path will."""
 
 
-BLOCK = 4 << 20  # bytes of JSON lines parsed by Arrow at a time
+BLOCK = 2 << 20  # bytes of JSON lines parsed by Arrow at a time
 
 
 def _json_blocks(path: Path) -> Iterator[Any]:
@@ -995,6 +995,70 @@ def cut_to_fit(row: dict[str, Any], context: int, measure: Callable[[dict[str, A
             row = {**row, key: turns}
         tokens = measure(row)
     return row
+
+
+def _common_prefix_ids(a: list[int], b: list[int]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def trainer_tokens(tokenizer: Any, row: dict[str, Any]) -> dict[str, Any]:
+    """What the trainer feeds the model for a converted row, as TRL 1.16's SFTTrainer tokenizes it with
+    Atelier's settings (techniques/sft.py: the loss on the answers only): {"text", "ids", "loss"
+    (1 where the token is learned), "spans": [(text, learned), ...]}. A prompt and its answer
+    (prompt/completion, and DPO's prompt with its chosen answer): the answer's tokens are those after
+    the tokenized prompt (with the generation prompt) stops being a prefix of prompt + answer; a
+    conversation: the assistant's turns the template marks with {% generation %}. A prompt alone (RL):
+    the prompt as the model is asked it, nothing learned from it. `tokenizer`: model_files.ChatTokenizer
+    or a transformers tokenizer with a chat template."""
+    row = for_model([row], tokenizer)[0]
+    answer = next((row[k] for k in ("completion", "chosen") if k in row and not blank(row[k])), None)
+    if isinstance(row.get("messages"), list):
+        text, ids, loss = tokenizer.assistant_mask(row["messages"])
+    elif isinstance(row.get("prompt"), list):
+        prompt = tokenizer.apply_chat_template(row["prompt"], tokenize=True, add_generation_prompt=True)
+        if answer is None:
+            text = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True)
+            ids, loss = prompt, [0] * len(prompt)
+        else:
+            text = tokenizer.apply_chat_template(row["prompt"] + answer)
+            ids = tokenizer.apply_chat_template(row["prompt"] + answer, tokenize=True)
+            cut = _common_prefix_ids(prompt, ids)
+            loss = [0] * cut + [1] * (len(ids) - cut)
+    else:  # no chat template: plain text, the answer after the prompt
+        text = str(row.get("prompt", "")) + ("" if answer is None else str(answer))
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        prompt = tokenizer(str(row.get("prompt", "")), add_special_tokens=False)["input_ids"]
+        cut = _common_prefix_ids(prompt, ids) if answer is not None else len(ids)
+        loss = [0] * cut + [1] * (len(ids) - cut)
+    return {"text": text, "ids": list(ids), "loss": loss, "spans": _spans(tokenizer, text, loss)}
+
+
+def _spans(tokenizer: Any, text: str, loss: list[int]) -> list[tuple[str, bool]]:
+    """The text cut where the loss starts and stops (by each token's character offsets)."""
+    encode = getattr(tokenizer, "encode", None)
+    try:
+        offsets = encode(text).offsets if encode is not None and hasattr(encode(text), "offsets") else None
+    except TypeError:
+        offsets = None
+    if offsets is None or len(offsets) != len(loss):
+        return [(text, False)]
+    spans: list[tuple[str, bool]] = []
+    at = 0
+    for (start, end), learned in zip(offsets, loss, strict=True):
+        if start > at:  # text no token covers (rare): with the token after it
+            start = at
+        piece = text[start:end]
+        if spans and spans[-1][1] == bool(learned):
+            spans[-1] = (spans[-1][0] + piece, bool(learned))
+        else:
+            spans.append((piece, bool(learned)))
+        at = max(at, end)
+    if at < len(text):
+        spans.append((text[at:], False))
+    return spans
 
 
 def render_row(tokenizer: Any, row: dict[str, Any]) -> str:

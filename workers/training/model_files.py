@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import types
 from datetime import datetime
 from functools import lru_cache
@@ -255,14 +256,9 @@ def special_tokens(folder: Path | str) -> dict[str, str]:
     return found
 
 
-def render_chat(
-    template: str, messages: list[dict[str, Any]], tokens: dict[str, str], add_generation_prompt: bool = False
-) -> str:
-    """The conversation through the template, as transformers' apply_chat_template(tokenize=False)
-    renders it: keys whose value is None dropped, a message's reasoning under the names templates read
-    it by, the special tokens as variables. TemplateRefused when the template refuses it."""
-    import jinja2
-
+def _clean_chat(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages as transformers hands them to a template: keys whose value is None dropped, a message's
+    reasoning under the names templates read it by."""
     chat = []
     for message in messages:
         if not isinstance(message, dict):
@@ -279,6 +275,18 @@ def render_chat(
         if reasoning is not None:
             message = {"thinking": reasoning, **message, "reasoning_content": reasoning}
         chat.append(message)
+    return chat
+
+
+def render_chat(
+    template: str, messages: list[dict[str, Any]], tokens: dict[str, str], add_generation_prompt: bool = False
+) -> str:
+    """The conversation through the template, as transformers' apply_chat_template(tokenize=False)
+    renders it: keys whose value is None dropped, a message's reasoning under the names templates read
+    it by, the special tokens as variables. TemplateRefused when the template refuses it."""
+    import jinja2
+
+    chat = _clean_chat(messages)
     try:
         return str(
             _compiled(template).render(
@@ -291,6 +299,30 @@ def render_chat(
         )
     except jinja2.TemplateError as exc:
         raise TemplateRefused(str(exc)) from exc
+
+
+_TRACKED = threading.local()  # (rendered blocks, generation spans) of the render being tracked, per thread
+
+
+def assistant_spans(
+    template: str, messages: list[dict[str, Any]], tokens: dict[str, str]
+) -> tuple[str, list[tuple[int, int]]]:
+    """The conversation rendered (as render_chat) and where its {% generation %} blocks (the assistant's
+    turns, in templates that mark them for training) lie in the text, as character spans."""
+    import jinja2
+
+    blocks: list[str] = []
+    spans: list[tuple[int, int]] = []
+    _TRACKED.state = (blocks, spans)
+    try:
+        for block in _compiled(template).generate(messages=_clean_chat(messages), tools=None, documents=None,
+                                                  add_generation_prompt=False, **tokens):  # fmt: skip
+            blocks.append(block)
+    except jinja2.TemplateError as exc:
+        raise TemplateRefused(str(exc)) from exc
+    finally:
+        _TRACKED.state = None
+    return "".join(blocks), spans
 
 
 @lru_cache(maxsize=16)
@@ -306,12 +338,26 @@ def _compiled(template: str) -> Any:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     class GenerationTags(jinja2.ext.Extension):
+        """Renders a {% generation %} block's body; while render_chat tracks them (`_TRACKED`), records
+        where each block's text lies in the output, as transformers' AssistantTracker does for
+        return_assistant_tokens_mask."""
+
         tags = {"generation"}
 
         def parse(self, parser: Any) -> jinja2.nodes.Node:
             lineno = next(parser.stream).lineno
             body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
-            return jinja2.nodes.Scope(body).set_lineno(lineno)
+            call = self.call_method("_generation", [])
+            return jinja2.nodes.CallBlock(call, [], [], body).set_lineno(lineno)
+
+        def _generation(self, caller: Any) -> str:
+            text = str(caller())
+            tracked = getattr(_TRACKED, "state", None)
+            if tracked is not None:
+                blocks, spans = tracked
+                start = len("".join(blocks))
+                spans.append((start, start + len(text)))
+            return text
 
     def raise_exception(message: str) -> None:
         raise jinja2.exceptions.TemplateError(message)
@@ -427,6 +473,30 @@ class ChatTokenizer:
             )
         text = render_chat(self.chat_template, conversation, self.special_tokens_map, add_generation_prompt)
         return self(text, add_special_tokens=False)["input_ids"] if tokenize else text
+
+    def encode(self, text: str) -> Any:
+        """The tokenizers Encoding of a text (ids and each token's character offsets)."""
+        return self._tokenizer.encode(text, add_special_tokens=False)
+
+    def assistant_mask(self, conversation: list[dict[str, Any]]) -> tuple[str, list[int], list[int]]:
+        """(text, ids, mask) of a conversation with 1 on the tokens of the assistant's turns that the
+        template marks with {% generation %}, as transformers' return_assistant_tokens_mask gives them;
+        all 0 where the template marks none."""
+        if self.chat_template is None:
+            raise ValueError(f"The tokenizer of “{self.name}” has no chat template.")
+        text, spans = assistant_spans(self.chat_template, conversation, self.special_tokens_map)
+        encoding = self.encode(text)
+        mask = [0] * len(encoding.ids)
+        for start, end in spans:
+            first, last = (
+                encoding.char_to_token(start),
+                encoding.char_to_token(end - 1) if end > start else None,
+            )
+            if first is None:
+                continue
+            for i in range(first, (last + 1) if last is not None else len(mask)):
+                mask[i] = 1
+        return text, list(encoding.ids), mask
 
     def __call__(
         self, text: str | list[str], *, add_special_tokens: bool, verbose: bool = False

@@ -1,0 +1,65 @@
+"""The Data step's "as training sees it" is the trainer's input: the token ids, and which of them carry
+the loss, that workers.training.data.trainer_tokens shows (read in the web process without transformers)
+are the ones the SFT trainer Atelier builds (techniques/sft.py, automatic settings, TRL's own tokenizing
+and collator) puts in its batch, for chats and for prompt/completion rows, plain text or chat turns."""
+
+from __future__ import annotations
+
+import pytest
+
+from workers.training import data
+
+
+def _trainer(tiny_model, tmp_path, rows):
+    from workers.training.models import load_model, load_tokenizer
+    from workers.training.spec import JobSpec
+    from workers.training.techniques import REGISTRY, make_params
+    from workers.training.train import Context, plan_hparams
+
+    model_ref = str(tiny_model / "partial")
+    spec = JobSpec.from_dict({"technique": "sft", "model": model_ref, "dataset": "unused.jsonl",
+                              "output_dir": str(tmp_path), "tracking": {"enabled": False}})  # fmt: skip
+    tokenizer = load_tokenizer(spec.model)
+    train_rows = data.for_model(rows, tokenizer)
+    model = load_model(spec.model, method="lora")
+    hparams, _ = plan_hparams(spec, tokenizer, train_rows, model.num_parameters(), model.config, False)
+    technique = REGISTRY["sft"]
+    ctx = Context(spec=spec, params=make_params(technique, {}), hparams=hparams, model=model,
+                  tokenizer=tokenizer, train_rows=train_rows)  # fmt: skip
+    return technique.build(ctx)
+
+
+ROWS = {
+    "prompt/completion": [
+        {"prompt": "reverse: c a t", "completion": "t a c"},
+        {"prompt": "add: 12 + 7", "completion": "19"},
+    ],
+    "chat prompt/completion": [
+        {"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "reverse: d o g"}],
+         "completion": [{"role": "assistant", "content": "g o d"}]},
+    ],
+    "messages": [
+        {"messages": [{"role": "user", "content": "reverse: s u n"}, {"role": "assistant", "content": "n u s"},
+                      {"role": "user", "content": "and m o o n?"}, {"role": "assistant", "content": "n o o m"}]},
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", list(ROWS))
+def test_the_preview_shows_the_ids_and_the_learned_tokens_of_the_trainers_batch(kind, tiny_model, tmp_path):
+    from workers.training.model_files import ChatTokenizer
+
+    rows = ROWS[kind]
+    trainer = _trainer(tiny_model, tmp_path, rows)
+    ours = ChatTokenizer(tiny_model / "partial")
+    for i, row in enumerate(rows):
+        batch = trainer.data_collator([trainer.train_dataset[i]])
+        ids = batch["input_ids"][0].tolist()
+        learned = [int(label != -100) for label in batch["labels"][0].tolist()]
+        shown = data.trainer_tokens(ours, row)
+        assert shown["ids"] == ids
+        assert shown["loss"] == learned and 0 < sum(learned) < len(ids)
+        assert "".join(text for text, _ in shown["spans"]) == shown["text"]
+        answer = row.get("completion") or row["messages"][-1]["content"]
+        answer = answer[-1]["content"] if isinstance(answer, list) else answer
+        assert any(learned and answer in text for text, learned in shown["spans"])
