@@ -62,3 +62,38 @@ def test_a_sound_pattern_and_schema_reach_the_evaluation_spec_as_typed(
     assert response.status_code == 302
     options = Job.objects.get(kind=Kind.EVALUATION).spec["grader_options"]
     assert options == {"regex": {"pattern": r"\d+ "}, "json_schema": {"schema": schema}}
+
+
+def test_an_uploaded_eval_file_is_read_under_its_mapping_which_its_page_sets(
+    client, alice, alice_project, tmp_path, settings
+):
+    """An uploaded file whose prompt column has another name was accepted, then the evaluation failed
+    asking to map a column, with nowhere to map it. Now the form says where (the dataset's page); once
+    mapped there, the evaluation's spec reads it under that mapping and its rows have prompts."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from apps.datasets import services as dataset_services
+    from workers.training import heldout
+
+    settings.DATA_DIR = tmp_path
+    upload = SimpleUploadedFile("asks.csv", b"ask,expected\nreverse: c a t,t a c\nreverse: d o g,g o d\n")
+    dataset = dataset_services.dataset_upload(project=alice_project, user=alice, upload=upload)
+    response = _post(client, alice_project, tmp_path, alice, dataset=str(dataset.pk), graders=["exact_match"])
+    assert response.status_code == 422
+    assert beside(
+        response.content.decode(),
+        "dataset",
+        "Map a column to “prompt” on the dataset&#x27;s page (Datasets → asks.csv).",
+    )
+    mapped = client.post(reverse("dataset-detail", args=[alice_project.pk, dataset.pk]),
+                         {"map_prompt": "ask", "map_answer": "expected", "format": "auto"})  # fmt: skip
+    assert mapped.status_code == 302
+    response = _post(client, alice_project, tmp_path, alice, dataset=str(dataset.pk), graders=["exact_match"])
+    assert response.status_code == 302
+    spec = Job.objects.get(kind=Kind.EVALUATION).spec
+    assert spec["column_map"] == {"ask": "prompt", "expected": "answer"}
+    rows = heldout.select_rows(spec["dataset"], spec["column_map"], 10, spec.get("data_format", "auto"))
+    assert [(r["prompt"][-1]["content"], r["answer"]) for r in rows] == [
+        ("reverse: c a t", "t a c"),
+        ("reverse: d o g", "g o d"),
+    ]

@@ -153,3 +153,20 @@ def test_the_arrow_survey_and_the_row_by_row_survey_agree(tmp_path, tiny_model):
         assert fast.as_dict() == slow.as_dict() and fast.sample == slow.sample
         assert (fast.duplicates, fast.near_duplicates, fast.overlap, fast.long_count) == (1, 1, 2, 1)
         assert fast.top_answer == "yes" and fast.checks["sft"]["good"] == len(rows)
+
+
+def test_a_saved_arrow_folder_is_read_and_a_hub_dataset_not_in_the_cache_is_said_as_a_models_would_be(
+    tmp_path, monkeypatch
+):
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)  # offline, the normal case here
+
+    rows = [
+        {"prompt": "reverse: c a t", "completion": "t a c"},
+        {"prompt": "reverse: d o g", "completion": "g o d"},
+    ]
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "saved"))
+    assert load(tmp_path / "saved", "sft") == rows
+    with pytest.raises(DataError, match="The dataset “nobody/no-such-data” is not on this machine"):
+        data.survey("hf:nobody/no-such-data")
