@@ -236,7 +236,10 @@ class DataForm(forms.Form):
         choices=[("truncate", "Cut them to fit (the end of their longest text)"), ("drop", "Drop them")],
         initial="truncate", required=False, widget=forms.RadioSelect, label="Rows longer than the model reads",
     )  # fmt: skip
-    drop_duplicates = forms.BooleanField(required=False, label="Drop duplicate rows (keep the first of each)")
+    drop_duplicates = forms.BooleanField(
+        required=False,
+        label="Drop duplicate rows, also those equal but for case, punctuation and spaces (the first of each kept)",
+    )
     drop_overlap = forms.BooleanField(
         required=False, label="Drop training rows whose prompt is in the eval file"
     )

@@ -618,11 +618,11 @@ def split_rows(draft: Draft) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
                 r if ok else data_module.cut_to_fit(r, context, measure)
                 for r, ok in zip(rows, fits, strict=True)
             ]
-    if draft.data.get("drop_duplicates"):
+    if draft.data.get("drop_duplicates") and rows:  # equal, or equal but for case, punctuation and spaces
         seen: set[int] = set()
         kept = []
-        for row in rows:
-            key = data_module.row_key(row)
+        texts = [f"{data_module.prompt_text(r)}\x00{data_module.answer_text(r) or ''}" for r in rows]
+        for row, key in zip(rows, data_module.near_keys(texts), strict=True):
             if key not in seen:
                 seen.add(key)
                 kept.append(row)

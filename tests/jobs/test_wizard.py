@@ -445,3 +445,23 @@ def test_rows_longer_than_the_model_reads_are_listed_and_dropped_or_cut_to_fit(w
     assert len(train) == 26 and context - 64 < measure(cut) <= context and cut["completion"] == "y"
     page = client.get(url("review")).content.decode()
     assert 'data-testid="review-error"' not in page and "26 training rows" in page
+
+
+def test_duplicates_and_near_duplicates_are_counted_and_dropped_in_one_click(wizard):
+    from apps.jobs.wizard import split_rows
+
+    client, url, _ = wizard
+    _model(client, url)
+    rows = [json.loads(line) for line in _sft_rows(24).decode().splitlines()]
+    copy = json.loads(json.dumps(rows[0]))
+    copy["messages"][0]["content"] = copy["messages"][0]["content"].upper() + "!"  # equal but for case
+    content = "".join(json.dumps(r) + "\n" for r in [*rows, rows[1], rows[2], copy])
+    assert _upload(client, url, "dups.jsonl", content.encode(), go="check").status_code == 302
+    page = client.get(url("data")).content.decode()
+    assert "2 duplicate rows" in page and "1 near duplicate" in page
+    key = Draft.objects.get().data["dataset_key"]
+    client.post(url("data"), {"dataset": key, "eval_choice": "none", "drop_duplicates": "on", "go": "next"})
+    assert client.post(url("technique"), {"technique": "sft", "t-method": "lora"}).status_code == 302
+    train, _ = split_rows(Draft.objects.get())
+    assert len(train) == 24 and train == rows
+    assert "duplicates dropped" in client.get(url("review")).content.decode()
