@@ -5,6 +5,8 @@ and collator) puts in its batch, for chats and for prompt/completion rows, plain
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from workers.training import data
@@ -29,7 +31,7 @@ def _trainer(tiny_model, tmp_path, rows):
     return technique.build(ctx)
 
 
-ROWS = {
+ROWS: dict[str, list[dict[str, Any]]] = {
     "prompt/completion": [
         {"prompt": "reverse: c a t", "completion": "t a c"},
         {"prompt": "add: 12 + 7", "completion": "19"},
