@@ -57,15 +57,21 @@ def _rest(row: dict[str, Any], used: Iterable[str]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in used}
 
 
-def _alpaca(row: dict[str, Any]) -> dict[str, Any]:
-    prompt = _text(row, "instruction")
-    if not blank(row.get("input")):
-        prompt = f"{prompt}\n\n{_text(row, 'input')}"
-    return {
-        **_rest(row, ("instruction", "input", "output")),
-        "prompt": prompt,
-        "completion": _text(row, "output"),
-    }
+def _instruction(extra: str, answer: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Alpaca's and Dolly's rows: the instruction and its optional extra text (Alpaca's input, Dolly's
+    context) as the prompt, the answer column as the completion."""
+
+    def convert(row: dict[str, Any]) -> dict[str, Any]:
+        prompt = _text(row, "instruction")
+        if not blank(row.get(extra)):
+            prompt = f"{prompt}\n\n{_text(row, extra)}"
+        return {
+            **_rest(row, ("instruction", extra, answer)),
+            "prompt": prompt,
+            "completion": _text(row, answer),
+        }
+
+    return convert
 
 
 def _pair(
@@ -82,17 +88,6 @@ def _pair(
         return out
 
     return convert
-
-
-def _dolly(row: dict[str, Any]) -> dict[str, Any]:
-    prompt = _text(row, "instruction")
-    if not blank(row.get("context")):
-        prompt = f"{prompt}\n\n{_text(row, 'context')}"
-    return {
-        **_rest(row, ("instruction", "context", "response")),
-        "prompt": prompt,
-        "completion": _text(row, "response"),
-    }
 
 
 def sharegpt_messages(turns: Any) -> list[dict[str, str]]:
@@ -188,9 +183,9 @@ KNOWN: dict[str, Known] = {
         Known("sharegpt", "ShareGPT", ("conversations",),
               "conversations (human → user, gpt → assistant, system → system) → messages", _sharegpt),
         Known("alpaca", "Alpaca", ("instruction", "output"),
-              "instruction + input → prompt (user), output → completion (assistant)", _alpaca),
+              "instruction + input → prompt (user), output → completion (assistant)", _instruction("input", "output")),
         Known("dolly", "Dolly", ("instruction", "response"),
-              "instruction + context → prompt (user), response → completion (assistant)", _dolly),
+              "instruction + context → prompt (user), response → completion (assistant)", _instruction("context", "response")),
         Known("question-answer", "Question/answer", ("question", "answer"),
               "question → prompt (user), answer → completion (assistant) and the graders' reference answer",
               _pair("question", "answer", keep=("answer",))),
