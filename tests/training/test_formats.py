@@ -1,7 +1,8 @@
 """Each format Atelier recognises trains: a small file of each, as other tools write it, converted by the
 trainer itself (the spec names the raw file; the format is recognised from its columns) and trained a few
 steps through the CLI, all in one process (`run` takes several specs). Checked from the outside: the
-adapter loads with plain PEFT, and the rows the run reports are the file's rows."""
+adapter loads with plain PEFT, the rows the run reports are the file's rows, and the trainer read them
+from an Arrow cache in the job's folder (data.arrow_rows), not a list."""
 
 from __future__ import annotations
 
@@ -73,6 +74,7 @@ def test_each_recognised_format_trains_through_the_cli(tmp_path, tiny_model):
         assert finished, (key, events[-1])
         configured = next(e for e in events if e["event"] == "configured")
         assert configured["rows"] == len(WORDS), (key, configured)
+        assert any((folder / "rows-arrow").rglob("*.arrow")), "the trainer reads its rows from an Arrow cache"
         adapter = next(p for p in folder.rglob("adapter_config.json")).parent
         base = AutoModelForCausalLM.from_pretrained(tiny_model / "partial")
         PeftModel.from_pretrained(base, adapter)  # loads as any tool would load it

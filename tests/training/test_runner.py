@@ -87,7 +87,7 @@ def test_a_dataset_missing_its_columns_fails_with_what_it_needs(tmp_path, tiny_m
 def test_an_empty_dataset_fails_clearly(tmp_path, tiny_model):
     (tmp_path / "empty.jsonl").write_text("")
     assert run_and_report(_spec(tmp_path, tiny_model / "base", dataset=str(tmp_path / "empty.jsonl"))) == 1
-    assert _failure(tmp_path) == "The dataset is empty: it has no rows."
+    assert _failure(tmp_path) == "empty.jsonl is empty: it has no rows."
 
 
 def test_rows_longer_than_the_maximum_length_are_named(tmp_path, tiny_model):

@@ -951,6 +951,57 @@ def _good_column(values: Any, kind: str) -> bool:
     return bool(pa.types.is_integer(values.type))
 
 
+def check_file(
+    path: Path | str, technique: str, column_map: dict[str, str] | None = None, drop_bad: bool = False,
+    data_format: str = AUTO,
+) -> int:  # fmt: skip
+    """How many rows of the file the technique can train on, from one streamed pass (the survey's checks,
+    in Arrow batches where the file allows); DataError naming the bad lines unless drop_bad, or when
+    none is left."""
+    label = Path(str(path)).name
+    found = survey(path, mapping_of(column_map, data_format), techniques=[technique], keep=0, stats=False)
+    check = found.checks[technique]
+    if check["message"]:
+        raise DataError(check["message"])
+    if check["error_count"] and not drop_bad:
+        shown = "; ".join(f"line {n}: {m}" for n, m in check["errors"][:5])
+        more = f" (and {check['error_count'] - 5} more)" if check["error_count"] > 5 else ""
+        raise DataError(f"{check['error_count']} bad rows in {label}: {shown}{more}.")
+    if not check["good"]:
+        raise DataError("No usable rows are left in the dataset.")
+    return int(check["good"])
+
+
+def good_rows(
+    path: Path | str, technique: str, column_map: dict[str, str] | None = None, data_format: str = AUTO
+) -> Iterator[dict[str, Any]]:
+    """The rows the technique trains on, converted and checked, one at a time (the bad ones skipped:
+    check_file has said them)."""
+    found = converted(records(path), mapping_of(column_map, data_format))
+    checker = Checker(technique, found.columns)
+    for record in found.records:
+        if record.row is not None:
+            good, _ = checker.check(record.row)
+            if good is not None:
+                yield good
+
+
+def arrow_rows(make: Callable[[], Iterator[dict[str, Any]]], cache: Path) -> Any:
+    """The rows `make()` yields as a datasets.Dataset, written to an Arrow cache under `cache` a batch at a
+    time and memory-mapped: the trainer's rows are never a Python list of the whole file. Rows whose
+    columns Arrow cannot give one type (a number here, a text there) are read into a list, as before."""
+    import datasets
+
+    def generate() -> Iterator[dict[str, Any]]:
+        yield from make()
+
+    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        return datasets.Dataset.from_generator(generate, cache_dir=str(cache), keep_in_memory=False)
+    except datasets.exceptions.DatasetGenerationError:
+        return datasets.Dataset.from_list(list(make()))
+
+
 def as_chat(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows whose prompt, completion, chosen or rejected is plain text, as chat turns (the prompt the
     user's, the answers the assistant's): for a model with a chat template, so that training sees each

@@ -43,6 +43,7 @@ class JobFolder:
     PENDING = "mlflow_pending.jsonl"  # step metrics waiting for a checkpoint that covers them
     # Training.
     CHECKPOINTS = "checkpoints"  # the trainer's checkpoint-<step> folders (the last two)
+    ROWS_CACHE = "rows-arrow"  # the rows the trainer reads: an Arrow cache, memory-mapped, never a list
     BEST = "best"  # the best checkpoint by the held-out sample, with best.json (its step and score)
     HELDOUT = "heldout.json"  # the held-out checks so far: what a resumed run picks up
     ADAPTER = "adapter"  # the result of a LoRA run
@@ -115,6 +116,10 @@ class JobFolder:
     @property
     def checkpoints(self) -> Path:
         return self.path / self.CHECKPOINTS
+
+    @property
+    def rows_cache(self) -> Path:
+        return self.path / self.ROWS_CACHE
 
     @property
     def best(self) -> Path:

@@ -106,10 +106,11 @@ class Context:
             "callbacks": self.callbacks,
         }
 
-    def dataset(self, rows: list[dict[str, Any]]) -> Any:
+    def dataset(self, rows: Any) -> Any:
+        """The rows as TRL takes them: a datasets.Dataset (train_rows is one already: data.arrow_rows)."""
         from datasets import Dataset
 
-        return Dataset.from_list(rows)
+        return rows if isinstance(rows, Dataset) else Dataset.from_list(rows)
 
 
 def _token_lengths(tokenizer: Any, rows: list[dict[str, Any]]) -> list[int]:
@@ -224,7 +225,9 @@ def run(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
         pid=os.getpid(),
     )
 
-    train_rows = data_module.load(spec.dataset, spec.technique, spec.column_map, data_format=spec.data_format)
+    # The data checked first, in one streamed pass (a bad row stops the run before any model is loaded);
+    # the rows themselves are read later, into an Arrow cache (data.arrow_rows), never a list.
+    data_module.check_file(spec.dataset, spec.technique, spec.column_map, data_format=spec.data_format)
     # The held-out selection the automatic evaluation scores too (heldout.select_rows), and the grader
     # that leads: before → after, the checks during training and the report's number are one function.
     eval_rows = (
@@ -248,7 +251,13 @@ def run(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
         before = scoring.full(scorer, scorer_tokenizer)
         del scorer
     tokenizer = load_tokenizer(base)
-    train_rows = data_module.for_model(train_rows, tokenizer)
+    train_rows = data_module.arrow_rows(
+        lambda: (
+            data_module.for_model([row], tokenizer)[0]
+            for row in data_module.good_rows(spec.dataset, spec.technique, spec.column_map, spec.data_format)
+        ),
+        spec.folder.rows_cache,
+    )
     # On a GPU a LoRA base is frozen in bf16; full fine-tuning keeps fp32 weights under bf16 autocast
     # (the Trainer's bf16=True). estimate.py assumes the same.
     bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
