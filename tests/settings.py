@@ -45,6 +45,12 @@ if os.environ.get("ATELIER_TEST_HARNESS") != "1":
     # The SSRF tests switch it off: settings.OUTBOUND_ALLOW for the forms, this variable for the training
     # layer in the test process (tests/test_outbound.py).
     os.environ["ATELIER_OUTBOUND_ALLOW"] = "127.0.0.0/8"
+    # One torch thread in every process of the run (this one, the workers' training processes, the
+    # engines): the suite runs several of them at once on two cores, and two spinning threads each made
+    # the tiny model crawl. Measured with another job's load beside it: 100 full-SFT steps 89 s with two
+    # threads, 23 s with one; the teacher wrote 48 tokens/s with two, 267 with one. The automatic plan's
+    # values were measured with one thread too (bench/hparams_sweep.py), as test_faults.py runs its app.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 # Playwright's sync API runs an event loop in the test thread; the ORM calls tests make beside it are
 # still synchronous and safe.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
