@@ -1,7 +1,8 @@
 """The Data step's "as training sees it" is the trainer's input: the token ids, and which of them carry
 the loss, that workers.training.data.trainer_tokens shows (read in the web process without transformers)
 are the ones the SFT trainer Atelier builds (techniques/sft.py, automatic settings, TRL's own tokenizing
-and collator) puts in its batch, for chats and for prompt/completion rows, plain text or chat turns."""
+and collator) puts in its batch, for chats and for prompt/completion rows, plain text or chat turns; and
+for a preference pair, the DPO trainer's prompt and chosen answer."""
 
 from __future__ import annotations
 
@@ -12,20 +13,20 @@ import pytest
 from workers.training import data
 
 
-def _trainer(tiny_model, tmp_path, rows):
+def _trainer(tiny_model, tmp_path, rows, technique_name="sft"):
     from workers.training.models import load_model, load_tokenizer
     from workers.training.spec import JobSpec
     from workers.training.techniques import REGISTRY, make_params
     from workers.training.train import Context, plan_hparams
 
     model_ref = str(tiny_model / "partial")
-    spec = JobSpec.from_dict({"technique": "sft", "model": model_ref, "dataset": "unused.jsonl",
+    spec = JobSpec.from_dict({"technique": technique_name, "model": model_ref, "dataset": "unused.jsonl",
                               "output_dir": str(tmp_path), "tracking": {"enabled": False}})  # fmt: skip
     tokenizer = load_tokenizer(spec.model)
     train_rows = data.for_model(rows, tokenizer)
     model = load_model(spec.model, method="lora")
     hparams, _ = plan_hparams(spec, tokenizer, train_rows, model.num_parameters(), model.config, False)
-    technique = REGISTRY["sft"]
+    technique = REGISTRY[technique_name]
     ctx = Context(spec=spec, params=make_params(technique, {}), hparams=hparams, model=model,
                   tokenizer=tokenizer, train_rows=train_rows)  # fmt: skip
     return technique.build(ctx)
@@ -65,3 +66,17 @@ def test_the_preview_shows_the_ids_and_the_learned_tokens_of_the_trainers_batch(
         answer = row.get("completion") or row["messages"][-1]["content"]
         answer = answer[-1]["content"] if isinstance(answer, list) else answer
         assert any(learned and answer in text for text, learned in shown["spans"])
+
+
+def test_the_preview_of_a_preference_pair_is_the_dpo_trainers_prompt_and_chosen_answer(tiny_model, tmp_path):
+    from workers.training.model_files import ChatTokenizer
+
+    rows = [{"prompt": "reverse: c a t", "chosen": "t a c", "rejected": "c a t"},
+            {"prompt": "reverse: d o g", "chosen": "g o d", "rejected": "g o"}]  # fmt: skip
+    trainer = _trainer(tiny_model, tmp_path, rows, "dpo")
+    ours = ChatTokenizer(tiny_model / "partial")
+    for i, row in enumerate(rows):
+        example = trainer.train_dataset[i]
+        shown = data.trainer_tokens(ours, row)
+        assert shown["ids"] == example["prompt_ids"] + example["chosen_ids"]
+        assert shown["loss"] == [0] * len(example["prompt_ids"]) + [1] * len(example["chosen_ids"])

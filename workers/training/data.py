@@ -1056,11 +1056,12 @@ def _common_prefix_ids(a: list[int], b: list[int]) -> int:
 
 
 def trainer_tokens(tokenizer: Any, row: dict[str, Any]) -> dict[str, Any]:
-    """What the trainer feeds the model for a converted row, as TRL 1.16's SFTTrainer tokenizes it with
-    Atelier's settings (techniques/sft.py: the loss on the answers only): {"text", "ids", "loss"
-    (1 where the token is learned), "spans": [(text, learned), ...]}. A prompt and its answer
+    """What the trainer feeds the model for a converted row, as TRL 1.16's SFTTrainer and DPOTrainer
+    tokenize it with Atelier's settings (techniques/sft.py: the loss on the answers only): {"text", "ids",
+    "loss" (1 where the token is learned), "spans": [(text, learned), ...]}. A prompt and its answer
     (prompt/completion, and DPO's prompt with its chosen answer): the answer's tokens are those after
-    the tokenized prompt (with the generation prompt) stops being a prefix of prompt + answer; a
+    the tokenized prompt (with the generation prompt) stops being a prefix of prompt + answer (for DPO,
+    of either answer); a
     conversation: the assistant's turns the template marks with {% generation %}. A prompt alone (RL):
     the prompt as the model is asked it, nothing learned from it. `tokenizer`: model_files.ChatTokenizer
     or a transformers tokenizer with a chat template."""
@@ -1077,6 +1078,9 @@ def trainer_tokens(tokenizer: Any, row: dict[str, Any]) -> dict[str, Any]:
             text = tokenizer.apply_chat_template(row["prompt"] + answer)
             ids = tokenizer.apply_chat_template(row["prompt"] + answer, tokenize=True)
             cut = _common_prefix_ids(prompt, ids)
+            if isinstance(row.get("rejected"), list):  # DPO: where both answers part from the prompt
+                other = tokenizer.apply_chat_template(row["prompt"] + row["rejected"], tokenize=True)
+                cut = min(cut, _common_prefix_ids(prompt, other))
             loss = [0] * cut + [1] * (len(ids) - cut)
     else:  # no chat template: plain text, the answer after the prompt
         text = str(row.get("prompt", "")) + ("" if answer is None else str(answer))
