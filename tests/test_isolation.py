@@ -232,6 +232,10 @@ FILLERS: dict[str, tuple[str, Filler]] = {
     "api-key-revoke": (TENANT, lambda w: {**_p(w), "key_id": w.api_key.pk}),
     # synthetic data
     "dataset-list": (TENANT, _p),
+    "dataset-detail": (TENANT, lambda w: {**_p(w), "dataset_id": w.dataset.pk}),
+    "dataset-rows": (TENANT, lambda w: {**_p(w), "dataset_id": w.dataset.pk}),
+    "dataset-download": (TENANT, lambda w: {**_p(w), "dataset_id": w.dataset.pk}),
+    "dataset-delete": (TENANT, lambda w: {**_p(w), "dataset_id": w.dataset.pk}),
     "generation-new": (TENANT, _p),
     "generation-detail": (TENANT, lambda w: {**_p(w), "job_id": w.generation.pk}),
     "generation-rows": (TENANT, lambda w: {**_p(w), "job_id": w.generation_rows.pk}),
