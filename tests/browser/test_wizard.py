@@ -79,7 +79,7 @@ def test_a_person_customizes_the_tiny_model_from_the_wizard_and_watches_the_job_
     page.screenshot(path=artifacts_dir / "jobs-list.png", full_page=True)
 
 
-def test_an_upload_shows_its_progress_and_a_broken_file_its_line_on_the_data_step(
+def test_an_upload_shows_its_progress_and_a_broken_line_on_the_data_step_keeping_the_good_rows(
     page, alice, artifacts_dir, tiny_model, settings, tmp_path
 ):
     settings.DATA_DIR = tiny_model.parent.parent
@@ -92,14 +92,24 @@ def test_an_upload_shows_its_progress_and_a_broken_file_its_line_on_the_data_ste
     broken.write_text(
         '{"prompt": "a", "completion": "b"}\n{"prompt": "c", "completion": "d"}\n{"prompt": oops}\n'
     )
-    page.get_by_label("Upload JSONL, CSV or Parquet").set_input_files(broken)
+    page.get_by_label("Upload JSONL, JSON, CSV, TSV or Parquet").set_input_files(broken)
     page.get_by_role("button", name="Check the data").click()
-    expect(page.locator("#id_file_error")).to_contain_text("Line 3 of broken.jsonl is not valid JSON")
+    # The good rows are kept; the broken line is listed by its number
+    expect(page.get_by_test_id("unreadable")).to_contain_text(
+        "is not valid JSON: Expecting value at column 12"
+    )
+    expect(page.get_by_test_id("data-report")).to_contain_text("2 rows")
     page.screenshot(path=artifacts_dir / "wizard-2-data-broken-file.png", full_page=True)
+
+    nothing = tmp_path / "nothing.jsonl"
+    nothing.write_text("{oops}\n")
+    page.get_by_label("Upload JSONL, JSON, CSV, TSV or Parquet").set_input_files(nothing)
+    page.get_by_role("button", name="Check the data").click()
+    expect(page.locator("#id_file_error")).to_contain_text("No line of nothing.jsonl could be read as a row")
 
     good = tmp_path / "qa.jsonl"
     good.write_text("".join(f'{{"prompt": "q{i}", "completion": "a{i}"}}\n' for i in range(50)))
-    page.get_by_label("Upload JSONL, CSV or Parquet").set_input_files(good)
+    page.get_by_label("Upload JSONL, JSON, CSV, TSV or Parquet").set_input_files(good)
     page.get_by_role("button", name="Check the data").click()
     expect(page.get_by_test_id("data-report")).to_contain_text("50 rows")
     expect(page.get_by_test_id("data-report")).to_contain_text("qa.jsonl")
