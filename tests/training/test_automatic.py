@@ -328,7 +328,8 @@ def test_automatic_rlaif_judged_by_the_built_in_judge_through_the_gateway_keeps_
     early stopping at 70 of 100); with the judge before its checks were marked (which passed answers
     wrong only in their last letter), reward 0.32 → 0.41 and held-out 32% → 36%. With the plan before
     (2 prompts a step) the reward fell (0.41 → 0.33): which words came up outweighed what was learnt
-    (workers/training/hparams.py, GRPO_EPOCHS_TINY)."""
+    (workers/training/hparams.py, GRPO_EPOCHS_TINY). On an Intel Xeon the rate then automatic (3e-4) fell
+    to 26%; at 1e-4, the automatic rate since, 36% → 36% there."""
     judge = endpoint_deploy_builtin(project=alice_project, user=alice, variant="judge")
     wait_ready(judge.pk)
     start = _exact_match(*_load(tiny_in_data_dir / "partial"), held_out)

@@ -87,7 +87,10 @@ def test_rlaif_trains_on_the_judges_scores(tmp_path, tiny_model, builtin_judge_u
     automatic settings is test_automatic's, through the gateway)."""
     events = _rlaif(tmp_path, tiny_model / "partial", builtin_judge_url, "judge")
     steps = [e["metrics"] for e in events if "rewards/judge/mean" in e.get("metrics", {})]
-    assert len(steps) == 4 and all(m["rewards/judge/mean"] > 0 for m in steps), steps
+    # Every step's reward is the judge's; a step's eight sampled answers may all be wrong (scored 0: seen
+    # on an Intel Xeon, whose sums sample other answers than the AMD EPYC this was first run on).
+    assert len(steps) == 4 and all(0 <= m["rewards/judge/mean"] <= 1 for m in steps), steps
+    assert sum(m["rewards/judge/mean"] for m in steps) > 0, steps
     assert any(m["reward_std"] > 0 for m in steps)  # answers scored apart: something to learn from
     assert events[-1]["event"] == "finished" and events[-1]["metrics"]["global_step"] == 4
 

@@ -104,9 +104,11 @@ TECHNIQUE = Technique(
         # built-in judge through the gateway (tests/training/test_automatic.py), 1e-3 raised the judge's
         # reward from 0.30 to 0.48 (first and second half of the steps) while held-out exact match went
         # 0.32 → 0.30: the policy found the answers the judge wrongly passes (it agrees with exact match on
-        # 93% of pairs). At 3e-4 the reward rose less (0.32 → 0.41) and held-out went 0.32 → 0.36. A
-        # learned reward is gamed the faster the policy moves (DESIGN.md).
-        "lora": (3e-4, 1e-5),
+        # 93% of pairs). At 3e-4 the reward rose less (0.32 → 0.41) and held-out went 0.32 → 0.36 (later,
+        # with the judge's checks marked, 36% → 50% on an AMD EPYC). On an Intel Xeon the same run at 3e-4
+        # fell 36% → 26% (its sums sample other answers): 1e-4 kept 36% → 36% there with the reward
+        # rising. A learned reward is gamed the faster the policy moves (DESIGN.md).
+        "lora": (1e-4, 1e-5),
         "full": (1e-4, 1e-6),
     },
     synthetic=Synthetic(
