@@ -170,3 +170,7 @@ def test_a_saved_arrow_folder_is_read_and_a_hub_dataset_not_in_the_cache_is_said
     assert load(tmp_path / "saved", "sft") == rows
     with pytest.raises(DataError, match="The dataset “nobody/no-such-data” is not on this machine"):
         data.survey("hf:nobody/no-such-data")
+    (tmp_path / "var" / "projects").mkdir(parents=True)  # datasets.load_dataset would read a local folder
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match="names a folder on this machine, not a Hugging Face dataset"):
+        data.survey("hf:var/projects")

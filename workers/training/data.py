@@ -292,6 +292,10 @@ def _hub(name: str) -> Iterator[Record]:
 
     found = HUB_ID.match(name)
     assert found is not None
+    if (
+        ".." in found["id"] or Path(found["id"]).exists()
+    ):  # load_dataset reads a local folder of the name first
+        raise DataError(f"“{found['id']}” names a folder on this machine, not a Hugging Face dataset.")
     try:
         loaded = datasets.load_dataset(found["id"], split=found["split"] or "train")
     except Exception as exc:
