@@ -22,7 +22,7 @@ from django.db import transaction
 from apps.datasets.models import Dataset
 from apps.projects.models import Project
 from workers.training import data
-from workers.training.formats import Mapping
+from workers.training.formats import AUTO, TARGETS, Mapping
 from workers.training.techniques import REGISTRY
 
 SUFFIXES = data.SUFFIXES
@@ -186,6 +186,31 @@ def dataset_upload(*, project: Project, user: User, upload: UploadedFile) -> Dat
         raise
     return Dataset.objects.create(project=project, created_by=user, name=name, path=str(target),
                                   size_bytes=written, **found)  # fmt: skip
+
+
+def posted_mapping(values: Any) -> dict[str, Any]:
+    """The mapping table as a form posts it (map_<needed column>: a file column; format), as a
+    formats.Mapping dict: the wizard's Data step and a dataset's page post the same table."""
+    columns = {t: str(v).strip() for t in TARGETS if str(v := values.get(f"map_{t}") or "").strip()}
+    return Mapping(columns, values.get("format") or AUTO).as_dict()
+
+
+def file_columns(path: Path | str) -> list[str]:
+    """A dataset file's own columns (of its first rows, as the survey names them), read without a pass
+    over the whole file."""
+    return data.converted(data.records(path), Mapping({})).file_columns
+
+
+def mapping_problem(mapping: dict[str, Any], columns: list[str]) -> str | None:
+    """Why a mapping table cannot apply to a file with these columns, or None."""
+    chosen = Mapping.of(mapping).columns
+    missing = sorted({c for c in chosen.values() if c not in columns})
+    if missing:
+        return f"The file has no column {', '.join(missing)}: choose among {', '.join(columns)}."
+    twice = sorted({c for c in chosen.values() if list(chosen.values()).count(c) > 1})
+    if twice:
+        return f"“{twice[0]}” is chosen for more than one column: a file column fills one."
+    return None
 
 
 def dataset_remap(*, dataset: Dataset, mapping: dict[str, Any]) -> Dataset:

@@ -47,14 +47,9 @@ def dataset_detail(request: ProjectRequest, dataset_id: int) -> HttpResponse:
     if request.method == "POST":
         if not request.membership.can_edit:
             raise PermissionDenied(VIEWER_REFUSED)
-        mapping = formats.Mapping(
-            {t: v.strip() for t in formats.TARGETS if (v := request.POST.get(f"map_{t}", "")).strip()},
-            request.POST.get("format") or formats.AUTO,
-        ).as_dict()
-        from apps.jobs.views import mapping_problem
-
+        mapping = services.posted_mapping(request.POST)
         try:
-            if problem := mapping_problem(mapping, list(dataset.columns)):
+            if problem := services.mapping_problem(mapping, list(dataset.columns)):
                 raise ValidationError(problem)
             services.dataset_remap(dataset=dataset, mapping=mapping)
         except ValidationError as exc:

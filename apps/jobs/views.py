@@ -257,23 +257,7 @@ class DataForm(forms.Form):
 
     def mapping(self) -> dict[str, Any]:
         """The mapping table as chosen ({needed column: file column}, the format)."""
-        values = self.cleaned_data
-        columns = {
-            t: values[f"map_{t}"].strip() for t in formats.TARGETS if values.get(f"map_{t}", "").strip()
-        }
-        return formats.Mapping(columns, values.get("format") or formats.AUTO).as_dict()
-
-
-def mapping_problem(mapping: dict[str, Any], columns: list[str]) -> str | None:
-    """Why a mapping table cannot apply to a file with these columns, or None."""
-    chosen = formats.Mapping.of(mapping).columns
-    missing = sorted({c for c in chosen.values() if c not in columns})
-    if missing:
-        return f"The file has no column {', '.join(missing)}: choose among {', '.join(columns)}."
-    twice = sorted({c for c in chosen.values() if list(chosen.values()).count(c) > 1})
-    if twice:
-        return f"“{twice[0]}” is chosen for more than one column: a file column fills one."
-    return None
+        return dataset_services.posted_mapping(self.cleaned_data)
 
 
 def _data_context(request: ProjectRequest, draft: Any) -> dict[str, Any]:
@@ -345,12 +329,8 @@ def wizard_data(request: ProjectRequest) -> HttpResponse:
                 mapping = dict(dataset.mapping) if dataset else {}
             else:
                 mapping = form.mapping()
-                columns = (
-                    dataset.columns
-                    if dataset
-                    else dataset_services.survey(source["path"], keep=0).file_columns
-                )
-                if problem := mapping_problem(mapping, columns):
+                columns = dataset.columns if dataset else dataset_services.file_columns(source["path"])
+                if problem := dataset_services.mapping_problem(mapping, columns):
                     raise ValidationError({"format": problem})
             if dataset is not None:
                 dataset_services.dataset_remap(dataset=dataset, mapping=mapping)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import itertools
 import json
 import math
 import re
@@ -488,7 +489,7 @@ def converted(rows: Iterable[dict[str, Any] | Record], mapping: Mapping, head: i
     convert = mapping.converter(file_columns)
 
     def each() -> Iterator[Record]:
-        for record in _chain(first, stream):
+        for record in itertools.chain(first, stream):
             if record.row is None:
                 yield record
                 continue
@@ -503,11 +504,6 @@ def converted(rows: Iterable[dict[str, Any] | Record], mapping: Mapping, head: i
             with contextlib.suppress(FormatError):
                 present |= convert(record.row).keys()
     return Converted(sorted(file_columns), present, applied, each())
-
-
-def _chain(first: list[Record], rest: Iterator[Record]) -> Iterator[Record]:
-    yield from first
-    yield from rest
 
 
 def validate(
@@ -540,12 +536,17 @@ def load(
     """Rows ready for training; a DataError naming the bad lines unless drop_bad."""
     check = validate(records(path), technique, column_map, data_format)
     if check.errors and not drop_bad:
-        shown = "; ".join(f"line {n}: {m}" for n, m in check.errors[:5])
-        more = f" (and {len(check.errors) - 5} more)" if len(check.errors) > 5 else ""
-        raise DataError(f"{len(check.errors)} bad rows in {Path(str(path)).name}: {shown}{more}.")
+        raise bad_rows(len(check.errors), check.errors, Path(str(path)).name)
     if not check.rows:
         raise DataError("No usable rows are left in the dataset.")
     return check.rows
+
+
+def bad_rows(count: int, errors: list[tuple[int, str]], label: str) -> DataError:
+    """The error a run stops with when rows do not fit: how many, and the first five by line."""
+    shown = "; ".join(f"line {n}: {m}" for n, m in errors[:5])
+    more = f" (and {count - 5} more)" if count > 5 else ""
+    return DataError(f"{count} bad rows in {label}: {shown}{more}.")
 
 
 # The Data step's and the dataset page's survey ------------------------------------------------------------
@@ -968,9 +969,7 @@ def check_file(
     if check["message"]:
         raise DataError(check["message"])
     if check["error_count"] and not drop_bad:
-        shown = "; ".join(f"line {n}: {m}" for n, m in check["errors"][:5])
-        more = f" (and {check['error_count'] - 5} more)" if check["error_count"] > 5 else ""
-        raise DataError(f"{check['error_count']} bad rows in {label}: {shown}{more}.")
+        raise bad_rows(check["error_count"], check["errors"], label)
     if not check["good"]:
         raise DataError("No usable rows are left in the dataset.")
     return int(check["good"])
