@@ -152,6 +152,27 @@ def to_utf8(path: Path, label: str) -> str:
     return kind.notice
 
 
+def _keep(*, project: Project, user: User, name: str, target: Path, size: int, origin: str = "") -> Dataset:
+    """Survey a new dataset file (converted to UTF-8 when it was not) and keep it as a Dataset; a
+    ValidationError on "file" when no line of it is a row. The caller removes the folder on failure."""
+    try:
+        notice = to_utf8(target, name)
+        found = stored(survey(target, label=name))
+    except data.DataError as exc:
+        raise ValidationError({"file": [str(exc).replace(target.name, name)]}) from exc
+    except ValidationError as exc:
+        raise ValidationError({"file": exc.messages}) from exc
+    if not found["rows"]:
+        bad = found["survey"]["unreadable"]
+        raise ValidationError({"file": [
+            f"No line of {name} could be read as a row: " + data.bad_lines(bad, name, found["survey"]["unreadable_count"])
+        ]})  # fmt: skip
+    found["survey"]["converted"] = notice  # the file is UTF-8 now: its survey no longer sees it
+    found["survey"]["origin"] = origin
+    return Dataset.objects.create(project=project, created_by=user, name=name, path=str(target),
+                                  size_bytes=size, **found)  # fmt: skip
+
+
 def dataset_upload(*, project: Project, user: User, upload: UploadedFile) -> Dataset:
     name = Path(upload.name or "dataset").name
     suffix = Path(name).suffix.lower()
@@ -161,31 +182,61 @@ def dataset_upload(*, project: Project, user: User, upload: UploadedFile) -> Dat
     if upload.size is not None and upload.size > cap:
         raise ValidationError({"file": f"{name} is {_size(upload.size)}; the limit is {_size(cap)}."})
     target = new_file(project.pk, suffix)
-    folder = target.parent
     try:
         written = upload_to_disk(
             upload, target, cap=cap, over={"file": f"{name} is over the limit of {_size(cap)}."}
         )
         if written == 0:
             raise ValidationError({"file": f"{name} is empty."})
-        try:
-            notice = to_utf8(target, name)
-            found = stored(survey(target, label=name))
-        except data.DataError as exc:
-            raise ValidationError({"file": [str(exc).replace(target.name, name)]}) from exc
-        except ValidationError as exc:
-            raise ValidationError({"file": exc.messages}) from exc
-        if not found["rows"]:
-            bad = found["survey"]["unreadable"]
-            raise ValidationError({"file": [
-                f"No line of {name} could be read as a row: " + data.bad_lines(bad, name, found["survey"]["unreadable_count"])
-            ]})  # fmt: skip
-        found["survey"]["converted"] = notice  # the file is UTF-8 now: its survey no longer sees it
+        return _keep(project=project, user=user, name=name, target=target, size=written)
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(target.parent, ignore_errors=True)
         raise
-    return Dataset.objects.create(project=project, created_by=user, name=name, path=str(target),
-                                  size_bytes=written, **found)  # fmt: skip
+
+
+HUB_PREFIXES = ("hf:", "https://huggingface.co/datasets/", "huggingface.co/datasets/")
+
+
+def dataset_from_hub(
+    *, project: Project, user: User, repo_id: str, subset: str = "", split: str = ""
+) -> Dataset:
+    """A split of a Hugging Face dataset in this machine's cache (HF_HOME) kept as a project dataset:
+    written once as Parquet into the dataset's own folder (so it is read, mapped, browsed and trained
+    on as an upload is, and a later change to the cache changes nothing here). ValidationError on
+    "hub_id" for an id that is not here, a split or subset it does not have, or one over the size cap."""
+    repo_id = repo_id.strip()
+    for prefix in HUB_PREFIXES:
+        repo_id = repo_id.removeprefix(prefix)
+    repo_id = repo_id.strip("/")
+    subset, split = subset.strip(), split.strip() or "train"
+    name = f"{repo_id} ({subset + ', ' if subset else ''}{split})"
+    target = new_file(project.pk, ".parquet")
+    cache = target.parent / "arrow-cache"
+    cap = settings.DATASET_MAX_BYTES
+    try:
+        try:
+            snapshot = data.hub_snapshot(repo_id)
+            loaded = data.hub_dataset(repo_id, subset=subset or None, split=split, cache_dir=str(cache))
+            loaded.to_parquet(str(target))
+        except data.DataError as exc:
+            raise ValidationError({"hub_id": str(exc)}) from exc
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+        size = target.stat().st_size
+        if size > cap:
+            raise ValidationError(
+                {"hub_id": f"{name} is {_size(size)} as Parquet; the limit is {_size(cap)}."}
+            )
+        origin = f"From this machine's Hugging Face cache: {repo_id}, " + (f"subset {subset}, " if subset else "") + (
+            f"split {split}, revision {snapshot.name[:12]}."
+        )  # fmt: skip
+        try:
+            return _keep(project=project, user=user, name=name, target=target, size=size, origin=origin)
+        except ValidationError as exc:
+            raise ValidationError({"hub_id": exc.messages}) from exc
+    except BaseException:
+        shutil.rmtree(target.parent, ignore_errors=True)
+        raise
 
 
 def posted_mapping(values: Any) -> dict[str, Any]:
@@ -219,7 +270,8 @@ def dataset_remap(*, dataset: Dataset, mapping: dict[str, Any]) -> Dataset:
     if chosen == Mapping.of(dataset.mapping).as_dict() and dataset.survey:
         return dataset
     found = stored(survey(dataset.file, chosen, label=dataset.name))
-    found["survey"]["converted"] = (dataset.survey or {}).get("converted", "")
+    for kept in ("converted", "origin"):  # how the file came to be: not something a survey sees
+        found["survey"][kept] = (dataset.survey or {}).get(kept, "")
     for key, value in found.items():
         setattr(dataset, key, value)
     dataset.mapping = chosen

@@ -249,6 +249,15 @@ class DataForm(forms.Form):
         initial="auto", widget=forms.RadioSelect, label="Evaluation",
     )  # fmt: skip
     eval_dataset = forms.CharField(required=False)
+    hub_id = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Hugging Face dataset",
+        widget=forms.TextInput(attrs={"placeholder": "owner/name"}),
+    )
+    hub_subset = forms.CharField(required=False, max_length=100, label="Subset (where it has several)")
+    hub_split = forms.CharField(required=False, max_length=100, label="Split",
+                                widget=forms.TextInput(attrs={"placeholder": "train"}))  # fmt: skip
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -285,7 +294,7 @@ def _data_context(request: ProjectRequest, draft: Any) -> dict[str, Any]:
                 stored = (
                     Dataset.objects.filter(pk=source["dataset_id"]).values_list("survey", flat=True).first()
                 )
-                report["converted"] = (stored or {}).get("converted", "")
+                report |= {k: (stored or {}).get(k, "") for k in ("converted", "origin")}
             fitting = [c["good"] for c in found.checks.values() if c["good"]]
             context |= {"source": source, "survey": report, "rows": found.rows, "columns": found.file_columns,
                         "checks": found.checks, "mapping": formats.Mapping.of(mapping),
@@ -315,6 +324,12 @@ def wizard_data(request: ProjectRequest) -> HttpResponse:
                     project=request.project, user=request.user, upload=values["file"]
                 )
                 key = f"dataset:{uploaded.pk}"
+            elif values["hub_id"]:
+                imported = dataset_services.dataset_from_hub(
+                    project=request.project, user=request.user, repo_id=values["hub_id"],
+                    subset=values["hub_subset"], split=values["hub_split"],
+                )  # fmt: skip
+                key = f"dataset:{imported.pk}"
             source = wizard.dataset_source(request.project, key)
             eval_path, eval_mapping = None, None
             if values["eval_choice"] == "file":
@@ -337,6 +352,8 @@ def wizard_data(request: ProjectRequest) -> HttpResponse:
         except ValidationError as exc:
             if hasattr(exc, "error_dict") and "format" in exc.error_dict:
                 form.add_error("format", exc.error_dict["format"])
+            elif hasattr(exc, "error_dict") and "hub_id" in exc.error_dict:
+                form.add_error("hub_id", exc.error_dict["hub_id"])
             elif (
                 hasattr(exc, "error_dict")
                 and "dataset" in exc.error_dict
@@ -349,7 +366,9 @@ def wizard_data(request: ProjectRequest) -> HttpResponse:
         else:
             chosen = formats.Mapping.of(mapping)
             kept = {
-                k: v for k, v in values.items() if k != "file" and not k.startswith("map_") and k != "format"
+                k: v
+                for k, v in values.items()
+                if k not in ("file", "format") and not k.startswith(("map_", "hub_"))
             }
             kept["dataset"] = key
             wizard.draft_save(draft, data_form=kept, dataset_key=key, dataset=source["path"], dataset_label=source["label"],

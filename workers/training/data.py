@@ -284,25 +284,55 @@ def _arrow(path: Path) -> Iterator[Record]:
 
 
 HUB_ID = re.compile(r"^hf:(?P<id>[\w.-]+/[\w.-]+)(?::(?P<split>[\w.-]+))?$")
+HUB_NAME = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+def hub_snapshot(repo_id: str) -> Path:
+    """The snapshot folder of a Hugging Face dataset in this machine's cache (HF_HOME), found by
+    huggingface_hub alone: datasets.load_dataset("owner/name") would read a folder of that name in the
+    working directory first (hf:var/projects would have read the projects' files). The cache only, as
+    the models' page asks: a download of unknown size does not belong in a web request."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    if not HUB_NAME.match(repo_id) or ".." in repo_id:
+        raise DataError(f"“{repo_id}” is not a Hugging Face dataset id: owner/name, such as openai/gsm8k.")
+    try:
+        return Path(snapshot_download(repo_id, repo_type="dataset", local_files_only=True))
+    except (LocalEntryNotFoundError, HFValidationError) as exc:
+        raise DataError(
+            f"The dataset “{repo_id}” is not on this machine. Download it into HF_HOME on a machine with "
+            f"internet access (hf download --repo-type dataset {repo_id}), or upload its file."
+        ) from exc
+
+
+def hub_dataset(repo_id: str, *, subset: str | None = None, split: str | None = None,
+                cache_dir: str | None = None) -> Any:  # fmt: skip
+    """One split (default "train") of a cached Hugging Face dataset as a datasets.Dataset (Arrow, on
+    disk); DataError naming the subsets or splits it has when the one asked for is not there."""
+    import datasets
+
+    folder = hub_snapshot(repo_id)
+    try:
+        return datasets.load_dataset(str(folder), subset or None, split=split or "train", cache_dir=cache_dir)
+    except ValueError as exc:  # "Unknown split ..." or "Config name is missing ... available configs"
+        subsets = datasets.get_dataset_config_names(str(folder))
+        if len(subsets) > 1 and subset not in subsets:
+            raise DataError(
+                f"The dataset “{repo_id}” has several subsets: choose one of {', '.join(subsets)}."
+            ) from exc
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"The dataset “{repo_id}”: {text}") from exc
+    except (datasets.exceptions.DatasetGenerationError, datasets.exceptions.DataFilesNotFoundError,
+            FileNotFoundError) as exc:  # fmt: skip
+        raise DataError(f"The dataset “{repo_id}” in this machine's cache cannot be read: {exc}") from exc
 
 
 def _hub(name: str) -> Iterator[Record]:
-    """A dataset from the local Hugging Face cache (HF_HOME), "hf:owner/name[:split]"; offline is the
-    normal case, and a dataset not in the cache is said as a model's would be."""
-    import datasets
-
+    """A dataset from the local Hugging Face cache (HF_HOME), "hf:owner/name[:split]"."""
     found = HUB_ID.match(name)
     assert found is not None
-    if (
-        ".." in found["id"] or Path(found["id"]).exists()
-    ):  # load_dataset reads a local folder of the name first
-        raise DataError(f"“{found['id']}” names a folder on this machine, not a Hugging Face dataset.")
-    try:
-        loaded = datasets.load_dataset(found["id"], split=found["split"] or "train")
-    except Exception as exc:
-        from workers.training.models import hub_message
-
-        raise DataError(hub_message(found["id"], exc).replace("model", "dataset")) from exc
+    loaded = hub_dataset(found["id"], split=found["split"])
     yield from _batches(b.to_pylist() for b in loaded.data.to_batches(max_chunksize=1024))
 
 
