@@ -252,6 +252,8 @@ CASES = [
     Case("data: UTF-16 that is not text", wizard_data(file=lambda: upload("utf16.jsonl", b"\xff\xfe" + bytes(range(256)))), "not a text file|could be read", (422,)),
     Case("data: a 10 MB single line", wizard_data(file=lambda: upload("long.jsonl", b"x" * 10 * 1024**2)), "line 1|could not be read", (422,)),
     Case("data: a Parquet file that is not Parquet", wizard_data(file=lambda: upload("fake.parquet", b"PAR1 not really")), "could not be read|Parquet", (422,)),
+    Case("data: a Hugging Face id not on this machine", wizard_data(hub_id="acme/not-here-xyz"), "“acme/not-here-xyz” is not on this machine", (422,)),
+    Case("data: a Hugging Face id that is a path", wizard_data(hub_id="../../etc/passwd"), "is not a Hugging Face dataset id", (422,)),
     Case("data: a CSV with only a header", wizard_data(file=lambda: upload("header.csv", b"prompt,completion\n")), "is empty|no rows", (422,)),
     Case("data: an .exe", wizard_data(file=lambda: upload("model.exe", b"MZ")), "reads .jsonl, .json, .csv, .tsv and .parquet", (422,)),
     Case("data: wrong columns", wizard_data(True, file=lambda: upload("cols.csv", b"question,reply\nq,r\n")), "A SFT dataset needs the columns messages or prompt/completion; this one has question, reply", anywhere=True),
@@ -381,6 +383,7 @@ CASES = [
     Case("password: the old one wrong", plain("password_change", {"old_password": "wrong", "new_password1": "a-new-passphrase", "new_password2": "a-new-passphrase"}), "old password was entered incorrectly", (200,)),
     Case("password: the two differ", plain("password_change", {"old_password": PASSWORD, "new_password1": "a-new-passphrase", "new_password2": "another-passphrase"}), "didn.t match", (200,)),
     Case("password: too short and common", plain("password_change", {"old_password": PASSWORD, "new_password1": "1234", "new_password2": "1234"}), "too short|too common", (200,)),
+    Case("dataset list: a Hugging Face id not on this machine", post("dataset-list", {"hub_id": "acme/not-here-xyz"}), "“acme/not-here-xyz” is not on this machine", (422,)),
     Case("dataset list: a garbage upload", post("dataset-list", lambda: {"file": upload("garbage.csv", b"\xff\xfe\x00\x01" * 100)}), "not UTF-8|could not be read|no rows"),
 ]  # fmt: skip
 

@@ -255,7 +255,7 @@ class DataForm(forms.Form):
         label="Hugging Face dataset",
         widget=forms.TextInput(attrs={"placeholder": "owner/name"}),
     )
-    hub_subset = forms.CharField(required=False, max_length=100, label="Subset (where it has several)")
+    hub_subset = forms.CharField(required=False, max_length=100, label="Subset, if several")
     hub_split = forms.CharField(required=False, max_length=100, label="Split",
                                 widget=forms.TextInput(attrs={"placeholder": "train"}))  # fmt: skip
 

@@ -13,6 +13,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -48,16 +49,28 @@ def dataset_list(request: ProjectRequest) -> HttpResponse:
         except ValidationError as exc:
             error = " ".join(exc.messages)
         else:
-            messages.success(request, f"{dataset.name}: {dataset.rows} rows checked.")
+            messages.success(request, f"{dataset.name}: {dataset.rows} row{pluralize(dataset.rows)} checked.")
             return redirect("dataset-list", project.pk)
+    hub = {k: str(request.POST.get(k) or "").strip() for k in ("hub_id", "hub_subset", "hub_split")}
+    hub_error = None
+    if request.method == "POST" and hub["hub_id"]:
+        try:
+            dataset = dataset_services.dataset_from_hub(project=project, user=request.user, repo_id=hub["hub_id"],
+                                                        subset=hub["hub_subset"], split=hub["hub_split"])  # fmt: skip
+        except ValidationError as exc:
+            hub_error = " ".join(exc.messages)
+        else:
+            messages.success(request, f"{dataset.name}: {dataset.rows} row{pluralize(dataset.rows)} checked.")
+            return redirect("dataset-detail", project.pk, dataset.pk)
     generations = Job.objects.filter(project=project, kind=Kind.SYNTHESIS, parent__isnull=True).order_by(
         "-created_at"
     )
     context = {
         "datasets": Dataset.objects.filter(project=project), "generations": generations[:20], "error": error,
+        "hub": hub, "hub_error": hub_error,
         "techniques": dataset_services.TECHNIQUES, "section": "datasets",
     }  # fmt: skip
-    return render(request, "synthetic/datasets.html", context)
+    return render(request, "synthetic/datasets.html", context, status=422 if error or hub_error else 200)
 
 
 def _form(request: ProjectRequest, teacher: Endpoint | None) -> GenerationForm:

@@ -137,3 +137,14 @@ def test_an_import_that_cannot_be_made_is_said_beside_the_field_and_keeps_nothin
     assert 'data-testid="hub-import" open' in answer.content.decode()
     assert not Dataset.objects.exists()
     assert not any((settings.DATA_DIR / "projects").rglob("*.parquet"))
+
+
+def test_the_datasets_page_imports_one_too_and_opens_its_page(client, wizard, hub_cache, alice_project):
+    datasets = reverse("dataset-list", kwargs={"project_id": alice_project.pk})
+    refused = client.post(datasets, {"hub_id": "acme/multi"})
+    assert refused.status_code == 422 and "choose one of main, socratic" in refused.content.decode()
+    answer = client.post(datasets, {"hub_id": "acme/multi", "hub_subset": "socratic"})
+    dataset = Dataset.objects.get(project=alice_project)
+    assert answer.status_code == 302 and answer["Location"].endswith(f"/datasets/{dataset.pk}/")
+    assert dataset.name == "acme/multi (socratic, train)" and dataset.rows == 1
+    assert "subset socratic, split train" in client.get(answer["Location"]).content.decode()
