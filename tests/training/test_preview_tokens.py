@@ -80,3 +80,37 @@ def test_the_preview_of_a_preference_pair_is_the_dpo_trainers_prompt_and_chosen_
         shown = data.trainer_tokens(ours, row)
         assert shown["ids"] == example["prompt_ids"] + example["chosen_ids"]
         assert shown["loss"] == [0] * len(example["prompt_ids"]) + [1] * len(example["chosen_ids"])
+
+
+def test_the_preview_of_a_marked_answer_is_the_kto_trainers_batch(tiny_model, tmp_path):
+    from workers.training.model_files import ChatTokenizer
+
+    rows = [{"prompt": "reverse: c a t", "completion": "t a c", "label": True},
+            {"prompt": "reverse: d o g", "completion": "g o", "label": False}]  # fmt: skip
+    trainer = _trainer(tiny_model, tmp_path, rows, "kto")
+    ours = ChatTokenizer(tiny_model / "partial")
+    seen = set()
+    for example in trainer.train_dataset:  # shuffled by the trainer: matched by prompt
+        row = next(r for r in rows if r["prompt"] == example["prompt"][-1]["content"])
+        batch = trainer.data_collator([example])
+        shown = data.trainer_tokens(ours, row)
+        assert shown["ids"] == batch["input_ids"][0].tolist()
+        assert shown["loss"] == batch["completion_mask"][0].tolist() and 0 < sum(shown["loss"])
+        seen.add(row["label"])
+    assert seen == {True, False}
+
+
+def test_the_preview_of_a_prompt_alone_is_what_grpo_asks_the_model(tiny_model, tmp_path):
+    """RLVR's GRPO trainer (RLAIF's is the same trainer with a judge for its reward)."""
+    from workers.training.model_files import ChatTokenizer
+
+    rows = [{"prompt": "reverse: c a t", "answer": "t a c"},
+            {"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "add: 2 + 2"}],
+             "answer": "4"}]  # fmt: skip
+    trainer = _trainer(tiny_model, tmp_path, rows, "rlvr")
+    ours = ChatTokenizer(tiny_model / "partial")
+    for example, row in zip(trainer.train_dataset, rows, strict=True):
+        asked = trainer._tokenize_prompts([example["prompt"]])[0][0]  # GRPO's own tokenizing of a prompt
+        shown = data.trainer_tokens(ours, row)
+        assert shown["ids"] == list(asked) and not any(shown["loss"])
+        assert shown["text"].endswith("assistant\n")  # up to where the model starts its answer

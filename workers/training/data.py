@@ -1089,7 +1089,7 @@ def _common_prefix_ids(a: list[int], b: list[int]) -> int:
 
 
 def trainer_tokens(tokenizer: Any, row: dict[str, Any]) -> dict[str, Any]:
-    """What the trainer feeds the model for a converted row, as TRL 1.16's SFTTrainer and DPOTrainer
+    """What the trainer feeds the model for a converted row, as TRL 1.16's SFT, DPO, KTO and GRPO trainers
     tokenize it with Atelier's settings (techniques/sft.py: the loss on the answers only): {"text", "ids",
     "loss" (1 where the token is learned), "spans": [(text, learned), ...]}. A prompt and its answer
     (prompt/completion, and DPO's prompt with its chosen answer): the answer's tokens are those after
