@@ -95,7 +95,7 @@ def test_the_preview_of_a_marked_answer_is_the_kto_trainers_batch(tiny_model, tm
         batch = trainer.data_collator([example])
         shown = data.trainer_tokens(ours, row)
         assert shown["ids"] == batch["input_ids"][0].tolist()
-        assert shown["loss"] == batch["completion_mask"][0].tolist() and 0 < sum(shown["loss"])
+        assert shown["loss"] == batch["completion_mask"][0].tolist() and sum(shown["loss"]) > 0
         seen.add(row["label"])
     assert seen == {True, False}
 
