@@ -87,7 +87,9 @@ def _field_errors(client, project, url_name: str, data: dict, field: str, value:
 def _same_as_missing(client, project, url_name, data, field, value: str) -> None:
     """The value is refused with exactly the message a path that exists nowhere gets."""
     # A missing path of the same shape: absolute or relative, as the value is.
-    missing = f"{'/' if value.startswith(('/', '~')) else ''}nowhere/{uuid.uuid4().hex}/jobs/adapter"
+    # (A relative path that climbs, as a data folder outside the checkout gives, climbs too.)
+    shape = "/" if value.startswith(("/", "~")) else "../" if value.startswith("../") else ""
+    missing = f"{shape}nowhere/{uuid.uuid4().hex}/jobs/adapter"
     refused = _field_errors(client, project, url_name, data, field, value)
     expected = _field_errors(client, project, url_name, data, field, missing)
     assert refused, f"{field} accepted {value}"
