@@ -104,7 +104,7 @@ def test_the_preview_of_a_prompt_alone_is_what_grpo_asks_the_model(tiny_model, t
     """RLVR's GRPO trainer (RLAIF's is the same trainer with a judge for its reward)."""
     from workers.training.model_files import ChatTokenizer
 
-    rows = [{"prompt": "reverse: c a t", "answer": "t a c"},
+    rows: list[dict[str, Any]] = [{"prompt": "reverse: c a t", "answer": "t a c"},
             {"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "add: 2 + 2"}],
              "answer": "4"}]  # fmt: skip
     trainer = _trainer(tiny_model, tmp_path, rows, "rlvr")
