@@ -290,8 +290,8 @@ HUB_NAME = re.compile(r"^[\w.-]+/[\w.-]+$")
 def hub_snapshot(repo_id: str) -> Path:
     """The snapshot folder of a Hugging Face dataset in this machine's cache (HF_HOME), found by
     huggingface_hub alone: datasets.load_dataset("owner/name") would read a folder of that name in the
-    working directory first (hf:var/projects would have read the projects' files). The cache only, as
-    the models' page asks: a download of unknown size does not belong in a web request."""
+    working directory first (hf:var/projects would have read the projects' files). The cache only: a
+    download of unknown size does not belong in a web request (a model's id fetches a few config files)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
