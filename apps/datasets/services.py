@@ -29,6 +29,9 @@ SUFFIXES = data.SUFFIXES
 TECHNIQUES = tuple(REGISTRY)  # a dataset is checked against each
 ROWS_FILE = "rows"  # every dataset's file is rows.<suffix> in its own folder; the user's name is only a label
 ACCEPTS = "Atelier reads .jsonl, .json, .csv, .tsv and .parquet files."
+# What a dataset's stored survey says of how its file came to be (converted to UTF-8, imported from the
+# Hugging Face cache): no later survey of the file sees it, so each keeps it from the stored one.
+PROVENANCE = ("converted", "origin")
 
 
 def _size(n: int) -> str:
@@ -216,7 +219,8 @@ def dataset_from_hub(
     try:
         try:
             snapshot = data.hub_snapshot(repo_id)
-            loaded = data.hub_dataset(repo_id, subset=subset or None, split=split, cache_dir=str(cache))
+            loaded = data.hub_dataset(repo_id, subset=subset or None, split=split, cache_dir=str(cache),
+                                      folder=snapshot)  # fmt: skip
             loaded.to_parquet(str(target))
         except data.DataError as exc:
             raise ValidationError({"hub_id": str(exc)}) from exc
@@ -264,14 +268,18 @@ def mapping_problem(mapping: dict[str, Any], columns: list[str]) -> str | None:
     return None
 
 
+def provenance(stored_survey: dict[str, Any] | None) -> dict[str, str]:
+    """The PROVENANCE notices of a dataset's stored survey, to show beside a fresh survey of its file."""
+    return {k: (stored_survey or {}).get(k, "") for k in PROVENANCE}
+
+
 def dataset_remap(*, dataset: Dataset, mapping: dict[str, Any]) -> Dataset:
     """Save a dataset's mapping and its survey under it (ValidationError if the file cannot be read)."""
     chosen = Mapping.of(mapping).as_dict()
     if chosen == Mapping.of(dataset.mapping).as_dict() and dataset.survey:
         return dataset
     found = stored(survey(dataset.file, chosen, label=dataset.name))
-    for kept in ("converted", "origin"):  # how the file came to be: not something a survey sees
-        found["survey"][kept] = (dataset.survey or {}).get(kept, "")
+    found["survey"] |= provenance(dataset.survey)
     for key, value in found.items():
         setattr(dataset, key, value)
     dataset.mapping = chosen

@@ -69,7 +69,7 @@ def dataset_detail(request: ProjectRequest, dataset_id: int) -> HttpResponse:
         from apps.jobs.wizard import preview
 
         found = services.survey(dataset.file, dataset.mapping, label=dataset.name, model=model)
-        context |= {"survey": found.as_dict() | {k: dataset.survey.get(k, "") for k in ("converted", "origin")},
+        context |= {"survey": found.as_dict() | services.provenance(dataset.survey),
                     "checks": found.checks, **preview(model, found.sample)}  # fmt: skip
     except ValidationError as exc:
         context |= {

@@ -294,7 +294,7 @@ def _data_context(request: ProjectRequest, draft: Any) -> dict[str, Any]:
                 stored = (
                     Dataset.objects.filter(pk=source["dataset_id"]).values_list("survey", flat=True).first()
                 )
-                report |= {k: (stored or {}).get(k, "") for k in ("converted", "origin")}
+                report |= dataset_services.provenance(stored)
             fitting = [c["good"] for c in found.checks.values() if c["good"]]
             context |= {"source": source, "survey": report, "rows": found.rows, "columns": found.file_columns,
                         "checks": found.checks, "mapping": formats.Mapping.of(mapping),

@@ -307,12 +307,13 @@ def hub_snapshot(repo_id: str) -> Path:
 
 
 def hub_dataset(repo_id: str, *, subset: str | None = None, split: str | None = None,
-                cache_dir: str | None = None) -> Any:  # fmt: skip
+                cache_dir: str | None = None, folder: Path | None = None) -> Any:  # fmt: skip
     """One split (default "train") of a cached Hugging Face dataset as a datasets.Dataset (Arrow, on
-    disk); DataError naming the subsets or splits it has when the one asked for is not there."""
+    disk); DataError naming the subsets or splits it has when the one asked for is not there.
+    `folder`: its snapshot, when the caller has resolved it already (hub_snapshot)."""
     import datasets
 
-    folder = hub_snapshot(repo_id)
+    folder = folder or hub_snapshot(repo_id)
     try:
         return datasets.load_dataset(str(folder), subset or None, split=split or "train", cache_dir=cache_dir)
     except ValueError as exc:  # "Unknown split ..." or "Config name is missing ... available configs"
