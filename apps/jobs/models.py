@@ -117,7 +117,17 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["queue", "status", "position"])]
+        indexes = [
+            models.Index(fields=["queue", "status", "position"]),
+            # The pages' orderings and filters within a project, so a page reads its 20 rows and not the
+            # project's every job (bench/web.py): the jobs list newest first, by status, by technique and
+            # by name; the dashboard's recently ended.
+            models.Index(fields=["project", "-created_at", "-id"], name="job_project_newest"),
+            models.Index(fields=["project", "status", "-created_at", "-id"], name="job_project_status"),
+            models.Index(fields=["project", "technique", "-created_at", "-id"], name="job_project_technique"),
+            models.Index(fields=["project", "name", "-id"], name="job_project_name"),
+            models.Index(fields=["project", "-finished_at"], name="job_project_finished"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.status})"

@@ -10,7 +10,6 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -20,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.core.formatting import human
 from apps.core.forms import form_kept, initial_from
 from apps.core.http import ProjectRequest
+from apps.core.paging import BoundedPaginator
 from apps.datasets import services as dataset_services
 from apps.datasets.models import Dataset
 from apps.endpoints.forms import judge_endpoint_choices
@@ -27,7 +27,13 @@ from apps.endpoints.selectors import builtin_endpoint
 from apps.evaluations.selectors import evaluation_state
 from apps.jobs import model_sources, wizard
 from apps.jobs.models import Job, Status
-from apps.jobs.selectors import job_get_for_user, job_list_for_project, queue_position, replica_states
+from apps.jobs.selectors import (
+    job_get_for_user,
+    job_list_for_project,
+    job_rows,
+    queue_position,
+    replica_states,
+)
 from apps.jobs.services import COMPUTE_CLASSES, job_cancel, job_continue, job_create, job_move, job_retry
 from apps.projects.decorators import project_view
 from apps.secrets.services import key_choices
@@ -53,7 +59,7 @@ def job_list(request: ProjectRequest) -> HttpResponse:
         technique=technique if technique in TECHNIQUES else None,
         order=SORTS[sort],
     )
-    page = Paginator(jobs, 20).get_page(request.GET.get("page"))
+    page = BoundedPaginator(job_rows(jobs), 20).get_page(request.GET.get("page"))
     context = {
         "page": page, "status": status, "technique": technique, "sort": sort,
         "statuses": Status.choices, "techniques": TECHNIQUES, "sorts": SORTS, "section": "jobs",

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from apps.projects.decorators import SESSION_KEY
+from apps.projects.decorators import remembered_project
 from apps.projects.selectors import project_list_for_user
 
 
@@ -16,6 +16,6 @@ def projects(request: HttpRequest) -> dict[str, Any]:
         return {}
     mine = project_list_for_user(user=user)
     current = getattr(request, "project", None)
-    if current is None and (remembered := request.session.get(SESSION_KEY)):
+    if current is None and (remembered := remembered_project(request)):
         current = next((p for p in mine if p.pk == remembered), None)
     return {"my_projects": mine, "current_project": current}

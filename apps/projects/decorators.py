@@ -4,14 +4,29 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 
 from apps.core.http import ProjectRequest
 from apps.projects.selectors import membership_get_for_user
 
-SESSION_KEY = "project_id"
+# The project a person last opened (the home page goes back to it; pages outside a project keep its
+# navigation) lives in a cookie of its own: only an id, checked against their memberships wherever it is
+# read. In the session it cost a database write (an UPDATE of the session row) on the page that set it.
+PROJECT_COOKIE = "atelier_project"
+PROJECT_COOKIE_AGE = 365 * 24 * 3600
+
+
+def remembered_project(request: HttpRequest) -> int | None:
+    """The id of the project last opened in this browser (not yet checked against anyone's projects)."""
+    try:
+        return int(request.COOKIES.get(PROJECT_COOKIE, ""))
+    except ValueError:
+        return None
+
+
 VIEWER_REFUSED = (
     "Viewers can look but not change or generate anything in this project. "
     "Ask one of its owners to make you a member."
@@ -20,7 +35,7 @@ VIEWER_REFUSED = (
 
 def project_view(*, edit: bool = False, manage: bool = False) -> Callable:
     """Resolve the URL's `project_id` to the user's membership (404 outside their projects), put it on
-    the request as `request.membership` and `request.project`, and remember it as the current project."""
+    the request as `request.membership` and `request.project`, and remember it as the current project (PROJECT_COOKIE)."""
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @login_required
@@ -33,8 +48,13 @@ def project_view(*, edit: bool = False, manage: bool = False) -> Callable:
                 raise PermissionDenied(VIEWER_REFUSED)
             request.membership = membership
             request.project = membership.project
-            request.session[SESSION_KEY] = membership.project_id
-            return view(request, *args, **kwargs)
+            response = view(request, *args, **kwargs)
+            if remembered_project(request) != membership.project_id:
+                response.set_cookie(
+                    PROJECT_COOKIE, str(membership.project_id), max_age=PROJECT_COOKIE_AGE, httponly=True,
+                    samesite="Lax", secure=settings.SESSION_COOKIE_SECURE,
+                )  # fmt: skip
+            return response
 
         return wrapped
 

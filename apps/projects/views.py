@@ -10,7 +10,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.core.http import AuthedRequest, ProjectRequest
 from apps.jobs.models import ACTIVE, ENDED, Job
-from apps.projects.decorators import SESSION_KEY, project_view
+from apps.jobs.selectors import job_rows
+from apps.projects.decorators import project_view, remembered_project
 from apps.projects.forms import MemberAddForm, MemberRoleForm, ProjectForm
 from apps.projects.models import Membership, Project
 from apps.projects.selectors import (
@@ -50,7 +51,7 @@ SECTIONS = {
 def home(request: AuthedRequest) -> HttpResponse:
     """The current project's dashboard, else the first project, else the page to create one."""
     projects = project_list_for_user(user=request.user)
-    current_id = request.session.get(SESSION_KEY)
+    current_id = remembered_project(request)
     project = projects.filter(pk=current_id).first() if current_id else None
     project = project or projects.first()
     if project is None:
@@ -87,7 +88,7 @@ def project_dashboard_url(project: Project) -> str:
 @require_GET
 @project_view()
 def project_dashboard(request: ProjectRequest) -> HttpResponse:
-    jobs = Job.objects.filter(project=request.project)
+    jobs = job_rows(Job.objects.filter(project=request.project))
     context = {
         "sections": SECTIONS,
         "running_jobs": jobs.filter(status__in=ACTIVE).order_by("position")[:10],
