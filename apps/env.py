@@ -110,6 +110,18 @@ def web_port() -> int:
     return int(os.environ.get("ATELIER_PORT", "8000"))
 
 
+def web_processes() -> int:
+    """How many web server processes `make run` starts (ATELIER_WEB_PROCESSES, default: one per core, at
+    most 8): one Python process serves one core's worth of pages."""
+    value = os.environ.get("ATELIER_WEB_PROCESSES")
+    return max(1, int(value)) if value else max(1, min(8, os.cpu_count() or 1))
+
+
+def db_pool_size() -> int:
+    """PostgreSQL connections each web process keeps at most (ATELIER_DB_POOL_SIZE, default 16)."""
+    return max(1, int(os.environ.get("ATELIER_DB_POOL_SIZE", "16")))
+
+
 def env_bool(name: str, default: bool = False) -> bool:
     value = os.environ.get(name)
     if value is None or value == "":

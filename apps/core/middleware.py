@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from axes.middleware import AxesMiddleware as _AxesMiddleware
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -53,3 +54,13 @@ class ContentSecurityPolicyMiddleware:
         if self.policy and "Content-Security-Policy" not in response:
             response["Content-Security-Policy"] = self.policy
         return response
+
+
+class AxesMiddleware(_AxesMiddleware):
+    """django-axes's middleware (a locked-out login becomes the lockout page), run synchronously as every
+    other middleware here is. Async-capable and last, it made Django leave each page's thread for the
+    event loop at that point of the chain and start another thread for the view: two thread switches
+    a page, which under 20 concurrent requests cost more than the page itself (bench/web.py). The
+    gateway's async views are run from the chain's thread either way."""
+
+    async_capable = False
