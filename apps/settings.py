@@ -60,6 +60,8 @@ MIDDLEWARE = [
     "apps.core.middleware.ContentSecurityPolicyMiddleware",
     "apps.core.middleware.AxesMiddleware",  # axes's, synchronous; last: it turns a locked-out login into the lockout page
 ]
+# axes looks for its middleware by name; the one above is a subclass of it.
+SILENCED_SYSTEM_CHECKS = ["axes.W002"]
 
 # Sent on every response that has no policy of its own (apps/core/middleware.py). Scripts come only from
 # our static files: no inline <script>, no on...= handlers, no javascript: links, no eval (htmx's
