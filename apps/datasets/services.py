@@ -6,10 +6,14 @@ bad lines are listed by the survey); nothing is kept of a file that cannot be re
 from __future__ import annotations
 
 import codecs
+import dataclasses
+import hashlib
 import json
+import os
 import shutil
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +58,91 @@ def _people(exc: Exception, path: Path, label: str) -> ValidationError:
     return ValidationError(f"{label} could not be read: {exc}")
 
 
+# Surveys and previews are kept once made (DATA_DIR/cache/surveys), under a key of everything they read:
+# the file's path, size and modification time, the mapping, the model's tokenizer files, the eval file.
+# A page showing a dataset reads the kept JSON instead of the whole file again (the Data step of a 40,000-row
+# upload took 3.5 s a render, bench/web.py); a changed file or mapping is another key.
+CACHE_VERSION = 1
+
+
+def _stamp(path: Path | str | None) -> list[Any] | None:
+    """A file's identity in a cache key: its path, size and modification time."""
+    if not path:
+        return None
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return [str(path)]
+    return [str(path), stat.st_size, stat.st_mtime_ns]
+
+
+def _model_stamp(model: str | None) -> list[Any] | None:
+    if not model:
+        return None
+    folder = Path(model)
+    files = ("config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
+    return [model, *(_stamp(folder / name) for name in files)] if folder.is_dir() else [model]
+
+
+def survey_key(
+    path: Path | str, mapping: dict[str, Any] | None = None, *, label: str | None = None, model: str | None = None,
+    eval_path: str | None = None, eval_mapping: dict[str, Any] | None = None, keep: int = 2000,
+) -> dict[str, Any]:  # fmt: skip
+    """What a survey (and a preview made from its sample) depends on: its cache key."""
+    return {
+        "file": _stamp(path), "mapping": Mapping.of(mapping).as_dict(), "label": label or Path(path).name,
+        "model": _model_stamp(model), "eval": [_stamp(eval_path), Mapping.of(eval_mapping).as_dict()] if eval_path else None,
+        "keep": keep,
+    }  # fmt: skip
+
+
+def memo(kind: str, key: dict[str, Any], compute: Callable[[], Any]) -> Any:
+    """compute()'s JSON-able value, made once per key and kept in DATA_DIR/cache/surveys (written whole
+    or not at all, so two requests making it at once both leave a complete file)."""
+    digest = hashlib.sha256(
+        json.dumps([kind, CACHE_VERSION, key], sort_keys=True, default=str).encode()
+    ).hexdigest()
+    path = Path(settings.DATA_DIR) / "cache" / "surveys" / f"{kind}-{digest[:40]}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
+    partial.write_text(json.dumps(value, default=str))
+    partial.replace(path)
+    return json.loads(json.dumps(value, default=str))  # what a later call reads: the same types
+
+
 def survey(
     path: Path | str, mapping: dict[str, Any] | None = None, *, label: str | None = None, model: str | None = None,
     eval_path: str | None = None, eval_mapping: dict[str, Any] | None = None, keep: int = 2000,
 ) -> data.Survey:  # fmt: skip
     """The survey of a dataset file under a mapping (workers.training.data.survey), worded for people
-    (ValidationError for a file that cannot be read). With `model`: rows longer than the model reads are
-    found with its tokenizer (read from its files, no transformers); with `eval_path`: the training rows
-    whose prompt is also in the eval file."""
-    path = Path(path)
+    (ValidationError for a file that cannot be read), made once per file, mapping, model and eval file
+    (memo). With `model`: rows longer than the model reads are found with its tokenizer (read from its
+    files, no transformers); with `eval_path`: the training rows whose prompt is also in the eval file."""
+    key = survey_key(path, mapping, label=label, model=model, eval_path=eval_path, eval_mapping=eval_mapping,
+                     keep=keep)  # fmt: skip
+    found = memo("survey", key, lambda: dataclasses.asdict(_survey(
+        Path(path), mapping, label=label, model=model, eval_path=eval_path, eval_mapping=eval_mapping, keep=keep,
+    )))  # fmt: skip
+    # JSON made the (line, message) and (line, tokens) pairs lists: the survey's own are tuples.
+    pairs: dict[str, Any] = {
+        name: [tuple(pair) for pair in found[name]] for name in ("unreadable", "long_rows")
+    }
+    pairs["checks"] = {
+        technique: {**check, "errors": [tuple(pair) for pair in check.get("errors", [])]}
+        for technique, check in found["checks"].items()
+    }
+    return data.Survey(**(found | pairs))
+
+
+def _survey(
+    path: Path, mapping: dict[str, Any] | None, *, label: str | None, model: str | None, eval_path: str | None,
+    eval_mapping: dict[str, Any] | None, keep: int,
+) -> data.Survey:  # fmt: skip
     label = label or path.name
     context, measure = None, None
     if model:

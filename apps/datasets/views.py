@@ -69,8 +69,13 @@ def dataset_detail(request: ProjectRequest, dataset_id: int) -> HttpResponse:
         from apps.jobs.wizard import preview
 
         found = services.survey(dataset.file, dataset.mapping, label=dataset.name, model=model)
-        context |= {"survey": found.as_dict() | services.provenance(dataset.survey),
-                    "checks": found.checks, **preview(model, found.sample)}  # fmt: skip
+        shown = services.memo("preview", services.survey_key(dataset.file, dataset.mapping, label=dataset.name, model=model),
+                              lambda: preview(model, found.sample))  # fmt: skip
+        context |= {
+            "survey": found.as_dict() | services.provenance(dataset.survey),
+            "checks": found.checks,
+            **shown,
+        }
     except ValidationError as exc:
         context |= {
             "survey": dataset.survey,

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,6 +15,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from apps.datasets.models import Dataset
 from apps.jobs.models import Draft, Job, Status
 
 pytestmark = pytest.mark.django_db
@@ -465,3 +468,44 @@ def test_duplicates_and_near_duplicates_are_counted_and_dropped_in_one_click(wiz
     train, _ = split_rows(Draft.objects.get())
     assert len(train) == 24 and train == rows
     assert "duplicates dropped" in client.get(url("review")).content.decode()
+
+
+def test_the_data_step_surveys_and_previews_its_file_once_not_on_every_render(wizard, monkeypatch):
+    """The survey (every row read) and the preview (up to 2,000 rows through the chat template) are made
+    once per file, mapping and model, and later renders of the step and of the dataset's page read what
+    was kept; a new mapping is surveyed anew (issue 20)."""
+    from apps.jobs import wizard as wizard_module
+    from workers.training import data
+
+    client, url, project = wizard
+    surveys: list[str] = []
+    previews: list[str] = []
+    real_survey, real_preview = data.survey, wizard_module.preview
+
+    def counted(calls: list[str], real: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls.append(str(args[0]))
+            return real(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(data, "survey", counted(surveys, real_survey))
+    monkeypatch.setattr(wizard_module, "preview", counted(previews, real_preview))
+    _model(client, url)
+    assert _upload(client, url, "rows.jsonl", _sft_rows(40), go="check").status_code == 302
+    first = client.get(url("data")).content.decode()
+    made = (len(surveys), len(previews))
+    assert made[1] == 1, previews
+    assert 'data-testid="preview"' in first and 'data-testid="histogram"' in first
+
+    def shown(page: str) -> str:  # the page without its CSRF tokens, which change on every render
+        return re.sub(r'(csrfmiddlewaretoken" value=|X-CSRFToken": )"[^"]+"', "", page)
+
+    for _ in range(3):
+        assert shown(client.get(url("data")).content.decode()) == shown(first)
+    assert (len(surveys), len(previews)) == made, "a render read the file again"
+    dataset = Dataset.objects.get(project=project)
+    client.post(url("data"), {"dataset": f"dataset:{dataset.pk}", "eval_choice": "auto", "go": "check",
+                              "format": "as-is", "map_messages": "messages"})  # fmt: skip
+    client.get(url("data"))
+    assert len(surveys) > made[0], "a new mapping is surveyed anew"
