@@ -15,19 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import psutil
 
 from workers.training.folder import JobFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.rss import peak_rss  # noqa: E402
 from workers.training import tiny  # noqa: E402
 from workers.training.events import read_events  # noqa: E402
 
@@ -67,19 +64,8 @@ print(json.dumps({"train_runtime": result.metrics["train_runtime"], "steps": res
 
 def _peak_rss(command: list[str], out: Path) -> tuple[float, float, str]:
     """Run a command; (wall seconds, peak RSS in MB of it and its children, stdout)."""
-    started = time.perf_counter()
-    with out.open("w") as stdout:
-        proc = subprocess.Popen(command, cwd=ROOT, stdout=stdout, stderr=subprocess.DEVNULL)
-        watched = psutil.Process(proc.pid)
-        peak = 0
-        while proc.poll() is None:
-            try:
-                family = [watched, *watched.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in family))
-            except psutil.Error:
-                pass
-            time.sleep(0.05)
-    return time.perf_counter() - started, peak / 2**20, out.read_text()
+    wall, peak, _ = peak_rss(command, out, cwd=ROOT, with_stderr=False)
+    return wall, peak / 2**20, out.read_text()
 
 
 def bench(technique: str, model: Path, steps: int, work: Path) -> dict:
