@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -87,29 +88,37 @@ class Run:
             row = db.execute("SELECT * FROM jobs_job WHERE id = ?", (pk,)).fetchone()
         return dict(row)
 
-    def process(self, needle: str) -> psutil.Process | None:
-        """The supervisor's child whose command line holds `needle` (the program itself: it is exec'd)."""
+    def processes(self, needle: str) -> list[psutil.Process]:
+        """The supervisor's children whose command line holds `needle` (the program itself: it is exec'd)."""
+        found = []
         for child in psutil.Process(self.proc.pid).children():
             with contextlib.suppress(psutil.Error):
                 if needle in " ".join(child.cmdline()):
-                    return child
-        return None
+                    found.append(child)
+        return found
 
     def kill(self, name: str, needle: str) -> None:
-        victim = self.process(needle)
-        assert victim is not None, f"no {name} running"
+        """SIGKILL one of the processes `name` (`web` may run as web, web2, ...) and wait for the supervisor
+        to say so and start it again, so that as many run as before and the killed one is not among them."""
+        running = self.processes(needle)
+        assert running, f"no {name} running"
+        victim = running[-1]
         victim.send_signal(signal.SIGKILL)
         # The whole log: the tail that output() shows can be all traceback (the worker's, when redis
         # went) within a quarter of a second of the supervisor's line.
+        said = re.compile(rf"\| {name}\d* exited with code -9 \(SIGKILL\); restarting in 1 s, restart 1")
         self.wait(
-            lambda: (
-                f"{name} exited with code -9 (SIGKILL); restarting in 1 s, restart 1"
-                in self.log.read_text(errors="replace")
-            ),
+            lambda: said.search(self.log.read_text(errors="replace")),
             f"the supervisor noticing {name}'s death",
             30,
         )
-        self.wait(lambda: (p := self.process(needle)) and p.pid != victim.pid, f"{name} started again", 30)
+        self.wait(
+            lambda: (
+                len(now := self.processes(needle)) == len(running) and victim.pid not in {p.pid for p in now}
+            ),
+            f"{name} started again",
+            30,
+        )
 
 
 def test_the_trainer_redis_and_the_web_process_killed_in_turn_come_back_and_the_job_finishes_once(
@@ -177,7 +186,7 @@ def test_the_trainer_redis_and_the_web_process_killed_in_turn_come_back_and_the_
 
         run.kill("redis", "redis-server")
         run.wait(broker.ping, "Redis answering")
-        run.kill("web", "uvicorn")
+        run.kill("web", "apps.launcher web")
         run.wait(lambda: _status(web) == 200, "the web answering")
 
         job = run.wait(lambda: (j := run.job(pk))["finished_at"] and j, "the job ending", 400)
