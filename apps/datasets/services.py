@@ -107,12 +107,12 @@ def memo(kind: str, key: dict[str, Any], compute: Callable[[], Any]) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         pass
-    value = compute()
+    text = json.dumps(compute(), default=str)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
-    partial.write_text(json.dumps(value, default=str))
+    partial.write_text(text)
     partial.replace(path)
-    return json.loads(json.dumps(value, default=str))  # what a later call reads: the same types
+    return json.loads(text)  # what a later call reads: the same types
 
 
 def survey(
@@ -123,11 +123,42 @@ def survey(
     (ValidationError for a file that cannot be read), made once per file, mapping, model and eval file
     (memo). With `model`: rows longer than the model reads are found with its tokenizer (read from its
     files, no transformers); with `eval_path`: the training rows whose prompt is also in the eval file."""
-    key = survey_key(path, mapping, label=label, model=model, eval_path=eval_path, eval_mapping=eval_mapping,
-                     keep=keep)  # fmt: skip
-    found = memo("survey", key, lambda: dataclasses.asdict(_survey(
-        Path(path), mapping, label=label, model=model, eval_path=eval_path, eval_mapping=eval_mapping, keep=keep,
-    )))  # fmt: skip
+    asked: dict[str, Any] = {
+        "label": label,
+        "model": model,
+        "eval_path": eval_path,
+        "eval_mapping": eval_mapping,
+        "keep": keep,
+    }
+    return _kept_survey(survey_key(path, mapping, **asked), Path(path), mapping, **asked)
+
+
+def survey_with_preview(
+    path: Path | str, mapping: dict[str, Any] | None = None, *, model: str, label: str | None = None,
+    eval_path: str | None = None, eval_mapping: dict[str, Any] | None = None,
+) -> tuple[data.Survey, dict[str, Any]]:  # fmt: skip
+    """The survey (as `survey`) and its sample through the model's chat template (apps.jobs.wizard.preview:
+    the rows as training sees them, the token lengths' histogram), each made once under the same key:
+    what the Data step and a dataset's page show."""
+    from apps.jobs import wizard
+
+    asked: dict[str, Any] = {
+        "label": label,
+        "model": model,
+        "eval_path": eval_path,
+        "eval_mapping": eval_mapping,
+        "keep": 2000,
+    }
+    key = survey_key(path, mapping, **asked)
+    found = _kept_survey(key, Path(path), mapping, **asked)
+    return found, memo("preview", key, lambda: wizard.preview(model, found.sample))
+
+
+def _kept_survey(
+    key: dict[str, Any], path: Path, mapping: dict[str, Any] | None, **asked: Any
+) -> data.Survey:
+    """The survey under `key`, made by _survey when it is not kept yet."""
+    found = memo("survey", key, lambda: dataclasses.asdict(_survey(path, mapping, **asked)))
     # JSON made the (line, message) and (line, tokens) pairs lists: the survey's own are tuples.
     pairs: dict[str, Any] = {
         name: [tuple(pair) for pair in found[name]] for name in ("unreadable", "long_rows")

@@ -66,11 +66,9 @@ def dataset_detail(request: ProjectRequest, dataset_id: int) -> HttpResponse:
         "format_choices": formats.choices(), "models": models, "model": model, "error": error, "section": "datasets",
     }  # fmt: skip
     try:  # token lengths and long rows need the model's tokenizer: measured here, under the saved mapping
-        from apps.jobs.wizard import preview
-
-        found = services.survey(dataset.file, dataset.mapping, label=dataset.name, model=model)
-        shown = services.memo("preview", services.survey_key(dataset.file, dataset.mapping, label=dataset.name, model=model),
-                              lambda: preview(model, found.sample))  # fmt: skip
+        found, shown = services.survey_with_preview(
+            dataset.file, dataset.mapping, label=dataset.name, model=model
+        )
         context |= {
             "survey": found.as_dict() | services.provenance(dataset.survey),
             "checks": found.checks,

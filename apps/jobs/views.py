@@ -290,10 +290,11 @@ def _data_context(request: ProjectRequest, draft: Any) -> dict[str, Any]:
         try:
             source = wizard.dataset_source(request.project, key)
             mapping = draft.data.get("mapping") or {}
-            asked = {"label": source["label"], "model": draft.data["model"],
-                     "eval_path": draft.data.get("eval_dataset") if draft.data.get("eval_choice") == "file" else None,
-                     "eval_mapping": draft.data.get("eval_mapping")}  # fmt: skip
-            found = dataset_services.survey(source["path"], mapping, **asked)
+            found, shown = dataset_services.survey_with_preview(
+                source["path"], mapping, label=source["label"], model=draft.data["model"],
+                eval_path=draft.data.get("eval_dataset") if draft.data.get("eval_choice") == "file" else None,
+                eval_mapping=draft.data.get("eval_mapping"),
+            )  # fmt: skip
             report = found.as_dict()
             if source["dataset_id"]:  # converted to UTF-8 when it was uploaded: said as long as it is shown
                 stored = (
@@ -304,8 +305,7 @@ def _data_context(request: ProjectRequest, draft: Any) -> dict[str, Any]:
             context |= {"source": source, "survey": report, "rows": found.rows, "columns": found.file_columns,
                         "checks": found.checks, "mapping": formats.Mapping.of(mapping),
                         "targets": formats.TARGETS, "few_rows": bool(fitting) and max(fitting) < wizard.HOLD_OUT_MIN,
-                        **dataset_services.memo("preview", dataset_services.survey_key(source["path"], mapping, **asked),
-                                                lambda: wizard.preview(draft.data["model"], found.sample))}  # fmt: skip
+                        **shown}  # fmt: skip
         except ValidationError as exc:
             context["source_error"] = " ".join(exc.messages)
     return context
