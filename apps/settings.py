@@ -113,10 +113,15 @@ def _database() -> dict[str, Any]:
         # Tests run a real Celery worker in another process: it must see the same test database, which
         # an in-memory SQLite database cannot offer.
         config["TEST"] = {"NAME": str(DATA_DIR / "test-atelier.sqlite3")}
+        if env.env_bool("ATELIER_DB_POOL"):
+            # The web processes: a request runs in one of a few long-lived threads (apps/asgi.py), whose
+            # connection stays open instead of being opened (the schema read again) for every request.
+            config["CONN_MAX_AGE"] = None
     elif config["ENGINE"] == "django.db.backends.postgresql" and env.env_bool("ATELIER_DB_POOL"):
-        # The web processes (`python -m apps.launcher web` sets ATELIER_DB_POOL). Under ASGI each request
-        # runs in a thread of its own, where Django's persistent connections (CONN_MAX_AGE) would be left
-        # behind with their threads; Django's documentation says to use the backend's pool instead.
+        # The web processes (`python -m apps.launcher web` sets ATELIER_DB_POOL). Under ASGI a request's
+        # thread may be one made for it alone (apps/asgi.py, when the long-lived ones are all busy), where
+        # a persistent connection would be left behind; Django's documentation says to use the backend's
+        # pool instead.
         # psycopg's pool keeps connections open across requests; Django has it check each one before
         # lending it (ConnectionPool.check_connection), so a connection the server dropped is replaced.
         # A new connection a request (PostgreSQL forks a backend for each) had halved the pages'
