@@ -5,7 +5,12 @@ loop through `python -m workers.training run`, and of a bare TRL script given th
 hyperparameters (the ratio is the cost of Atelier's callbacks, events and checks); the wall time of each
 process (start-up included); and the memory estimate against the measured peak RSS.
 
+`--first-step` measures instead how long a 40-step LoRA SFT job takes from the command's start to its
+first training step on datasets of 4,000, 40,000 and 200,000 rows (the demo's rows, each made distinct):
+the time a person waits before the job page shows progress, which must not grow with the dataset.
+
     python bench/training.py [--quick]      (--quick: 30 steps each, within 3 minutes on 2 cores)
+    python bench/training.py --first-step [--label after]
 
 Prints a table and writes bench/results/training.json. Never asserted in tests.
 """
@@ -114,15 +119,64 @@ def bench(technique: str, model: Path, steps: int, work: Path) -> dict:
     }  # fmt: skip
 
 
+def first_step(model: Path, rows: int, work: Path) -> dict:
+    """Seconds from launching a 40-step LoRA SFT job on `rows` rows to its first step, and what it did
+    before: the phases between the CLI's events."""
+    import time
+
+    demo = [json.loads(line) for line in (DEMO / DATA["sft"]).read_text().splitlines() if line.strip()]
+    data = work / f"first-{rows}.jsonl"
+    with data.open("w") as out:
+        for i in range(rows):
+            row = demo[i % len(demo)]
+            prompt, answer = row["messages"][0]["content"], row["messages"][1]["content"]
+            out.write(json.dumps({"messages": [{"role": "user", "content": f"{prompt} ({i})"},
+                                               {"role": "assistant", "content": answer}]}) + "\n")  # fmt: skip
+    spec = {"technique": "sft", "model": str(model / "partial"), "dataset": str(data),
+            "output_dir": str(work / f"first-{rows}"), "tracking": {"enabled": False},
+            "training": {"method": "lora", "max_steps": 40, "save_steps": 10_000, "early_stopping": False}}  # fmt: skip
+    spec_path = work / f"first-{rows}.json"
+    spec_path.write_text(json.dumps(spec))
+    t0 = time.time()
+    wall, _, _ = _peak_rss(
+        [sys.executable, "-m", "workers.training", "run", str(spec_path)], work / f"first-{rows}.out"
+    )
+    events = read_events(JobFolder(work / f"first-{rows}").events)
+    at = {e["event"]: e["time"] for e in reversed(events)}  # each event's first time
+    if "step" not in at:
+        raise RuntimeError(f"{rows} rows: no step ({[e for e in events if e['event'] == 'failed']})")
+    return {
+        "rows": rows, "to_first_step_s": round(at["step"] - t0, 1),
+        "to_configured_s": round(at["configured"] - t0, 1), "wall_s": round(wall, 1),
+        "trained_rows": next(e.get("rows") for e in events if e["event"] == "configured"),
+    }  # fmt: skip
+
+
+def first_steps(model: Path, label: str, out: Path) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        found = [first_step(model, rows, Path(folder)) for rows in (4_000, 40_000, 200_000)]
+    print(f"{'rows':>8} {'to first step s':>15} {'to configured s':>15} {'wall s':>7} {'rows trained':>12}")
+    for r in found:
+        print(f"{r['rows']:>8} {r['to_first_step_s']:>15} {r['to_configured_s']:>15} {r['wall_s']:>7} {r['trained_rows']:>12}")  # fmt: skip
+    results = json.loads(out.read_text()) if out.exists() else {}
+    results.setdefault("first_step", {})[label] = found
+    out.write_text(json.dumps(results, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="30 steps each")
+    parser.add_argument("--first-step", action="store_true", help="launch → first step at 4k, 40k, 200k rows")
+    parser.add_argument("--label", default="after", help="the --first-step run's name (before, after)")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "training.json"))
     args = parser.parse_args()
     steps = 30 if args.quick else args.steps
     model = Path(os.environ.get("ATELIER_DATA_DIR", ROOT / "var")) / "models" / "atelier-tiny"
     tiny.build(model)
+    if args.first_step:
+        first_steps(model, args.label, Path(args.out))
+        return
     with tempfile.TemporaryDirectory() as folder:
         rows = [bench(t, model, steps, Path(folder)) for t in ("sft", "dpo", "rlvr")]
     header = f"{'technique':<9} {'steps':>5} {'CLI steps/s':>11} {'bare steps/s':>12} {'ratio':>6} {'CLI tok/s':>9} {'CLI wall s':>10} {'bare wall s':>11} {'est GB':>7} {'CLI RSS GB':>10}"
@@ -131,7 +185,12 @@ def main() -> None:
         print(f"{r['technique']:<9} {r['steps']:>5} {r['cli_steps_per_s']:>11} {r['bare_steps_per_s']:>12} {r['ratio']:>6} "
               f"{r['cli_tokens_per_s'] or '-':>9} {r['cli_wall_s']:>10} {r['bare_wall_s']:>11} {r['estimated_gb']:>7} {r['cli_peak_rss_gb']:>10}")  # fmt: skip
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"steps": steps, "rows": rows}, indent=2))
+    kept = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
+    Path(args.out).write_text(
+        json.dumps(
+            {"steps": steps, "rows": rows} | {k: v for k, v in kept.items() if k == "first_step"}, indent=2
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -506,9 +506,15 @@ class Converted:
     records: Iterator[Record]
 
 
-def converted(rows: Iterable[dict[str, Any] | Record], mapping: Mapping, head: int = 1000) -> Converted:
+def converted(
+    rows: Iterable[dict[str, Any] | Record],
+    mapping: Mapping,
+    head: int = 1000,
+    only: Container[int] | None = None,
+) -> Converted:
     """The records converted by the mapping and the file's format; a record whose row its format cannot
-    convert carries the reason. The first `head` records decide the columns and the format."""
+    convert carries the reason. The first `head` records decide the columns and the format. `only`: the
+    positions (from 0) of the records wanted; the others are skipped unconverted."""
     stream = _records(rows)
     first: list[Record] = []
     for record in stream:
@@ -520,7 +526,9 @@ def converted(rows: Iterable[dict[str, Any] | Record], mapping: Mapping, head: i
     convert = mapping.converter(file_columns)
 
     def each() -> Iterator[Record]:
-        for record in itertools.chain(first, stream):
+        for position, record in enumerate(itertools.chain(first, stream)):
+            if only is not None and position not in only:
+                continue
             if record.row is None:
                 yield record
                 continue
@@ -1007,11 +1015,14 @@ def check_file(
 
 
 def good_rows(
-    path: Path | str, technique: str, column_map: dict[str, str] | None = None, data_format: str = AUTO
-) -> Iterator[dict[str, Any]]:
+    path: Path | str, technique: str, column_map: dict[str, str] | None = None, data_format: str = AUTO,
+    only: Container[int] | None = None,
+) -> Iterator[dict[str, Any]]:  # fmt: skip
     """The rows the technique trains on, converted and checked, one at a time (the bad ones skipped:
-    check_file has said them)."""
-    found = converted(records(path), mapping_of(column_map, data_format))
+    check_file has said them). `only`: the positions (from 0) of the rows wanted, in a file that
+    check_file found without a bad row (there a row's position is its record's); the others are
+    neither converted nor checked."""
+    found = converted(records(path), mapping_of(column_map, data_format), only=only)
     checker = Checker(technique, found.columns)
     for record in found.records:
         if record.row is not None:

@@ -131,24 +131,62 @@ def _token_lengths(tokenizer: Any, rows: list[dict[str, Any]]) -> list[int]:
     return lengths
 
 
-def plan_hparams(
-    spec: JobSpec, tokenizer: Any, rows: list[dict[str, Any]], n_params: int, config: Any, bf16: bool
-) -> tuple[HParams, list[int]]:
-    """The hyperparameters a spec gets on this model and data, with each row's token length. The
-    technique's parameters count too: the GRPO answers a person sets per prompt set the steps."""
+def _params(spec: JobSpec) -> Any:
     from workers.training.techniques import REGISTRY, make_params
 
+    return make_params(REGISTRY[spec.technique], spec.params) if spec.technique in REGISTRY else None
+
+
+def rows_read(spec: JobSpec, n_rows: int, n_params: int) -> list[int] | None:
+    """Which of the dataset's `n_rows` rows a run reads, when its steps read fewer than all of them (a
+    40-step job on 200,000 rows reads 640): a sample drawn with the run's seed, in the file's order,
+    so that a resumed run reads the same rows. None: every row (an epoch or more). Only these rows are
+    tokenized, measured for the maximum length and handed to the trainer, so the wait before the first
+    step does not grow with the dataset (bench/training.py --first-step). The trainer shuffles them as
+    it would have shuffled all of them: a random part of one epoch either way."""
+    import random
+
+    plan = resolve(spec.training, technique=spec.technique, n_params=n_params, n_rows=n_rows, token_lengths=[],
+                   context=2048, bf16_supported=False, params=_params(spec))  # fmt: skip
+    # GRPO's batch holds answers, num_generations to a prompt (hparams.resolve).
+    needed = math.ceil(
+        plan.max_steps * plan.batch_size * plan.gradient_accumulation / (plan.num_generations or 1)
+    )
+    if needed >= n_rows:
+        return None
+    return sorted(random.Random(spec.training.seed).sample(range(n_rows), needed))
+
+
+def pick(rows: Any, chosen: list[int] | None) -> Any:
+    """The rows rows_read chose (a list's or a datasets.Dataset's)."""
+    if chosen is None:
+        return rows
+    return rows.select(chosen) if hasattr(rows, "select") else [rows[i] for i in chosen]
+
+
+def plan_hparams(
+    spec: JobSpec,
+    tokenizer: Any,
+    rows: Any,
+    n_params: int,
+    config: Any,
+    bf16: bool,
+    n_rows: int | None = None,
+) -> tuple[HParams, list[int]]:
+    """The hyperparameters a spec gets on this model and data, with the token length of each row it
+    reads. `rows`: the rows the run reads (rows_read's pick); `n_rows`: the dataset's rows, which set
+    the steps (default: len(rows)). The technique's parameters count too: the GRPO answers a person sets
+    per prompt set the steps."""
     lengths = _token_lengths(tokenizer, rows)
-    params = make_params(REGISTRY[spec.technique], spec.params) if spec.technique in REGISTRY else None
     hparams = resolve(
         spec.training,
         technique=spec.technique,
         n_params=n_params,
-        n_rows=len(rows),
+        n_rows=len(rows) if n_rows is None else n_rows,
         token_lengths=lengths,
         context=int(getattr(config, "max_position_embeddings", 2048) or 2048),
         bf16_supported=bf16,
-        params=params,
+        params=_params(spec),
     )
     return hparams, lengths
 
@@ -227,7 +265,9 @@ def run(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
 
     # The data checked first, in one streamed pass (a bad row stops the run before any model is loaded);
     # the rows themselves are read later, into an Arrow cache (data.arrow_rows), never a list.
-    data_module.check_file(spec.dataset, spec.technique, spec.column_map, data_format=spec.data_format)
+    n_rows = data_module.check_file(
+        spec.dataset, spec.technique, spec.column_map, data_format=spec.data_format
+    )
     # The held-out selection the automatic evaluation scores too (heldout.select_rows), and the grader
     # that leads: before → after, the checks during training and the report's number are one function.
     eval_rows = (
@@ -251,13 +291,6 @@ def run(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
         before = scoring.full(scorer, scorer_tokenizer)
         del scorer
     tokenizer = load_tokenizer(base)
-    train_rows = data_module.arrow_rows(
-        lambda: (
-            data_module.for_model([row], tokenizer)[0]
-            for row in data_module.good_rows(spec.dataset, spec.technique, spec.column_map, spec.data_format)
-        ),
-        spec.folder.rows_cache,
-    )
     # On a GPU a LoRA base is frozen in bf16; full fine-tuning keeps fp32 weights under bf16 autocast
     # (the Trainer's bf16=True). estimate.py assumes the same.
     bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
@@ -266,15 +299,29 @@ def run(spec: JobSpec, events: EventWriter) -> dict[str, Any]:
     # num_parameters() counts a 4-bit (QLoRA) weight's packed uint8 storage as the weights it holds;
     # summing numel() there counts the quantized linear layers at half their size.
     n_params = model.num_parameters()
-    hparams, lengths = plan_hparams(spec, tokenizer, train_rows, n_params, model.config, bf16)
-    too_long = [i + 1 for i, n in enumerate(lengths) if n > hparams.max_length]
+    # The rows the run reads, alone: converted, cached, measured and tokenized (rows_read).
+    chosen = rows_read(spec, n_rows, n_params)
+    wanted = None if chosen is None else set(chosen)  # check_file let no bad row through
+    train_rows = data_module.arrow_rows(
+        lambda: (
+            data_module.for_model([row], tokenizer)[0]
+            for row in data_module.good_rows(
+                spec.dataset, spec.technique, spec.column_map, spec.data_format, only=wanted
+            )
+        ),
+        spec.folder.rows_cache,
+    )
+    hparams, lengths = plan_hparams(spec, tokenizer, train_rows, n_params, model.config, bf16, n_rows=n_rows)
+    numbers = chosen or range(len(lengths))
+    too_long = [numbers[i] + 1 for i, n in enumerate(lengths) if n > hparams.max_length]
     if too_long:
         shown = ", ".join(map(str, too_long[:10])) + (" …" if len(too_long) > 10 else "")
         raise TrainingError(
             f"{len(too_long)} rows are longer than the maximum length of {hparams.max_length} tokens "
             f"(rows {shown}; the longest has {max(lengths)}). Raise the maximum length or shorten those rows."
         )
-    events.emit("configured", hparams=asdict(hparams), parameters=n_params, rows=len(train_rows))
+    events.emit("configured", hparams=asdict(hparams), parameters=n_params, rows=len(train_rows),
+                dataset_rows=n_rows)  # fmt: skip
 
     tracker = None
     if spec.tracking.enabled:
@@ -611,7 +658,10 @@ def estimate_spec(
     shape = Shape.from_config(config)
     if gpu is None:
         gpu = shape.parameters >= 50_000_000
-    hparams, _ = plan_hparams(spec, tokenizer, rows, shape.parameters, config, gpu)
+    chosen = rows_read(spec, len(rows), shape.parameters)
+    hparams, _ = plan_hparams(
+        spec, tokenizer, pick(rows, chosen), shape.parameters, config, gpu, n_rows=len(rows)
+    )
     generations = hparams.num_generations or int(spec.params.get("num_generations") or 4)
     guess = estimate(shape, technique=spec.technique, method=hparams.method, batch_size=hparams.batch_size,
                      max_length=hparams.max_length, steps=hparams.max_steps, lora_rank=hparams.lora_rank, gpu=gpu,

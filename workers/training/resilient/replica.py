@@ -29,7 +29,7 @@ from workers.training.folder import JobFolder
 from workers.training.models import load_model, load_tokenizer, training_base
 from workers.training.resilient import Resilience
 from workers.training.spec import JobSpec
-from workers.training.train import Interrupted, StopRequest, TrainingError, plan_hparams
+from workers.training.train import Interrupted, StopRequest, TrainingError, pick, plan_hparams, rows_read
 
 SPAWNED_AT_ENV = "ATELIER_REPLICA_SPAWNED_AT"  # when the process was asked for: recovery time starts here
 COMPLETE = "COMPLETE"
@@ -166,7 +166,9 @@ def run_replica(
     rows = data_module.for_model(rows, tokenizer)
     torch.manual_seed(spec.training.seed)  # every replica starts from the same LoRA initialisation
     model = load_model(base, method="full")
-    hparams, lengths = plan_hparams(spec, tokenizer, rows, model.num_parameters(), model.config, False)
+    n_rows, n_params = len(rows), model.num_parameters()
+    rows = pick(rows, rows_read(spec, n_rows, n_params))  # the rows its steps read, as a plain run's
+    hparams, lengths = plan_hparams(spec, tokenizer, rows, n_params, model.config, False, n_rows=n_rows)
     if max(lengths) > hparams.max_length:
         raise TrainingError(
             f"Some rows are longer than the maximum length of {hparams.max_length} tokens (the longest has "
