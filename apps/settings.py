@@ -135,6 +135,13 @@ def _database() -> dict[str, Any]:
 
 
 DATABASES = {"default": _database()}
+
+# Rendered fragments kept under what they show (apps/core/fragments.py), in each web process's memory:
+# nothing to share or invalidate, since a fragment whose data changed gets another key. A fragment is a
+# few KB; 2,000 bound a process's share to some 10 MB.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "OPTIONS": {"MAX_ENTRIES": 2000}}
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

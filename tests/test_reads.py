@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 
 from apps.jobs.models import Job, Outcome, Status
 from apps.jobs.services import job_create
@@ -130,3 +131,45 @@ def test_the_jobs_list_counts_no_further_than_its_bound_and_says_so(
     assert counts and all("LIMIT 41" in sql for sql in counts), counts
     queued = client.get(url + "?status=queued").content.decode()  # 15 of them: no bound reached
     assert "jobs shown" not in queued and queued.count('data-testid="job-state"') == 15
+
+
+def test_pages_kept_in_the_cache_show_every_change_at_once(alice, bob, alice_project, client):
+    """The jobs list, the dashboard and the header are rendered once and kept under what they show
+    (apps/core/fragments.py): a job that moves on, a renamed project or another person never gets an
+    earlier rendering."""
+    from django.core.cache import cache
+
+    from apps.projects.services import membership_add
+
+    _jobs(alice_project, alice, 3)
+    job = Job.objects.filter(project=alice_project).order_by("pk").first()
+    assert job is not None and job.status == Status.QUEUED
+    client.force_login(alice)
+    jobs_url = reverse("job-list", kwargs={"project_id": alice_project.pk})
+    dashboard = reverse("project-dashboard", kwargs={"project_id": alice_project.pk})
+    cache.clear()
+    for url in (jobs_url, dashboard):
+        assert client.get(url).status_code == 200
+    kept = " ".join(cache._cache)  # type: ignore[attr-defined]  # LocMemCache keeps a dict
+    assert all(
+        f"template.cache.{name}." in kept for name in ("jobs-head", "jobs-table", "dashboard", "header")
+    )
+    Job.objects.filter(pk=job.pk).update(status=Status.RUNNING, step=7, max_steps=20)  # no signal sent
+    page = client.get(jobs_url).content.decode()
+    assert "7/20" in page and page.count("badge-running") == 1
+    assert "badge-running" in client.get(dashboard).content.decode()
+    Job.objects.filter(pk=job.pk).update(status=Status.FAILED, finished_at=timezone.now())
+    assert "badge-running" not in client.get(jobs_url).content.decode()
+    assert "badge-running" not in client.get(dashboard).content.decode()
+    alice_project.name = "Renamed bot"
+    alice_project.save()
+    assert client.get(jobs_url).content.decode().count("Renamed bot") >= 2  # title and the switcher
+    # Another person in the same project: their own name in the header, and a viewer's page has no
+    # button to customize a model.
+    membership_add(project=alice_project, actor=alice, username="bob", role="viewer")
+    client.force_login(bob)
+    page = client.get(jobs_url).content.decode()
+    assert "<summary>bob</summary>" in page and "alice</summary>" not in page
+    assert "Customize a model" not in page
+    client.force_login(alice)
+    assert "Customize a model" in client.get(jobs_url).content.decode()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Q, QuerySet
 from django.http import Http404
+from django.utils.timesince import timesince
 
 from apps.jobs.models import ACTIVE, WAITING, Job, Outcome, Replica, Status
 
@@ -39,6 +41,15 @@ ROW_FIELDS = (
     "project_id", "name", "technique", "kind", "status", "outcome", "outcome_reason", "step", "max_steps",
     "position", "created_at", "started_at", "finished_at", "created_by__username",
 )  # fmt: skip
+
+
+def row_shown(job: Job, now: datetime) -> tuple[Any, ...]:
+    """What a row of the jobs list or the dashboard shows of a job: its fragment's key (apps/core/fragments)."""
+    return (
+        job.pk, job.name, job.technique, job.status, job.outcome, job.outcome_reason, job.step, job.max_steps,
+        job.created_by.username if job.created_by_id else None,
+        timesince(job.created_at, now), timesince(job.finished_at, now) if job.finished_at else None,
+    )  # fmt: skip
 
 
 def job_rows(jobs: QuerySet[Job]) -> QuerySet[Job]:

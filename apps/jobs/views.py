@@ -13,9 +13,11 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.core import fragments
 from apps.core.formatting import human
 from apps.core.forms import form_kept, initial_from
 from apps.core.http import ProjectRequest
@@ -33,6 +35,7 @@ from apps.jobs.selectors import (
     job_rows,
     queue_position,
     replica_states,
+    row_shown,
 )
 from apps.jobs.services import COMPUTE_CLASSES, job_cancel, job_continue, job_create, job_move, job_retry
 from apps.projects.decorators import project_view
@@ -59,10 +62,18 @@ def job_list(request: ProjectRequest) -> HttpResponse:
         technique=technique if technique in TECHNIQUES else None,
         order=SORTS[sort],
     )
-    page = BoundedPaginator(job_rows(jobs), 20).get_page(request.GET.get("page"))
+    paginator = BoundedPaginator(job_rows(jobs), 20)
+    page = paginator.get_page(request.GET.get("page"))
+    page.object_list = rows = list(page.object_list)
+    now = timezone.now()
+    shown = (request.project.pk, status, technique, sort)
     context = {
         "page": page, "status": status, "technique": technique, "sort": sort,
         "statuses": Status.choices, "techniques": TECHNIQUES, "sorts": SORTS, "section": "jobs",
+        # The rendered filters and table are kept under what they show (apps/core/fragments).
+        "head_key": fragments.key(*shown, request.membership.can_edit),
+        "table_key": fragments.key(*shown, page.number, paginator.num_pages, paginator.more, paginator.bound,
+                                   [row_shown(job, now) for job in rows]),
     }  # fmt: skip
     template = "jobs/list.html#table" if request.htmx else "jobs/list.html"
     return render(request, template, context)

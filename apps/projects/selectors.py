@@ -18,6 +18,13 @@ def project_list_for_user(*, user: User | AnonymousUser) -> QuerySet[Project]:
     )
 
 
+def project_names_for_user(*, user: User | AnonymousUser) -> QuerySet[Project]:
+    """The user's projects with their names alone: the header's project switcher."""
+    if not user.is_authenticated:
+        return Project.objects.none()
+    return Project.objects.filter(memberships__user=user).only("id", "name")
+
+
 def membership_get_for_user(*, user: User | AnonymousUser, project_id: int) -> Membership:
     """The user's membership in the project, with the project; Http404 when there is none."""
     if not user.is_authenticated:

@@ -6,11 +6,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.core import fragments
 from apps.core.http import AuthedRequest, ProjectRequest
 from apps.jobs.models import ACTIVE, ENDED, Job
-from apps.jobs.selectors import job_rows
+from apps.jobs.selectors import job_rows, row_shown
 from apps.projects.decorators import project_view, remembered_project
 from apps.projects.forms import MemberAddForm, MemberRoleForm, ProjectForm
 from apps.projects.models import Membership, Project
@@ -89,11 +91,19 @@ def project_dashboard_url(project: Project) -> str:
 @project_view()
 def project_dashboard(request: ProjectRequest) -> HttpResponse:
     jobs = job_rows(Job.objects.filter(project=request.project))
+    running = list(jobs.filter(status__in=ACTIVE).order_by("position")[:10])
+    recent = list(jobs.filter(status__in=ENDED).order_by("-finished_at")[:5])
+    now, project, membership = timezone.now(), request.project, request.membership
     context = {
         "sections": SECTIONS,
-        "running_jobs": jobs.filter(status__in=ACTIVE).order_by("position")[:10],
-        "recent_jobs": jobs.filter(status__in=ENDED).order_by("-finished_at")[:5],
-    }
+        "running_jobs": running,
+        "recent_jobs": recent,
+        # The rendered page is kept under what it shows (apps/core/fragments).
+        "page_key": fragments.key(
+            project.pk, project.name, project.description, membership.role, membership.can_edit,
+            [row_shown(job, now) for job in running], [row_shown(job, now) for job in recent],
+        ),
+    }  # fmt: skip
     return render(request, "projects/dashboard.html", context)
 
 
