@@ -68,7 +68,7 @@ def _metrics(n: int, rng: random.Random) -> list[dict[str, Any]]:
 
 
 def seed(jobs: int, rows: int) -> dict[str, Any]:
-    """The project, its jobs and a draft at the Data step; returns the URLs and the session cookie."""
+    """The project, its jobs and a draft at the Data step; returns the URLs and the cookies."""
     from datetime import timedelta
 
     from django.contrib.auth import get_user_model
@@ -160,7 +160,9 @@ def seed(jobs: int, rows: int) -> dict[str, Any]:
         "job page": reverse("job-detail", kwargs={"project_id": p, "job_id": job.pk}),
         "data step": reverse("wizard-data", kwargs={"project_id": p}),
     }
-    return {"client": client, "pages": pages, "cookie": client.cookies["sessionid"].value, "jobs": made,
+    client.get(pages["dashboard"])  # a browser's cookies after its first page: session, CSRF, project
+    cookie = "; ".join(f"{name}={morsel.value}" for name, morsel in client.cookies.items())
+    return {"client": client, "pages": pages, "cookie": cookie, "jobs": made,
             "project_jobs": Job.objects.filter(project=project).count()}  # fmt: skip
 
 
@@ -204,7 +206,7 @@ def wait_up(url: str, timeout: float = 60) -> None:
 def wrk(url: str, cookie: str, clients: int, seconds: int, script: Path) -> dict[str, Any]:
     out = subprocess.run(
         ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--timeout", "20s", "-s", str(script),
-         "-H", f"Cookie: sessionid={cookie}", url],
+         "-H", f"Cookie: {cookie}", url],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     found = json.loads(out.stdout.strip().splitlines()[-1])
