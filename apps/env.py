@@ -40,7 +40,7 @@ def embedded_redis_socket() -> Path:
 
 
 def embedded_redis_port() -> int:
-    return int(os.environ.get("ATELIER_REDIS_PORT", "6390"))
+    return env_int("ATELIER_REDIS_PORT", 6390)
 
 
 def redis_url() -> str:
@@ -59,7 +59,7 @@ def uses_embedded_redis() -> bool:
 
 
 def mlflow_port() -> int:
-    return int(os.environ.get("ATELIER_MLFLOW_PORT", "5000"))
+    return env_int("ATELIER_MLFLOW_PORT", 5000)
 
 
 def mlflow_tracking_uri() -> str:
@@ -107,19 +107,33 @@ def web_host() -> str:
 
 
 def web_port() -> int:
-    return int(os.environ.get("ATELIER_PORT", "8000"))
+    return env_int("ATELIER_PORT", 8000)
 
 
 def web_processes() -> int:
     """How many web server processes `make run` starts (ATELIER_WEB_PROCESSES, default: one per core, at
     most 8): one Python process serves one core's worth of pages."""
-    value = os.environ.get("ATELIER_WEB_PROCESSES")
-    return max(1, int(value)) if value else max(1, min(8, os.cpu_count() or 1))
+    return max(1, env_int("ATELIER_WEB_PROCESSES", min(8, os.cpu_count() or 1)))
 
 
 def db_pool_size() -> int:
     """PostgreSQL connections each web process keeps at most (ATELIER_DB_POOL_SIZE, default 16)."""
-    return max(1, int(os.environ.get("ATELIER_DB_POOL_SIZE", "16")))
+    return max(1, env_int("ATELIER_DB_POOL_SIZE", 16))
+
+
+class SettingError(ValueError):
+    """A setting from the environment that cannot be used; its message names it and says why."""
+
+
+def env_int(name: str, default: int) -> int:
+    """A whole number from the environment (blank: the default); SettingError naming it otherwise."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise SettingError(f"{name} must be a whole number, not “{value}”.") from None
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -146,4 +160,4 @@ def model_dirs() -> list[str]:
 def train_workers() -> int:
     """How many training workers `make run` starts on the CPU queue (ATELIER_TRAIN_WORKERS, default 1):
     a resilient job runs a replica on each of them."""
-    return max(1, int(os.environ.get("ATELIER_TRAIN_WORKERS", "1")))
+    return max(1, env_int("ATELIER_TRAIN_WORKERS", 1))

@@ -144,7 +144,7 @@ def run_mlflow() -> None:
             # test run spent 7 minutes of CPU there. MLflow's own cache of a checked credential (HMAC-keyed,
             # in the process) skips it; with one user whose password changes only with a restart (the
             # store is made anew above), it is never stale (bench/mlflow_auth.py; 0 turns it off).
-            f"auth_cache_ttl_seconds = {int(os.environ.get('ATELIER_MLFLOW_AUTH_CACHE_SECONDS', '3600'))}\n"
+            f"auth_cache_ttl_seconds = {env.env_int('ATELIER_MLFLOW_AUTH_CACHE_SECONDS', 3600)}\n"
         )
     os.environ |= {
         "MLFLOW_AUTH_CONFIG_PATH": str(config),
@@ -193,7 +193,10 @@ def main(argv: list[str]) -> None:
     }
     if len(argv) != 1 or argv[0] not in commands:
         sys.exit(__doc__)
-    commands[argv[0]]()
+    try:
+        commands[argv[0]]()
+    except env.SettingError as exc:  # one line, not a traceback
+        sys.exit(str(exc))
 
 
 if __name__ == "__main__":

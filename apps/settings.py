@@ -155,8 +155,8 @@ LOGIN_URL = "login"
 # someone out from elsewhere) and refuses that pair, right password or not, until the cool-off ends.
 # Its backend goes first: it refuses a locked-out pair before the password is even checked.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
-AXES_FAILURE_LIMIT = int(os.environ.get("ATELIER_LOGIN_FAILURE_LIMIT", "10"))
-AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("ATELIER_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_FAILURE_LIMIT = env.env_int("ATELIER_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.env_int("ATELIER_LOGIN_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True  # a success forgets that pair's earlier failures
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the cool-off ends when the page says it does
@@ -248,7 +248,7 @@ ENGINE_KIND = os.environ.get("ATELIER_ENGINE", "builtin")
 ENGINE_BIND = os.environ.get("ATELIER_ENGINE_BIND", "127.0.0.1")
 ENGINE_HOST = os.environ.get("ATELIER_ENGINE_HOST", "127.0.0.1")
 # Scale to zero: an engine is stopped after this long without requests (0: never), per endpoint.
-ENGINE_IDLE_SECONDS = int(os.environ.get("ATELIER_ENGINE_IDLE_SECONDS", "900"))
+ENGINE_IDLE_SECONDS = env.env_int("ATELIER_ENGINE_IDLE_SECONDS", 900)
 # How long a request waits for an engine to (re)start before it gets a 503.
 ENGINE_WAKE_TIMEOUT_SECONDS = float(os.environ.get("ATELIER_ENGINE_WAKE_TIMEOUT_SECONDS", "300"))
 ENGINE_START_TIMEOUT_SECONDS = float(os.environ.get("ATELIER_ENGINE_START_TIMEOUT_SECONDS", "900"))
@@ -266,7 +266,7 @@ WORKER_SECRET_ENV = [
 # How long a form waits for a worker to check a teacher's URL.
 PROBE_TIMEOUT_SECONDS = float(os.environ.get("ATELIER_PROBE_TIMEOUT_SECONDS", "20"))
 # Requests a minute per API key unless the key says otherwise.
-GATEWAY_RATE_LIMIT = int(os.environ.get("ATELIER_RATE_LIMIT_PER_MINUTE", "600"))
+GATEWAY_RATE_LIMIT = env.env_int("ATELIER_RATE_LIMIT_PER_MINUTE", 600)
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"

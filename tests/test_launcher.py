@@ -126,3 +126,16 @@ def test_the_launcher_starts_every_service_and_ctrl_c_stops_them_all(tmp_path):
     _gone, alive = psutil.wait_procs(children, timeout=15)
     assert not alive, f"still running after Ctrl-C: {[p.cmdline() for p in alive]}"
     assert proc.returncode is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "command"),
+    [("ATELIER_WEB_PROCESSES", "procfile"), ("ATELIER_TRAIN_WORKERS", "procfile"), ("ATELIER_PORT", "web")],
+)
+def test_a_number_setting_that_is_not_a_number_is_named_in_one_line(name, command, tmp_path):
+    env = {**os.environ, "ATELIER_DATA_DIR": str(tmp_path), name: "two"}
+    result = subprocess.run(
+        [sys.executable, "-m", "apps.launcher", command], env=env, capture_output=True, text=True, check=False
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"{name} must be a whole number, not “two”."
