@@ -58,5 +58,8 @@ def test_review_values_read_as_people_write_them(wizard):  # noqa: F811
     assert "graders Exact match, Contains" in technique and "[" not in technique
     hparams = _cell(review, "review-hparams")
     assert "learning rate 3e-3" in hparams and "LoRA · 10 steps" in hparams
+    # Ten steps read a sample of the prompts (train.rows_read): the review says how many of them.
+    read = re.search(r"reads (\d+) of the (\d+) training rows \(a sample: its steps read no more\)", hparams)
+    assert read and 0 < int(read.group(1)) < int(read.group(2)), hparams
     assert "0.0029999999999999996" not in review
     assert reverse("wizard-review", kwargs={"project_id": wizard[2].pk}) in response["Location"]

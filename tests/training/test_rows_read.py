@@ -70,7 +70,7 @@ def test_the_run_converts_and_tokenizes_only_the_rows_it_reads_and_the_estimate_
     planned = estimate_spec(JobSpec.from_dict(spec_dict), gpu=False)
     assert planned["hparams"]["max_length"] == configured["hparams"]["max_length"]
     assert planned["hparams"]["max_steps"] == configured["hparams"]["max_steps"] == 10
-    assert planned["rows"] == rows
+    assert planned["rows"] == rows and planned["rows_read"] == configured["rows"] == 160
 
 
 def test_a_row_too_long_is_named_by_its_place_in_the_dataset_when_the_run_reads_it(tmp_path, tiny_model):

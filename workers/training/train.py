@@ -677,6 +677,7 @@ def estimate_spec(
         "early_stopping": early,  # the planned steps are then the most it runs
         "parameters": shape.parameters,
         "rows": len(rows),
+        "rows_read": len(chosen) if chosen is not None else len(rows),  # rows_read's sample, or all
     }
 
 
