@@ -8,4 +8,9 @@ if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apps.settings")
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    from apps.env import SettingError
+
+    try:
+        execute_from_command_line(sys.argv)
+    except SettingError as exc:  # a setting that cannot be used: one line naming it, not a traceback
+        sys.exit(str(exc))

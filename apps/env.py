@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -127,13 +129,22 @@ class SettingError(ValueError):
 
 def env_int(name: str, default: int) -> int:
     """A whole number from the environment (blank: the default); SettingError naming it otherwise."""
+    return _number(name, default, int, "a whole number")
+
+
+def env_float(name: str, default: float) -> float:
+    """A number from the environment (blank: the default); SettingError naming it otherwise."""
+    return _number(name, float(default), float, "a number")
+
+
+def _number(name: str, default: Any, kind: Callable[[str], Any], said: str) -> Any:
     value = os.environ.get(name, "").strip()
     if not value:
         return default
     try:
-        return int(value)
+        return kind(value)
     except ValueError:
-        raise SettingError(f"{name} must be a whole number, not “{value}”.") from None
+        raise SettingError(f"{name} must be {said}, not “{value}”.") from None
 
 
 def env_bool(name: str, default: bool = False) -> bool:

@@ -212,27 +212,27 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "beat-heartbeat": {
         "task": "workers.tasks.beat_heartbeat",
-        "schedule": float(os.environ.get("ATELIER_HEARTBEAT_SECONDS", "15")),
+        "schedule": env.env_float("ATELIER_HEARTBEAT_SECONDS", 15),
     },
     "jobs-reap": {
         "task": "workers.tasks.jobs_reap",
-        "schedule": float(os.environ.get("ATELIER_REAPER_SECONDS", "15")),
+        "schedule": env.env_float("ATELIER_REAPER_SECONDS", 15),
     },
 }
 
 # Jobs. A running job's worker renews its lease every second or so; a job whose lease ran out (its worker
 # died) is queued again by the reaper and resumes from its newest complete checkpoint. Cancelling writes a
 # flag the trainer checks between steps, then SIGTERM after the grace period, then SIGKILL after another.
-JOB_LEASE_SECONDS = float(os.environ.get("ATELIER_JOB_LEASE_SECONDS", "60"))
-JOB_CANCEL_GRACE_SECONDS = float(os.environ.get("ATELIER_CANCEL_GRACE_SECONDS", "30"))
+JOB_LEASE_SECONDS = env.env_float("ATELIER_JOB_LEASE_SECONDS", 60)
+JOB_CANCEL_GRACE_SECONDS = env.env_float("ATELIER_CANCEL_GRACE_SECONDS", 30)
 # A job that waited this long takes a worker from a resilient job above its minimum of replicas (one
 # replica leaves at a step boundary; the resilient job grows again when a worker is free).
-JOB_PREEMPT_AFTER_SECONDS = float(os.environ.get("ATELIER_PREEMPT_AFTER_SECONDS", "20"))
+JOB_PREEMPT_AFTER_SECONDS = env.env_float("ATELIER_PREEMPT_AFTER_SECONDS", 20)
 # Folders people may choose models from by path (ATELIER_MODEL_DIRS); the data folder never counts.
 MODEL_DIRS = env.model_dirs()
 
 # Uploads: streamed to disk, stopped at this size (ATELIER_DATASET_MAX_MB).
-DATASET_MAX_BYTES = int(float(os.environ.get("ATELIER_DATASET_MAX_MB", "200")) * 1024**2)
+DATASET_MAX_BYTES = int(env.env_float("ATELIER_DATASET_MAX_MB", 200) * 1024**2)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # bigger uploads go to a temporary file, never to memory
 # Compute classes (workers.training.estimate) and the queue whose workers can run each.
 JOB_QUEUES = {
@@ -250,8 +250,8 @@ ENGINE_HOST = os.environ.get("ATELIER_ENGINE_HOST", "127.0.0.1")
 # Scale to zero: an engine is stopped after this long without requests (0: never), per endpoint.
 ENGINE_IDLE_SECONDS = env.env_int("ATELIER_ENGINE_IDLE_SECONDS", 900)
 # How long a request waits for an engine to (re)start before it gets a 503.
-ENGINE_WAKE_TIMEOUT_SECONDS = float(os.environ.get("ATELIER_ENGINE_WAKE_TIMEOUT_SECONDS", "300"))
-ENGINE_START_TIMEOUT_SECONDS = float(os.environ.get("ATELIER_ENGINE_START_TIMEOUT_SECONDS", "900"))
+ENGINE_WAKE_TIMEOUT_SECONDS = env.env_float("ATELIER_ENGINE_WAKE_TIMEOUT_SECONDS", 300)
+ENGINE_START_TIMEOUT_SECONDS = env.env_float("ATELIER_ENGINE_START_TIMEOUT_SECONDS", 900)
 # Where workers reach the gateway (a project's endpoint as the teacher of a data generation).
 GATEWAY_URL = os.environ.get("ATELIER_GATEWAY_URL", f"http://{env.web_host()}:{env.web_port()}/v1")
 # Where judges, teachers and the teacher check may connect besides public addresses (workers.training.
@@ -264,7 +264,7 @@ WORKER_SECRET_ENV = [
     n.strip() for n in os.environ.get("ATELIER_WORKER_SECRET_ENV", "").split(",") if n.strip()
 ]
 # How long a form waits for a worker to check a teacher's URL.
-PROBE_TIMEOUT_SECONDS = float(os.environ.get("ATELIER_PROBE_TIMEOUT_SECONDS", "20"))
+PROBE_TIMEOUT_SECONDS = env.env_float("ATELIER_PROBE_TIMEOUT_SECONDS", 20)
 # Requests a minute per API key unless the key says otherwise.
 GATEWAY_RATE_LIMIT = env.env_int("ATELIER_RATE_LIMIT_PER_MINUTE", 600)
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")

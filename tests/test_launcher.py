@@ -139,3 +139,17 @@ def test_a_number_setting_that_is_not_a_number_is_named_in_one_line(name, comman
     )  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == f"{name} must be a whole number, not “two”."
+
+
+@pytest.mark.parametrize(
+    ("name", "said"), [("ATELIER_PORT", "a whole number"), ("ATELIER_JOB_LEASE_SECONDS", "a number")]
+)
+def test_make_runs_setup_names_a_setting_that_is_not_a_number_in_one_line(name, said, tmp_path):
+    """`make run` migrates first (manage.py), which reads the settings: the same one line there."""
+    env = {**os.environ, "ATELIER_DATA_DIR": str(tmp_path), name: "soon"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], env=env, capture_output=True, text=True, check=False,
+        cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"{name} must be {said}, not “soon”."
